@@ -1,0 +1,1 @@
+//! TOML -> validated Config. Filled by the daemon issue.

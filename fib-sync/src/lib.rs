@@ -1,0 +1,1 @@
+//! Desired kernel routes -> netlink. Filled by the fib-sync issue.

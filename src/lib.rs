@@ -1,0 +1,1 @@
+//! The tern daemon: peer sessions, RIB, kernel sync, control socket.
