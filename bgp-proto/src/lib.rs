@@ -8,6 +8,7 @@ pub mod attributes;
 pub mod capability;
 pub mod error;
 pub mod framing;
+pub mod fsm;
 pub mod message;
 pub mod nlri;
 pub mod notification;
