@@ -1,0 +1,376 @@
+//! The validated configuration. All times are whole seconds; all defaults are filled.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnetwork::IpNetwork;
+use serde::{Serialize, Serializer};
+
+use crate::types::{
+    AddPath, Community, ExtCommunity, Family, IpipMode, LargeCommunity, NextHop, PolicyDefault,
+    RuleAction,
+};
+
+/// Shows a TCP-MD5 key as `<redacted>` so `ternctl` never prints secrets.
+fn redact<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_some("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+/// A validated tern configuration. `PartialEq` lets the daemon diff old and new on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    /// `[bgp]`: global speaker settings.
+    pub bgp: Bgp,
+    /// `[graceful_restart]`.
+    pub graceful_restart: GracefulRestart,
+    /// `[kernel]`: FIB programming.
+    pub kernel: Kernel,
+    /// `[[originate]]`: our own prefixes.
+    pub originate: Vec<Originate>,
+    /// `[control]`: local sockets.
+    pub control: Control,
+    /// `[metrics]`: Prometheus endpoint, if any.
+    pub metrics: Option<Metrics>,
+    /// `[mesh]`: full iBGP mesh, if any.
+    pub mesh: Option<Mesh>,
+    /// `[[dynamic_peers]]`: ranges peers may connect from.
+    pub dynamic_peers: Vec<DynamicPeers>,
+    /// `[[peer]]`: explicit neighbors.
+    pub peers: Vec<Peer>,
+    /// `[[policy]]`: named import/export policies.
+    pub policies: Vec<Policy>,
+}
+
+/// `[bgp]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bgp {
+    /// Our AS number (4-octet, RFC 6793).
+    pub asn: u32,
+    /// BGP Identifier (RFC 4271 §4.2).
+    pub router_id: Ipv4Addr,
+    /// Addresses to accept connections on; empty: do not listen.
+    pub listen: Vec<SocketAddr>,
+    /// Proposed Hold Time: 0 or 3..=65535 (RFC 4271 §4.2).
+    pub hold_time: u16,
+    /// KEEPALIVE interval; default `hold_time / 3` (RFC 4271 §10).
+    pub keepalive_time: u16,
+    /// ConnectRetryTimer, >= 1.
+    pub connect_retry_time: u32,
+    /// Route-reflector CLUSTER_ID (RFC 4456 §7); set on reflectors.
+    pub cluster_id: Option<Ipv4Addr>,
+    /// Reject eBGP UPDATEs whose AS_PATH does not start with the peer's AS (RFC 4271 §6.3).
+    pub enforce_first_as: bool,
+    /// RFC 8212: eBGP peers without explicit policy exchange nothing.
+    pub rfc8212: bool,
+}
+
+/// `[graceful_restart]` (RFC 4724, RFC 9494).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GracefulRestart {
+    /// Advertise and honour graceful restart.
+    pub enabled: bool,
+    /// Restart Time we advertise, 0..=4095 (12-bit field, RFC 4724 §3).
+    pub restart_time: u16,
+    /// How long a restarting peer's routes are kept stale.
+    pub stale_routes_time: u32,
+    /// Long-lived stale time, 0..=16777215 (24-bit, RFC 9494); 0 = off.
+    pub long_lived_stale_time: u32,
+}
+
+/// `[kernel]`: how routes reach the Linux FIB.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Kernel {
+    /// Program routes at all.
+    pub enabled: bool,
+    /// IPIP encapsulation mode.
+    pub ipip: IpipMode,
+    /// Tunnel device name (a valid Linux ifname).
+    pub tunnel_device: String,
+    /// Only routes inside one of these reach the kernel.
+    pub allowed_prefixes: Vec<IpNetwork>,
+    /// Routing table id (never 0 or 255).
+    pub table: u32,
+    /// rtnetlink protocol number our routes carry (never 0..=3).
+    pub protocol: u8,
+    /// Route metric (priority).
+    pub metric: u32,
+    /// Seconds after start before unconfirmed adopted routes are removed.
+    pub sweep_after: u32,
+}
+
+/// `[[originate]]`: a prefix this host announces.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Originate {
+    /// The prefix (host bits zero).
+    pub prefix: IpNetwork,
+    /// Install a blackhole route for it.
+    pub blackhole: bool,
+    /// Standard communities attached.
+    pub communities: Vec<Community>,
+    /// Large communities attached.
+    pub large_communities: Vec<LargeCommunity>,
+}
+
+/// `[control]`: local control sockets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Control {
+    /// ternctl socket.
+    pub socket: PathBuf,
+    /// BIRD-compatible CLI socket (IPv4 view).
+    pub bird_socket: Option<PathBuf>,
+    /// BIRD-compatible CLI socket (IPv6 view).
+    pub bird6_socket: Option<PathBuf>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metrics {
+    /// Prometheus text endpoint.
+    pub listen: SocketAddr,
+}
+
+/// `[mesh]`: full iBGP mesh.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mesh {
+    /// The other hosts.
+    pub peers: Vec<IpAddr>,
+    /// Our address in the mesh (default `bgp.router_id`).
+    pub local_address: IpAddr,
+    /// TCP-MD5 key for all mesh sessions (RFC 2385).
+    #[serde(serialize_with = "redact")]
+    pub password: Option<String>,
+    /// Remote TCP port.
+    pub port: u16,
+}
+
+/// `max_prefixes`: limit on prefixes accepted from a peer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MaxPrefixes {
+    /// Prefix count that trips the limit (>= 1).
+    pub limit: u32,
+    /// Log a warning at this percentage of `limit` (1..=100).
+    pub warning_percent: u8,
+    /// Seconds before reconnecting after the limit tripped; 0 = stay down.
+    pub restart_after: u32,
+}
+
+/// `[[dynamic_peers]]`: accept sessions from any address in a range.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DynamicPeers {
+    /// Source range (host bits zero).
+    pub range: IpNetwork,
+    /// Remote AS expected (default `bgp.asn`).
+    pub asn: u32,
+    /// Maximum concurrent sessions from the range.
+    pub limit: u32,
+    /// Treat these peers as route-reflector clients (RFC 4456).
+    pub route_reflector_client: bool,
+    /// TCP-MD5 key.
+    #[serde(serialize_with = "redact")]
+    pub password: Option<String>,
+    /// Hold time override.
+    pub hold_time: Option<u16>,
+    /// Keepalive override.
+    pub keepalive_time: Option<u16>,
+    /// Import policy chain.
+    pub import: Vec<String>,
+    /// Export policy chain.
+    pub export: Vec<String>,
+    /// Prefix limit.
+    pub max_prefixes: Option<MaxPrefixes>,
+}
+
+/// `[[peer]]`: an explicit neighbor, as written (overrides stay `Option`).
+///
+/// See [`Config::effective_peers`] for the fully resolved view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Peer {
+    /// Unique name (default `Peer_` + address with `.`/`:` as `_`).
+    pub name: String,
+    /// Remote address.
+    pub address: IpAddr,
+    /// Remote AS.
+    pub asn: u32,
+    /// Remote TCP port.
+    pub port: u16,
+    /// Local AS for this session (default `bgp.asn`).
+    pub local_asn: u32,
+    /// Only accept, never connect.
+    pub passive: bool,
+    /// Administratively up.
+    pub enabled: bool,
+    /// TCP-MD5 key (RFC 2385).
+    #[serde(serialize_with = "redact")]
+    pub password: Option<String>,
+    /// GTSM (RFC 5082).
+    pub ttl_security: bool,
+    /// GTSM hop count, 1..=254.
+    pub ttl_security_hops: u8,
+    /// Outgoing TTL as written; `None`: 1 for eBGP, 64 for iBGP.
+    pub multihop: Option<u8>,
+    /// Local address for the session.
+    pub source_address: Option<IpAddr>,
+    /// Next-hop handling on export.
+    pub next_hop: NextHop,
+    /// Route-reflector client (RFC 4456).
+    pub route_reflector_client: bool,
+    /// Hold time override.
+    pub hold_time: Option<u16>,
+    /// Keepalive override.
+    pub keepalive_time: Option<u16>,
+    /// Accept our own AS in AS_PATH this many times (0..=10).
+    pub allowas_in: u8,
+    /// Address families to negotiate.
+    pub families: Vec<Family>,
+    /// ADD-PATH mode (RFC 7911).
+    pub add_path: AddPath,
+    /// Import policy chain (names of `[[policy]]`).
+    pub import: Vec<String>,
+    /// Export policy chain.
+    pub export: Vec<String>,
+    /// Administrative shutdown text (RFC 8203), <= 255 bytes.
+    pub shutdown_message: Option<String>,
+    /// Prefix limit.
+    pub max_prefixes: Option<MaxPrefixes>,
+}
+
+/// `[[policy]]`: an ordered rule list with a default verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Policy {
+    /// Unique name, referenced by `import`/`export`.
+    pub name: String,
+    /// Verdict when no rule decides.
+    pub default: PolicyDefault,
+    /// Rules, in order.
+    pub rules: Vec<Rule>,
+}
+
+/// A prefix match with a prefix-length range: `prefix.len() <= ge <= le <= max`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrefixMatch {
+    /// Covering prefix.
+    pub prefix: IpNetwork,
+    /// Shortest matching length (default: the prefix length, or `ge` if only `ge`).
+    pub ge: u8,
+    /// Longest matching length (default: `ge` if neither given, else the family maximum).
+    pub le: u8,
+}
+
+impl PrefixMatch {
+    /// Whether `net` lies inside `prefix` with a length in `ge..=le`.
+    pub fn matches(&self, net: &IpNetwork) -> bool {
+        let len = net.prefix();
+        len >= self.ge && len <= self.le && self.prefix.contains(net.network())
+    }
+}
+
+/// `[[policy.rule]]`: all given match fields must hold; then the actions apply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rule {
+    /// Prefix match.
+    pub prefix: Option<PrefixMatch>,
+    /// Route carries this standard community.
+    pub community: Option<Community>,
+    /// Route carries this large community.
+    pub large_community: Option<LargeCommunity>,
+    /// AS_PATH contains this AS.
+    pub as_path_contains: Option<u32>,
+    /// AS_PATH originates in this AS.
+    pub origin_as: Option<u32>,
+    /// The peer the route came from / goes to.
+    pub neighbor: Option<IpAddr>,
+    /// Verdict after the sets.
+    pub action: RuleAction,
+    /// LOCAL_PREF to set.
+    pub set_local_pref: Option<u32>,
+    /// MED to set.
+    pub set_med: Option<u32>,
+    /// Standard communities to add.
+    pub add_communities: Vec<Community>,
+    /// Standard communities to remove.
+    pub remove_communities: Vec<Community>,
+    /// Large communities to add.
+    pub add_large_communities: Vec<LargeCommunity>,
+    /// Large communities to remove.
+    pub remove_large_communities: Vec<LargeCommunity>,
+    /// Extended communities to add.
+    pub add_ext_communities: Vec<ExtCommunity>,
+    /// Prepend our AS this many times (0..=10).
+    pub prepend: u8,
+}
+
+/// Where an [`EffectivePeer`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PeerOrigin {
+    /// A `[[peer]]` entry (its index).
+    Explicit(usize),
+    /// A `[mesh] peers` entry (its index).
+    Mesh(usize),
+}
+
+/// How the session's IP TTL is set and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TtlMode {
+    /// Send with this TTL, accept any.
+    Fixed(u8),
+    /// GTSM (RFC 5082 §3): send 255, accept only TTL >= 256 - hops.
+    Gtsm {
+        /// Allowed hop count.
+        hops: u8,
+    },
+}
+
+/// A neighbor with every default and inheritance resolved; what a session task runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EffectivePeer {
+    /// Protocol name (`tor1`, `Peer_192_168_1_1`, `Mesh_192_168_1_12`).
+    pub name: String,
+    /// Where it was configured.
+    pub origin: PeerOrigin,
+    /// Remote address.
+    pub address: IpAddr,
+    /// Remote TCP port.
+    pub port: u16,
+    /// Remote AS.
+    pub asn: u32,
+    /// Our AS on this session.
+    pub local_asn: u32,
+    /// `asn == local_asn`.
+    pub ibgp: bool,
+    /// Only accept, never connect.
+    pub passive: bool,
+    /// Administratively up.
+    pub enabled: bool,
+    /// TCP-MD5 key.
+    #[serde(serialize_with = "redact")]
+    pub password: Option<String>,
+    /// TTL handling.
+    pub ttl: TtlMode,
+    /// Local address for the session.
+    pub source_address: Option<IpAddr>,
+    /// Next-hop handling.
+    pub next_hop: NextHop,
+    /// Route-reflector client.
+    pub route_reflector_client: bool,
+    /// Hold time we propose.
+    pub hold_time: u16,
+    /// Keepalive interval.
+    pub keepalive_time: u16,
+    /// allowas-in count.
+    pub allowas_in: u8,
+    /// Families to negotiate.
+    pub families: Vec<Family>,
+    /// ADD-PATH mode.
+    pub add_path: AddPath,
+    /// Import policy chain.
+    pub import: Vec<String>,
+    /// Export policy chain.
+    pub export: Vec<String>,
+    /// Administrative shutdown text.
+    pub shutdown_message: Option<String>,
+    /// Prefix limit.
+    pub max_prefixes: Option<MaxPrefixes>,
+}
