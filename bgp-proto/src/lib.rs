@@ -9,6 +9,8 @@ pub mod capability;
 pub mod error;
 pub mod framing;
 pub mod fsm;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod message;
 pub mod nlri;
 pub mod notification;
