@@ -7,46 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use bgp_proto::capability::Capability;
-use bgp_proto::open::Open;
-use bgp_proto::{decode, Context, FamilySet, Message, MessageType, Treatment};
+use bgp_proto::open::{receive_context, Open};
+use bgp_proto::{decode, Context, Message, MessageType, Treatment};
 
 fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
-}
-
-fn has(open: &Open, f: impl Fn(&Capability) -> bool) -> bool {
-    open.capabilities().any(f)
-}
-
-/// The receive context for messages `sender` sends to `receiver` (RFC 6793,
-/// RFC 8654, RFC 7911 §4 negotiation).
-fn context(sender: &Open, receiver: &Open) -> Context {
-    let four = |o: &Open| has(o, |c| matches!(c, Capability::FourOctetAs(_)));
-    let ext = |o: &Open| has(o, |c| matches!(c, Capability::ExtendedMessage));
-    let add_path = |o: &Open| -> Vec<_> {
-        o.capabilities()
-            .filter_map(|c| match c {
-                Capability::AddPath(v) => Some(v.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
-    };
-    let (s, r) = (add_path(sender), add_path(receiver));
-    let families: FamilySet = s
-        .iter()
-        .filter(|(f, m)| m.can_send() && r.iter().any(|(g, n)| g == f && n.can_receive()))
-        .map(|(f, _)| *f)
-        .collect();
-    Context {
-        four_octet_as: four(sender) && four(receiver),
-        max_message_len: if ext(sender) && ext(receiver) {
-            65535
-        } else {
-            4096
-        },
-        add_path: families,
-    }
 }
 
 #[test]
@@ -70,7 +35,7 @@ fn golden_captures_round_trip_byte_identically() {
             let what = format!("{} message #{i} ({} -> {})", file.display(), m.src, m.dst);
             // OPENs decode the same under any context; the rest need the pair's.
             let ctx = match (opens.get(&(m.src, m.dst)), opens.get(&(m.dst, m.src))) {
-                (Some(s), Some(r)) => context(s, r),
+                (Some(s), Some(r)) => receive_context(s, r),
                 _ => Context::default(),
             };
             let decoded = decode(&m.bytes, &ctx).unwrap_or_else(|e| panic!("{what}: {e}"));

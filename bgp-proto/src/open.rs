@@ -206,6 +206,44 @@ impl Open {
     }
 }
 
+/// The context for decoding what `sender` sends to `receiver`, from their
+/// two OPENs: 4-octet AS if both announce it (RFC 6793 §4), extended messages
+/// if both do (RFC 8654 §3), path identifiers for each family the sender may
+/// send and the receiver may receive (RFC 7911 §4).
+pub fn receive_context(sender: &Open, receiver: &Open) -> crate::Context {
+    let four = |o: &Open| {
+        o.capabilities()
+            .any(|c| matches!(c, Capability::FourOctetAs(_)))
+    };
+    let ext = |o: &Open| {
+        o.capabilities()
+            .any(|c| matches!(c, Capability::ExtendedMessage))
+    };
+    let add_path = |o: &Open| -> Vec<(crate::Family, crate::capability::AddPathMode)> {
+        o.capabilities()
+            .filter_map(|c| match c {
+                Capability::AddPath(v) => Some(v.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    let (s, r) = (add_path(sender), add_path(receiver));
+    crate::Context {
+        four_octet_as: four(sender) && four(receiver),
+        max_message_len: if ext(sender) && ext(receiver) {
+            crate::framing::MAX_EXTENDED_MESSAGE_LEN
+        } else {
+            crate::framing::MAX_MESSAGE_LEN
+        },
+        add_path: s
+            .iter()
+            .filter(|(f, m)| m.can_send() && r.iter().any(|(g, n)| g == f && n.can_receive()))
+            .map(|(f, _)| *f)
+            .collect(),
+    }
+}
+
 /// Splits an optional parameter of type 2 into capabilities (RFC 5492 §4).
 fn decode_capabilities(
     mut value: &[u8],
@@ -252,6 +290,27 @@ mod tests {
                 Capability::AddPath(vec![(Family::IPV4_UNICAST, AddPathMode::Both)]),
             ],
         )
+    }
+
+    #[test]
+    fn receive_context_negotiates_each_direction() {
+        let a = sample(); // 4-octet AS, ADD-PATH both for IPv4
+        let mut b = Open::new(
+            65002,
+            90,
+            Ipv4Addr::new(10, 0, 0, 2),
+            vec![
+                Capability::AddPath(vec![(Family::IPV4_UNICAST, AddPathMode::Receive)]),
+                Capability::ExtendedMessage,
+            ],
+        );
+        let a_to_b = receive_context(&a, &b);
+        assert!(!a_to_b.four_octet_as);
+        assert!(a_to_b.has_add_path(Family::IPV4_UNICAST));
+        assert_eq!(a_to_b.max_message_len, 4096);
+        assert!(!receive_context(&b, &a).has_add_path(Family::IPV4_UNICAST));
+        b.capability_groups[0].push(Capability::FourOctetAs(65002));
+        assert!(receive_context(&b, &a).four_octet_as);
     }
 
     #[test]
