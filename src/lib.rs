@@ -1,1 +1,4 @@
 //! The tern daemon: peer sessions, RIB, kernel sync, control socket.
+
+pub mod decode;
+pub mod pcap;
