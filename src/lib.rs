@@ -2,3 +2,5 @@
 
 pub mod decode;
 pub mod pcap;
+pub mod rib;
+pub mod route;

@@ -94,6 +94,7 @@ addr() {
 }
 
 # start_tcpdump NS IF FILE: captures full BGP segments; sets TCPDUMP_PID.
+# IF "any" gives Linux cooked (SLL2) framing instead of Ethernet.
 start_tcpdump() {
     local ns="$1" ifc="$2" file="$3"
     local errlog="$WORK/tcpdump-$(basename "$file").log"
@@ -109,6 +110,8 @@ stop_tcpdump() {
     sleep 1
     kill -INT "$TCPDUMP_PID"
     wait "$TCPDUMP_PID" || true
+    # tcpdump drops privileges to its own user; hand the file to the tree's owner.
+    chown --reference="$OUT" "$1"
     chmod 0644 "$1"
     log "wrote $1 ($(stat -c %s "$1") bytes)"
 }
@@ -317,7 +320,7 @@ EOF
     local g=(gobgp_in "$NS_B" global rib)
     "${g[@]}" add -a ipv4 10.22.1.0/24 community 65002:1,65002:2 large-community 65002:1:1
     "${g[@]}" add -a ipv4 10.22.2.0/24 community 65002:1,65002:2 large-community 65002:1:1
-    "${g[@]}" add -a ipv4 10.22.3.0/24 aspath "65020 65021 {65030,65031}" med 20 origin igp community no-export
+    "${g[@]}" add -a ipv4 10.22.3.0/24 aspath "65020 65021 {65030,65031}" med 20 origin igp community no-export aggregator 65021:10.0.1.99
     "${g[@]}" add -a ipv4 10.22.4.0/24 identifier 1 med 10 community 65002:41
     "${g[@]}" add -a ipv4 10.22.4.0/24 identifier 2 med 20 community 65002:42
     "${g[@]}" add -a ipv6 fd00:22:1::/48 community 65002:6
@@ -339,7 +342,9 @@ EOF
         "! ip netns exec '$NS_B' gobgp neighbor 10.0.1.1 adj-in -a ipv6 | grep -q fd00:11:3::"
 
     # Administrative shutdown from GoBGP with a shutdown communication.
-    gobgp_in "$NS_B" neighbor 10.0.1.1 shutdown --reason "maintenance: going down"
+    # `shutdown` (deprecated alias of `disable`) is the form that puts the
+    # --reason text into the NOTIFICATION in GoBGP 3.10; `disable --reason` does not.
+    gobgp_in "$NS_B" neighbor 10.0.1.1 shutdown --reason "maintenance: going down" 2>/dev/null
     wait_for "s1 BIRD saw the session go down" 20 sh -c \
         "! birdc -s '$WORK/s1bird.ctl' show protocols gobgp | grep -q Established"
     stop_tcpdump "$pcap"
@@ -496,7 +501,8 @@ $BIRD_TIMERS
 }
 EOF
 
-    start_tcpdump "$NS_A" "$IF_A" "$pcap"
+    # Captured on "any": Linux cooked SLL2 link type rather than Ethernet.
+    start_tcpdump "$NS_A" any "$pcap"
     start_bird "$NS_A" s3p "$WORK/s3-p.conf"
     start_bird "$NS_B" s3q "$WORK/s3-q.conf"
     wait_for "s3 P established" 60 bird_established s3p q

@@ -1,0 +1,1301 @@
+//! The RIB: Adj-RIB-In per peer (the paths each peer gave, kept in the
+//! Loc-RIB entries), the Loc-RIB with the RFC 4271 §9.1.2 decision process,
+//! and an Adj-RIB-Out per peer. One task owns it; peers and the daemon talk
+//! to it by message. Outbound UPDATEs are encoded once for every peer that
+//! gets the same bytes, and a slow peer's backlog is bounded: changes for it
+//! coalesce per prefix until its queue has room again.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::Arc;
+
+use bgp_proto::attributes::{Community, MpNextHop};
+use bgp_proto::update::{pack_announcements, pack_withdrawals, Update};
+use bgp_proto::{Context, Family, FamilySet, Message, Nlri};
+use bytes::Bytes;
+use ipnetwork::IpNetwork;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::route::RouteAttrs;
+
+/// Identifies a peer inside the daemon; [`LOCAL`] is the daemon itself.
+pub type PeerId = u32;
+/// The "peer" that originated routes belong to.
+pub const LOCAL: PeerId = 0;
+/// LOCAL_PREF assumed when a route has none (RFC 4271 §5.1.5 leaves it local; 100 is universal).
+pub const DEFAULT_LOCAL_PREF: u32 = 100;
+
+/// How the next hop is chosen when a route is sent to a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum NextHopMode {
+    /// eBGP: self; iBGP: keep, except for our own routes.
+    Auto,
+    SelfAddress,
+    Keep,
+}
+
+/// What the RIB needs to know about an established session.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    pub id: PeerId,
+    pub name: String,
+    pub address: IpAddr,
+    /// Our address on this session: the next hop we announce as "self".
+    pub local_address: IpAddr,
+    pub asn: u32,
+    pub local_asn: u32,
+    pub router_id: Ipv4Addr,
+    pub rr_client: bool,
+    pub next_hop: NextHopMode,
+    /// Encoding context for what we send (RFC 6793, RFC 8654, RFC 7911).
+    pub tx: Context,
+    /// Decoding context for what we receive (4-octet AS decides AS4_PATH merging).
+    pub rx_four_octet_as: bool,
+    pub families: FamilySet,
+    /// Accept this many of our own AS in received paths (eBGP loop check).
+    pub allowas_in: u8,
+}
+
+impl PeerInfo {
+    pub fn ibgp(&self) -> bool {
+        self.asn == self.local_asn
+    }
+}
+
+/// The send side of a peer's outbound queue.
+#[derive(Clone, Debug)]
+pub struct PeerOut {
+    pub queue: mpsc::Sender<Bytes>,
+    /// Set by the RIB when the queue was full; the writer then reports
+    /// [`RibMsg::Writable`] once it has room.
+    pub want_writable: Arc<AtomicBool>,
+}
+
+/// A route change for the kernel, handed to fib-sync by the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelOp {
+    /// Route via these gateways (several: ECMP).
+    Via(IpNetwork, Vec<IpAddr>),
+    Blackhole(IpNetwork),
+    Remove(IpNetwork),
+}
+
+/// A prefix this host originates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Originated {
+    pub prefix: IpNetwork,
+    pub blackhole: bool,
+    pub communities: Vec<Community>,
+    pub large_communities: Vec<bgp_proto::attributes::LargeCommunity>,
+}
+
+/// Settings the RIB applies to every route.
+#[derive(Clone, Debug)]
+pub struct RibConfig {
+    pub local_asn: u32,
+    pub router_id: Ipv4Addr,
+    /// Set on a route reflector (RFC 4456 §7).
+    pub cluster_id: Option<Ipv4Addr>,
+    /// Only best paths inside these reach the kernel.
+    pub allowed_prefixes: Vec<IpNetwork>,
+    pub kernel: bool,
+}
+
+/// Messages to the RIB task.
+#[derive(Debug)]
+pub enum RibMsg {
+    PeerUp(PeerInfo, PeerOut),
+    PeerDown(PeerId),
+    /// Routes of `family` announced by a peer with one attribute set.
+    Announce {
+        peer: PeerId,
+        family: Family,
+        attrs: RouteAttrs,
+        nlri: Vec<Nlri>,
+    },
+    Withdraw {
+        peer: PeerId,
+        family: Family,
+        nlri: Vec<Nlri>,
+    },
+    EndOfRib(PeerId, Family),
+    /// The full set of originated prefixes (config load and reload).
+    Originate(Vec<Originated>),
+    /// The peer's queue has room again.
+    Writable(PeerId),
+    Query(Query, oneshot::Sender<QueryReply>),
+}
+
+#[derive(Debug, Clone)]
+pub enum Query {
+    Routes(Option<IpNetwork>),
+    Summary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum QueryReply {
+    Routes(Vec<RouteView>),
+    Summary(RibSummary),
+}
+
+/// One path of one prefix, for `ternctl show routes`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteView {
+    pub prefix: String,
+    pub best: bool,
+    pub from: String,
+    pub next_hop: Option<String>,
+    pub as_path: String,
+    pub local_pref: Option<u32>,
+    pub med: Option<u32>,
+    pub origin: String,
+    pub communities: Vec<String>,
+    pub large_communities: Vec<String>,
+    pub originator_id: Option<String>,
+    pub cluster_list: Vec<String>,
+    pub path_id: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RibSummary {
+    pub prefixes: usize,
+    pub paths: usize,
+    pub attribute_sets: usize,
+    pub kernel_routes: usize,
+    /// Prefixes received / advertised per peer name.
+    pub peers: Vec<PeerCounts>,
+    pub converged: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerCounts {
+    pub name: String,
+    pub received: usize,
+    pub advertised: usize,
+}
+
+#[derive(Clone, Debug)]
+struct Path {
+    peer: PeerId,
+    path_id: u32,
+    attrs: Arc<RouteAttrs>,
+}
+
+struct PeerState {
+    info: PeerInfo,
+    out: PeerOut,
+    /// What this peer has been sent, per prefix.
+    adj_out: HashMap<IpNetwork, Arc<RouteAttrs>>,
+    /// Changes not yet encoded: new attributes, or `None` for a withdrawal.
+    pending: HashMap<IpNetwork, Option<Arc<RouteAttrs>>>,
+    /// Encoded messages that did not fit the queue.
+    backlog: VecDeque<Bytes>,
+    /// Families whose End-of-RIB we still owe after the initial table.
+    eor_due: FamilySet,
+    eor_received: FamilySet,
+    received: usize,
+}
+
+/// The routing information base. See the module docs.
+pub struct Rib {
+    cfg: RibConfig,
+    peers: HashMap<PeerId, PeerState>,
+    loc: HashMap<IpNetwork, Vec<Path>>,
+    interned: HashSet<Arc<RouteAttrs>>,
+    dirty: HashSet<IpNetwork>,
+    kernel: HashMap<IpNetwork, KernelOp>,
+    kernel_ops: Vec<KernelOp>,
+    originated: HashMap<IpNetwork, Originated>,
+    /// Every peer that came up has sent End-of-RIB (or none is configured to).
+    converged: bool,
+    released_since_purge: usize,
+}
+
+fn family_of(prefix: &IpNetwork) -> Family {
+    match prefix {
+        IpNetwork::V4(_) => Family::IPV4_UNICAST,
+        IpNetwork::V6(_) => Family::IPV6_UNICAST,
+    }
+}
+
+impl Rib {
+    pub fn new(cfg: RibConfig) -> Rib {
+        Rib {
+            cfg,
+            peers: HashMap::new(),
+            loc: HashMap::new(),
+            interned: HashSet::new(),
+            dirty: HashSet::new(),
+            kernel: HashMap::new(),
+            kernel_ops: Vec::new(),
+            originated: HashMap::new(),
+            converged: false,
+            released_since_purge: 0,
+        }
+    }
+
+    fn intern(&mut self, attrs: RouteAttrs) -> Arc<RouteAttrs> {
+        if let Some(a) = self.interned.get(&attrs) {
+            return a.clone();
+        }
+        let a = Arc::new(attrs);
+        self.interned.insert(a.clone());
+        a
+    }
+
+    /// Drops attribute sets no route uses any more.
+    fn purge_interned(&mut self) {
+        self.interned.retain(|a| Arc::strong_count(a) > 1);
+        self.released_since_purge = 0;
+    }
+
+    /// Kernel changes produced since the last call.
+    pub fn take_kernel_ops(&mut self) -> Vec<KernelOp> {
+        std::mem::take(&mut self.kernel_ops)
+    }
+
+    pub fn converged(&self) -> bool {
+        self.converged
+    }
+
+    /// Handles one message; call [`Rib::flush`] after a batch.
+    pub fn handle(&mut self, msg: RibMsg) {
+        match msg {
+            RibMsg::PeerUp(info, out) => self.peer_up(info, out),
+            RibMsg::PeerDown(id) => self.peer_down(id),
+            RibMsg::Announce {
+                peer,
+                family,
+                attrs,
+                nlri,
+            } => self.announce(peer, family, attrs, &nlri),
+            RibMsg::Withdraw { peer, nlri, .. } => self.withdraw(peer, &nlri),
+            RibMsg::EndOfRib(peer, family) => self.end_of_rib(peer, family),
+            RibMsg::Originate(list) => self.set_originated(list),
+            RibMsg::Writable(peer) => self.drain_backlog(peer),
+            RibMsg::Query(q, reply) => {
+                let _ = reply.send(self.query(q));
+            }
+        }
+    }
+
+    fn peer_up(&mut self, info: PeerInfo, out: PeerOut) {
+        let id = info.id;
+        let families = info.families.clone();
+        self.peers.insert(
+            id,
+            PeerState {
+                info,
+                out,
+                adj_out: HashMap::new(),
+                pending: HashMap::new(),
+                backlog: VecDeque::new(),
+                eor_due: families,
+                eor_received: FamilySet::new(),
+                received: 0,
+            },
+        );
+        self.converged = false;
+        // The initial table: everything we would send this peer.
+        let prefixes: Vec<IpNetwork> = self.loc.keys().copied().collect();
+        for prefix in prefixes {
+            let best = self.select(&prefix).map(|(b, _)| b);
+            if let Some(attrs) = best.and_then(|b| self.export(id, &prefix, &b)) {
+                let attrs = self.intern(attrs);
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.pending.insert(prefix, Some(attrs));
+                }
+            }
+        }
+    }
+
+    fn peer_down(&mut self, id: PeerId) {
+        if self.peers.remove(&id).is_none() {
+            return;
+        }
+        for (prefix, paths) in self.loc.iter_mut() {
+            let before = paths.len();
+            paths.retain(|p| p.peer != id);
+            if paths.len() != before {
+                self.dirty.insert(*prefix);
+            }
+        }
+        self.check_converged();
+        self.released_since_purge += 1 << 20; // force a purge at the next flush
+    }
+
+    /// RFC 4271 §9.1.2 import: loop checks, then into the peer's Adj-RIB-In.
+    fn announce(&mut self, peer: PeerId, family: Family, attrs: RouteAttrs, nlri: &[Nlri]) {
+        let Some(state) = self.peers.get(&peer) else {
+            return;
+        };
+        let info = &state.info;
+        let looped = if info.ibgp() {
+            // RFC 4456 §8: our own ORIGINATOR_ID or CLUSTER_ID means a loop.
+            attrs.originator_id == Some(self.cfg.router_id)
+                || self
+                    .cfg
+                    .cluster_id
+                    .is_some_and(|c| attrs.cluster_list.contains(&c))
+        } else {
+            // RFC 4271 §9.1.2: a path holding our own AS is a loop (allowas-in relaxes it).
+            let own = attrs
+                .as_path
+                .segments
+                .iter()
+                .flat_map(|s| &s.asns)
+                .filter(|&&a| a == info.local_asn)
+                .count();
+            own > info.allowas_in as usize
+        };
+        if looped || family_of_nlri_mismatch(family, nlri) {
+            // A looped route replaces (withdraws) any earlier path for the same NLRI.
+            self.withdraw(peer, nlri);
+            return;
+        }
+        let attrs = self.intern(attrs);
+        let mut added = 0usize;
+        for n in nlri {
+            let path_id = n.path_id.unwrap_or(0);
+            let paths = self.loc.entry(n.prefix).or_default();
+            match paths
+                .iter_mut()
+                .find(|p| p.peer == peer && p.path_id == path_id)
+            {
+                Some(p) => p.attrs = attrs.clone(),
+                None => {
+                    paths.push(Path {
+                        peer,
+                        path_id,
+                        attrs: attrs.clone(),
+                    });
+                    added += 1;
+                }
+            }
+            self.dirty.insert(n.prefix);
+        }
+        if let Some(s) = self.peers.get_mut(&peer) {
+            s.received += added;
+        }
+    }
+
+    fn withdraw(&mut self, peer: PeerId, nlri: &[Nlri]) {
+        let mut removed = 0usize;
+        for n in nlri {
+            let path_id = n.path_id.unwrap_or(0);
+            if let Some(paths) = self.loc.get_mut(&n.prefix) {
+                let before = paths.len();
+                paths.retain(|p| !(p.peer == peer && p.path_id == path_id));
+                if paths.len() != before {
+                    removed += 1;
+                    self.dirty.insert(n.prefix);
+                }
+            }
+        }
+        if let Some(s) = self.peers.get_mut(&peer) {
+            s.received = s.received.saturating_sub(removed);
+        }
+        self.released_since_purge += removed;
+    }
+
+    fn end_of_rib(&mut self, peer: PeerId, family: Family) {
+        if let Some(s) = self.peers.get_mut(&peer) {
+            s.eor_received.insert(family);
+        }
+        self.check_converged();
+    }
+
+    /// Converged once every established peer sent End-of-RIB for each of its families.
+    fn check_converged(&mut self) {
+        self.converged = self
+            .peers
+            .values()
+            .all(|p| p.info.families.iter().all(|f| p.eor_received.contains(f)));
+    }
+
+    fn set_originated(&mut self, list: Vec<Originated>) {
+        let new: HashMap<IpNetwork, Originated> = list.into_iter().map(|o| (o.prefix, o)).collect();
+        let old = std::mem::take(&mut self.originated);
+        for prefix in old.keys().filter(|p| !new.contains_key(p)) {
+            if let Some(paths) = self.loc.get_mut(prefix) {
+                paths.retain(|p| p.peer != LOCAL);
+            }
+            self.dirty.insert(*prefix);
+        }
+        for (prefix, o) in &new {
+            if old.get(prefix) == Some(o) {
+                continue;
+            }
+            let attrs = self.intern(RouteAttrs::local(
+                o.communities.clone(),
+                o.large_communities.clone(),
+            ));
+            let paths = self.loc.entry(*prefix).or_default();
+            paths.retain(|p| p.peer != LOCAL);
+            paths.push(Path {
+                peer: LOCAL,
+                path_id: 0,
+                attrs,
+            });
+            self.dirty.insert(*prefix);
+        }
+        self.originated = new;
+    }
+
+    /// Compares two paths per RFC 4271 §9.1.2.2 (Less = `a` is better), and
+    /// says whether they tie up to and including the eBGP/iBGP step, so
+    /// they may share the forwarding (ECMP).
+    fn compare(&self, a: &Path, b: &Path) -> (Ordering, bool) {
+        let lp = |p: &Path| p.attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF);
+        let ebgp = |p: &Path| self.peers.get(&p.peer).is_some_and(|s| !s.info.ibgp());
+        let local = |p: &Path| p.peer == LOCAL;
+        let med = |p: &Path| p.attrs.med.unwrap_or(0);
+        let steps = [
+            // Our own routes win over learned ones (like BIRD's preference).
+            local(b).cmp(&local(a)),
+            // a) highest LOCAL_PREF.
+            lp(b).cmp(&lp(a)),
+            // a) shortest AS_PATH.
+            a.attrs.as_path.path_len().cmp(&b.attrs.as_path.path_len()),
+            // b) lowest ORIGIN.
+            a.attrs.origin.cmp(&b.attrs.origin),
+            // c) lowest MED, only between routes from the same neighbouring AS.
+            if a.attrs.as_path.first_as() == b.attrs.as_path.first_as() {
+                med(a).cmp(&med(b))
+            } else {
+                Ordering::Equal
+            },
+            // d) eBGP over iBGP.
+            ebgp(b).cmp(&ebgp(a)),
+        ];
+        if let Some(o) = steps.iter().find(|o| **o != Ordering::Equal) {
+            return (*o, false);
+        }
+        // f) lowest BGP identifier (ORIGINATOR_ID when reflected, RFC 4456 §9).
+        let id = |p: &Path| {
+            p.attrs
+                .originator_id
+                .or_else(|| self.peers.get(&p.peer).map(|s| s.info.router_id))
+                .unwrap_or(self.cfg.router_id)
+        };
+        let addr = |p: &Path| self.peers.get(&p.peer).map(|s| s.info.address);
+        let tie = [
+            id(a).cmp(&id(b)),
+            // RFC 4456 §9: shortest CLUSTER_LIST.
+            a.attrs.cluster_list.len().cmp(&b.attrs.cluster_list.len()),
+            // g) lowest peer address.
+            addr(a).cmp(&addr(b)),
+            a.path_id.cmp(&b.path_id),
+        ];
+        (
+            tie.into_iter()
+                .find(|o| *o != Ordering::Equal)
+                .unwrap_or(Ordering::Equal),
+            true,
+        )
+    }
+
+    /// The best usable path of `prefix` and the gateways of every path that
+    /// ties with it for forwarding (ECMP).
+    fn select(&self, prefix: &IpNetwork) -> Option<(Path, Vec<IpAddr>)> {
+        let paths = self.loc.get(prefix)?;
+        let usable = |p: &&Path| p.peer == LOCAL || self.next_hop_usable(p);
+        let best = paths
+            .iter()
+            .filter(usable)
+            .min_by(|a, b| self.compare(a, b).0)?
+            .clone();
+        let mut gateways: Vec<IpAddr> = paths
+            .iter()
+            .filter(usable)
+            .filter(|p| p.peer != LOCAL && self.compare(p, &best).1)
+            .filter_map(|p| p.attrs.next_hop)
+            .collect();
+        gateways.sort();
+        gateways.dedup();
+        Some((best, gateways))
+    }
+
+    /// A next hop of one of our own addresses is unusable (RFC 4271 §9.1.2).
+    fn next_hop_usable(&self, p: &Path) -> bool {
+        match (p.attrs.next_hop, self.peers.get(&p.peer)) {
+            (Some(nh), Some(s)) => nh != s.info.local_address && !nh.is_unspecified(),
+            _ => false,
+        }
+    }
+
+    /// Attributes `best` for `prefix` is sent to `to` with, or `None` when
+    /// it must not be sent (split horizon, RFC 4456 rules, NO_EXPORT, family).
+    fn export(&self, to: PeerId, prefix: &IpNetwork, best: &Path) -> Option<RouteAttrs> {
+        let peer = &self.peers.get(&to)?.info;
+        if best.peer == to || !peer.families.contains(family_of(prefix)) {
+            return None;
+        }
+        let src = self.peers.get(&best.peer).map(|s| &s.info);
+        let attrs = &best.attrs;
+        if attrs.communities.contains(&Community::NO_ADVERTISE) {
+            return None;
+        }
+        let mut out = (**attrs).clone();
+        let reflecting = src.is_some_and(|s| s.ibgp()) && peer.ibgp();
+        if reflecting {
+            // RFC 4456 §6: client routes go to everyone, non-client routes to clients only.
+            let src = src?;
+            if self.cfg.cluster_id.is_none() || !(src.rr_client || peer.rr_client) {
+                return None;
+            }
+            // RFC 4456 §8: ORIGINATOR_ID set once, our CLUSTER_ID prepended.
+            out.originator_id.get_or_insert(src.router_id);
+            out.cluster_list.insert(0, self.cfg.cluster_id?);
+        }
+        if peer.ibgp() {
+            out.local_pref = Some(attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF));
+            let own = best.peer == LOCAL;
+            if own || peer.next_hop == NextHopMode::SelfAddress {
+                out.next_hop = None;
+            }
+        } else {
+            if attrs.communities.contains(&Community::NO_EXPORT) {
+                return None;
+            }
+            // RFC 4271 §5.1.2: prepend our AS; §5.1.5: no LOCAL_PREF to eBGP;
+            // §5.1.4: a received MED is not passed to another AS.
+            out.as_path.prepend(peer.local_asn, 1);
+            out.local_pref = None;
+            if src.is_some() {
+                out.med = None;
+            }
+            out.originator_id = None;
+            out.cluster_list.clear();
+            if peer.next_hop != NextHopMode::Keep || best.peer == LOCAL {
+                out.next_hop = None;
+            }
+        }
+        if out.next_hop.is_none() {
+            // Next hop self: our address on this session, if of the prefix's family.
+            let nh = peer.local_address;
+            if nh.is_ipv4() != prefix.is_ipv4() {
+                return None;
+            }
+            out.next_hop = Some(nh);
+            out.link_local = None;
+        }
+        Some(out)
+    }
+
+    /// Recomputes every changed prefix, updates the kernel and each peer's
+    /// Adj-RIB-Out, and sends what fits in the peers' queues.
+    pub fn flush(&mut self) {
+        let dirty: Vec<IpNetwork> = self.dirty.drain().collect();
+        let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for prefix in dirty {
+            let selected = self.select(&prefix);
+            self.update_kernel(&prefix, selected.as_ref());
+            for &id in &peer_ids {
+                let exported = selected
+                    .as_ref()
+                    .and_then(|(best, _)| self.export(id, &prefix, best));
+                let exported = exported.map(|a| self.intern(a));
+                let Some(p) = self.peers.get_mut(&id) else {
+                    continue;
+                };
+                let same_as_sent = match (&exported, p.adj_out.get(&prefix)) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if same_as_sent {
+                    p.pending.remove(&prefix);
+                } else {
+                    p.pending.insert(prefix, exported);
+                }
+            }
+            if self.loc.get(&prefix).is_some_and(|p| p.is_empty()) {
+                self.loc.remove(&prefix);
+            }
+        }
+        let mut cache = EncodeCache::default();
+        for id in peer_ids {
+            self.send_pending(id, &mut cache);
+        }
+        if self.released_since_purge > self.interned.len().max(1024) {
+            self.purge_interned();
+        }
+    }
+
+    fn update_kernel(&mut self, prefix: &IpNetwork, selected: Option<&(Path, Vec<IpAddr>)>) {
+        if !self.cfg.kernel {
+            return;
+        }
+        let allowed = self
+            .cfg
+            .allowed_prefixes
+            .iter()
+            .any(|a| a.contains(prefix.ip()) && a.prefix() <= prefix.prefix());
+        let want = match selected {
+            Some((best, _)) if best.peer == LOCAL => self
+                .originated
+                .get(prefix)
+                .filter(|o| o.blackhole)
+                .map(|_| KernelOp::Blackhole(*prefix)),
+            Some((_, gateways)) if allowed && !gateways.is_empty() => {
+                Some(KernelOp::Via(*prefix, gateways.clone()))
+            }
+            _ => None,
+        };
+        match (want, self.kernel.get(prefix)) {
+            (Some(w), Some(have)) if &w == have => {}
+            (Some(w), _) => {
+                self.kernel.insert(*prefix, w.clone());
+                self.kernel_ops.push(w);
+            }
+            (None, Some(_)) => {
+                self.kernel.remove(prefix);
+                self.kernel_ops.push(KernelOp::Remove(*prefix));
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Encodes a peer's pending changes (unless older bytes still wait) and
+    /// queues them; sends End-of-RIB once the initial table is out.
+    fn send_pending(&mut self, id: PeerId, cache: &mut EncodeCache) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if !p.backlog.is_empty() {
+            return;
+        }
+        if !p.pending.is_empty() {
+            let pending = std::mem::take(&mut p.pending);
+            let mut withdrawn: HashMap<Family, Vec<Nlri>> = HashMap::new();
+            let mut groups: HashMap<(usize, Family), (Arc<RouteAttrs>, Vec<Nlri>)> = HashMap::new();
+            for (prefix, change) in pending {
+                let family = family_of(&prefix);
+                match change {
+                    None => {
+                        if p.adj_out.remove(&prefix).is_some() {
+                            withdrawn.entry(family).or_default().push(Nlri::new(prefix));
+                        }
+                    }
+                    Some(attrs) => {
+                        p.adj_out.insert(prefix, attrs.clone());
+                        groups
+                            .entry((Arc::as_ptr(&attrs) as usize, family))
+                            .or_insert_with(|| (attrs, Vec::new()))
+                            .1
+                            .push(Nlri::new(prefix));
+                    }
+                }
+            }
+            let ctx = p.info.tx.clone();
+            for (family, mut nlri) in withdrawn {
+                nlri.sort();
+                let mut buf = Vec::new();
+                if pack_withdrawals(&ctx, family, &nlri, &mut buf).is_ok() {
+                    p.backlog.push_back(Bytes::from(buf));
+                }
+            }
+            let mut groups: Vec<_> = groups.into_iter().collect();
+            groups.sort_by(|a, b| a.1 .1.first().cmp(&b.1 .1.first()));
+            for ((_, family), (attrs, mut nlri)) in groups {
+                nlri.sort();
+                if let Some(bytes) = cache.encode(&ctx, family, &attrs, nlri) {
+                    p.backlog.push_back(bytes);
+                }
+            }
+        }
+        if p.pending.is_empty() && p.backlog.is_empty() && !p.eor_due.is_empty() {
+            for family in std::mem::take(&mut p.eor_due).iter() {
+                if let Ok(b) = Message::Update(Update::end_of_rib(family)).to_bytes(&p.info.tx) {
+                    p.backlog.push_back(Bytes::from(b));
+                }
+            }
+        }
+        self.drain_backlog(id);
+    }
+
+    /// Moves queued bytes into the peer's channel until it is full.
+    fn drain_backlog(&mut self, id: PeerId) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        while let Some(b) = p.backlog.pop_front() {
+            match p.out.queue.try_send(b) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(b)) => {
+                    p.backlog.push_front(b);
+                    p.out.want_writable.store(true, AtomicOrdering::Release);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    p.backlog.clear();
+                    return;
+                }
+            }
+        }
+        // Everything went out: changes that piled up meanwhile can follow.
+        if !p.pending.is_empty() || !p.eor_due.is_empty() {
+            let mut cache = EncodeCache::default();
+            self.send_pending(id, &mut cache);
+        }
+    }
+
+    fn query(&self, q: Query) -> QueryReply {
+        match q {
+            Query::Routes(filter) => {
+                let mut out = Vec::new();
+                let mut prefixes: Vec<&IpNetwork> = match filter {
+                    Some(f) => self
+                        .loc
+                        .keys()
+                        .filter(|p| **p == f || f.contains(p.ip()) && f.prefix() <= p.prefix())
+                        .collect(),
+                    None => self.loc.keys().collect(),
+                };
+                prefixes.sort();
+                for prefix in prefixes {
+                    let best = self.select(prefix).map(|(b, _)| (b.peer, b.path_id));
+                    for path in &self.loc[prefix] {
+                        out.push(self.view(prefix, path, best == Some((path.peer, path.path_id))));
+                    }
+                }
+                QueryReply::Routes(out)
+            }
+            Query::Summary => {
+                let mut peers: Vec<PeerCounts> = self
+                    .peers
+                    .values()
+                    .map(|p| PeerCounts {
+                        name: p.info.name.clone(),
+                        received: p.received,
+                        advertised: p.adj_out.len(),
+                    })
+                    .collect();
+                peers.sort_by(|a, b| a.name.cmp(&b.name));
+                QueryReply::Summary(RibSummary {
+                    prefixes: self.loc.len(),
+                    paths: self.loc.values().map(|v| v.len()).sum(),
+                    attribute_sets: self.interned.len(),
+                    kernel_routes: self.kernel.len(),
+                    peers,
+                    converged: self.converged,
+                })
+            }
+        }
+    }
+
+    fn view(&self, prefix: &IpNetwork, path: &Path, best: bool) -> RouteView {
+        let a = &path.attrs;
+        RouteView {
+            prefix: prefix.to_string(),
+            best,
+            from: match self.peers.get(&path.peer) {
+                Some(p) => p.info.name.clone(),
+                None => "local".into(),
+            },
+            next_hop: a.next_hop.map(|n| n.to_string()),
+            as_path: a.as_path.to_string(),
+            local_pref: a.local_pref,
+            med: a.med,
+            origin: a.origin.as_str().into(),
+            communities: a.communities.iter().map(|c| c.to_string()).collect(),
+            large_communities: a.large_communities.iter().map(|c| c.to_string()).collect(),
+            originator_id: a.originator_id.map(|o| o.to_string()),
+            cluster_list: a.cluster_list.iter().map(|c| c.to_string()).collect(),
+            path_id: (path.path_id != 0).then_some(path.path_id),
+        }
+    }
+}
+
+fn family_of_nlri_mismatch(family: Family, nlri: &[Nlri]) -> bool {
+    nlri.iter().any(|n| family_of(&n.prefix) != family)
+}
+
+/// Encodings made during one flush, shared by peers that get the same
+/// attributes, prefixes and context — the UPDATE is encoded once for all.
+#[derive(Default)]
+struct EncodeCache {
+    entries: HashMap<(usize, Family), Vec<(Context, Vec<Nlri>, Bytes)>>,
+}
+
+impl EncodeCache {
+    fn encode(
+        &mut self,
+        ctx: &Context,
+        family: Family,
+        attrs: &Arc<RouteAttrs>,
+        nlri: Vec<Nlri>,
+    ) -> Option<Bytes> {
+        let slot = self
+            .entries
+            .entry((Arc::as_ptr(attrs) as usize, family))
+            .or_default();
+        if let Some((_, _, b)) = slot.iter().find(|(c, n, _)| c == ctx && *n == nlri) {
+            return Some(b.clone());
+        }
+        let next_hop = match (attrs.next_hop?, attrs.link_local) {
+            (IpAddr::V4(a), _) => MpNextHop::V4(a),
+            (IpAddr::V6(global), link_local) => MpNextHop::V6 { global, link_local },
+        };
+        let mut buf = Vec::new();
+        pack_announcements(
+            ctx,
+            family,
+            next_hop,
+            &attrs.to_path_attributes(ctx),
+            &nlri,
+            &mut buf,
+        )
+        .ok()?;
+        let bytes = Bytes::from(buf);
+        slot.push((ctx.clone(), nlri, bytes.clone()));
+        Some(bytes)
+    }
+}
+
+/// The RIB task: drains its inbox in batches, flushes after each batch, and
+/// hands kernel changes to `kernel` and convergence to `converged`.
+pub async fn run(
+    mut rib: Rib,
+    mut inbox: mpsc::Receiver<RibMsg>,
+    kernel: mpsc::UnboundedSender<Vec<KernelOp>>,
+    converged: tokio::sync::watch::Sender<bool>,
+) {
+    while let Some(first) = inbox.recv().await {
+        rib.handle(first);
+        // Batch whatever else is already queued, bounded so queries stay prompt.
+        for _ in 0..4096 {
+            match inbox.try_recv() {
+                Ok(m) => rib.handle(m),
+                Err(_) => break,
+            }
+        }
+        rib.flush();
+        let ops = rib.take_kernel_ops();
+        if !ops.is_empty() && kernel.send(ops).is_err() {
+            tracing::warn!("kernel sync task is gone; routes are no longer installed");
+        }
+        converged.send_if_modified(|c| {
+            let changed = *c != rib.converged();
+            *c = rib.converged();
+            changed
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bgp_proto::attributes::AsPath;
+    use bgp_proto::framing::next_message_len;
+
+    const ASN: u32 = 64512;
+
+    fn rib() -> Rib {
+        Rib::new(RibConfig {
+            local_asn: ASN,
+            router_id: "192.168.1.11".parse().unwrap(),
+            cluster_id: None,
+            allowed_prefixes: vec!["10.244.0.0/16".parse().unwrap()],
+            kernel: true,
+        })
+    }
+
+    fn peer(
+        id: PeerId,
+        addr: &str,
+        asn: u32,
+        capacity: usize,
+    ) -> (PeerInfo, PeerOut, mpsc::Receiver<Bytes>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let info = PeerInfo {
+            id,
+            name: format!("peer{id}"),
+            address: addr.parse().unwrap(),
+            local_address: "192.168.1.11".parse().unwrap(),
+            asn,
+            local_asn: ASN,
+            router_id: addr.parse().unwrap(),
+            rr_client: false,
+            next_hop: NextHopMode::Auto,
+            tx: Context::default(),
+            rx_four_octet_as: true,
+            families: [Family::IPV4_UNICAST].into_iter().collect(),
+            allowas_in: 0,
+        };
+        let out = PeerOut {
+            queue: tx,
+            want_writable: Arc::new(AtomicBool::new(false)),
+        };
+        (info, out, rx)
+    }
+
+    fn up(rib: &mut Rib, id: PeerId, addr: &str, asn: u32) -> mpsc::Receiver<Bytes> {
+        let (info, out, rx) = peer(id, addr, asn, 64);
+        rib.handle(RibMsg::PeerUp(info, out));
+        rx
+    }
+
+    fn learned(next_hop: &str, as_path: Vec<u32>) -> RouteAttrs {
+        let mut a = RouteAttrs::local(vec![], vec![]);
+        a.next_hop = Some(next_hop.parse().unwrap());
+        a.as_path = AsPath::sequence(as_path);
+        a
+    }
+
+    fn nlri(p: &str) -> Vec<Nlri> {
+        vec![Nlri::new(p.parse().unwrap())]
+    }
+
+    fn announce(rib: &mut Rib, peer: PeerId, prefix: &str, attrs: RouteAttrs) {
+        rib.handle(RibMsg::Announce {
+            peer,
+            family: Family::IPV4_UNICAST,
+            attrs,
+            nlri: nlri(prefix),
+        });
+    }
+
+    /// Every UPDATE a peer has been sent so far.
+    fn received(rx: &mut mpsc::Receiver<Bytes>) -> Vec<Update> {
+        let mut out = Vec::new();
+        while let Ok(chunk) = rx.try_recv() {
+            let mut buf = &chunk[..];
+            while let Ok(Some(n)) = next_message_len(buf, 65535) {
+                match bgp_proto::decode(&buf[..n], &Context::default())
+                    .unwrap()
+                    .message
+                {
+                    Message::Update(u) => out.push(u),
+                    other => panic!("unexpected {other:?}"),
+                }
+                buf = &buf[n..];
+            }
+        }
+        out
+    }
+
+    fn originate(rib: &mut Rib, prefixes: &[&str]) {
+        rib.handle(RibMsg::Originate(
+            prefixes
+                .iter()
+                .map(|p| Originated {
+                    prefix: p.parse().unwrap(),
+                    blackhole: true,
+                    communities: vec![],
+                    large_communities: vec![],
+                })
+                .collect(),
+        ));
+    }
+
+    #[test]
+    fn originated_block_is_blackholed_and_announced_with_next_hop_self() {
+        let mut rib = rib();
+        originate(&mut rib, &["10.244.1.0/26"]);
+        let mut rx = up(&mut rib, 1, "192.168.1.12", ASN);
+        rib.flush();
+        assert_eq!(
+            rib.take_kernel_ops(),
+            vec![KernelOp::Blackhole("10.244.1.0/26".parse().unwrap())]
+        );
+        let updates = received(&mut rx);
+        assert_eq!(updates.len(), 2, "the block, then End-of-RIB");
+        let u = &updates[0];
+        assert_eq!(u.nlri, nlri("10.244.1.0/26"));
+        assert_eq!(u.next_hop(), Some("192.168.1.11".parse().unwrap()));
+        assert_eq!(u.as_path().unwrap().to_string(), "");
+        assert_eq!(updates[1].as_end_of_rib(), Some(Family::IPV4_UNICAST));
+    }
+
+    #[test]
+    fn learned_block_goes_to_kernel_but_not_to_other_ibgp_peers() {
+        let mut rib = rib();
+        let _rx1 = up(&mut rib, 1, "192.168.1.12", ASN);
+        let mut rx2 = up(&mut rib, 2, "192.168.1.13", ASN);
+        rib.flush();
+        received(&mut rx2);
+        announce(
+            &mut rib,
+            1,
+            "10.244.2.0/26",
+            learned("192.168.1.12", vec![]),
+        );
+        rib.flush();
+        assert_eq!(
+            rib.take_kernel_ops(),
+            vec![KernelOp::Via(
+                "10.244.2.0/26".parse().unwrap(),
+                vec!["192.168.1.12".parse().unwrap()]
+            )]
+        );
+        assert!(received(&mut rx2).is_empty(), "iBGP split horizon");
+        rib.handle(RibMsg::PeerDown(1));
+        rib.flush();
+        assert_eq!(
+            rib.take_kernel_ops(),
+            vec![KernelOp::Remove("10.244.2.0/26".parse().unwrap())]
+        );
+    }
+
+    #[test]
+    fn nothing_outside_allowed_prefixes_reaches_the_kernel() {
+        let mut rib = rib();
+        let _rx = up(&mut rib, 1, "192.168.1.1", 65001);
+        announce(
+            &mut rib,
+            1,
+            "0.0.0.0/0",
+            learned("192.168.1.1", vec![65001]),
+        );
+        announce(
+            &mut rib,
+            1,
+            "10.0.0.0/8",
+            learned("192.168.1.1", vec![65001]),
+        );
+        rib.flush();
+        assert!(rib.take_kernel_ops().is_empty());
+    }
+
+    #[test]
+    fn decision_prefers_local_pref_then_path_length_and_multipaths_ties() {
+        let mut rib = rib();
+        let _a = up(&mut rib, 1, "192.168.1.12", ASN);
+        let _b = up(&mut rib, 2, "192.168.1.13", ASN);
+        let _c = up(&mut rib, 3, "192.168.1.14", ASN);
+        let p = "10.244.9.0/26";
+        announce(&mut rib, 1, p, learned("192.168.1.12", vec![65001]));
+        announce(&mut rib, 2, p, learned("192.168.1.13", vec![65001]));
+        let mut longer = learned("192.168.1.14", vec![65001, 65002]);
+        longer.local_pref = Some(100);
+        announce(&mut rib, 3, p, longer);
+        rib.flush();
+        let gw = |s: &[&str]| {
+            s.iter()
+                .map(|a| a.parse().unwrap())
+                .collect::<Vec<IpAddr>>()
+        };
+        assert_eq!(
+            rib.take_kernel_ops(),
+            vec![KernelOp::Via(
+                p.parse().unwrap(),
+                gw(&["192.168.1.12", "192.168.1.13"])
+            )]
+        );
+        let mut preferred = learned("192.168.1.14", vec![65001, 65002]);
+        preferred.local_pref = Some(200);
+        announce(&mut rib, 3, p, preferred);
+        rib.flush();
+        assert_eq!(
+            rib.take_kernel_ops(),
+            vec![KernelOp::Via(p.parse().unwrap(), gw(&["192.168.1.14"]))]
+        );
+        let QueryReply::Routes(routes) = rib.query(Query::Routes(Some(p.parse().unwrap()))) else {
+            panic!()
+        };
+        assert_eq!(
+            routes
+                .iter()
+                .filter(|r| r.best)
+                .map(|r| r.from.as_str())
+                .collect::<Vec<_>>(),
+            vec!["peer3"]
+        );
+    }
+
+    #[test]
+    fn med_compared_only_within_the_same_neighbour_as() {
+        let mut rib = rib();
+        let _a = up(&mut rib, 1, "192.168.1.12", 65001);
+        let _b = up(&mut rib, 2, "192.168.1.13", 65001);
+        let p = "10.244.9.0/26";
+        let mut high = learned("192.168.1.12", vec![65001]);
+        high.med = Some(50);
+        let mut low = learned("192.168.1.13", vec![65001]);
+        low.med = Some(10);
+        announce(&mut rib, 1, p, high);
+        announce(&mut rib, 2, p, low);
+        rib.flush();
+        assert_eq!(
+            rib.take_kernel_ops(),
+            vec![KernelOp::Via(
+                p.parse().unwrap(),
+                vec!["192.168.1.13".parse().unwrap()]
+            )]
+        );
+    }
+
+    #[test]
+    fn ebgp_export_prepends_and_sets_next_hop_self() {
+        let mut rib = rib();
+        originate(&mut rib, &["10.244.1.0/26"]);
+        let _ibgp = up(&mut rib, 1, "192.168.1.12", ASN);
+        let mut tor = up(&mut rib, 2, "192.168.1.1", 65001);
+        announce(
+            &mut rib,
+            1,
+            "10.244.2.0/26",
+            learned("192.168.1.12", vec![]),
+        );
+        rib.flush();
+        let updates = received(&mut tor);
+        let mut got: Vec<(String, String, Option<Ipv4Addr>, bool)> = updates
+            .iter()
+            .flat_map(|u| {
+                u.nlri.iter().map(move |n| {
+                    (
+                        n.prefix.to_string(),
+                        u.as_path().unwrap().to_string(),
+                        u.next_hop(),
+                        u.attribute(bgp_proto::attributes::type_code::LOCAL_PREF)
+                            .is_some(),
+                    )
+                })
+            })
+            .collect();
+        got.sort();
+        let me = Some("192.168.1.11".parse().unwrap());
+        assert_eq!(
+            got,
+            vec![
+                ("10.244.1.0/26".into(), "64512".into(), me, false),
+                ("10.244.2.0/26".into(), "64512".into(), me, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn ebgp_route_with_our_as_is_a_loop() {
+        let mut rib = rib();
+        let _tor = up(&mut rib, 1, "192.168.1.1", 65001);
+        announce(
+            &mut rib,
+            1,
+            "10.244.3.0/26",
+            learned("192.168.1.1", vec![65001, ASN]),
+        );
+        rib.flush();
+        assert!(rib.take_kernel_ops().is_empty());
+        let QueryReply::Summary(s) = rib.query(Query::Summary) else {
+            panic!()
+        };
+        assert_eq!(s.prefixes, 0);
+    }
+
+    #[test]
+    fn reflector_reflects_client_routes_with_originator_and_cluster_list() {
+        let mut rib = rib();
+        rib.cfg.cluster_id = Some("1.1.1.1".parse().unwrap());
+        let (mut c1, o1, _r1) = peer(1, "192.168.1.12", ASN, 64);
+        c1.rr_client = true;
+        let (mut c2, o2, mut r2) = peer(2, "192.168.1.13", ASN, 64);
+        c2.rr_client = true;
+        rib.handle(RibMsg::PeerUp(c1, o1));
+        rib.handle(RibMsg::PeerUp(c2, o2));
+        announce(
+            &mut rib,
+            1,
+            "10.244.2.0/26",
+            learned("192.168.1.12", vec![]),
+        );
+        rib.flush();
+        let u: Vec<Update> = received(&mut r2)
+            .into_iter()
+            .filter(|u| !u.nlri.is_empty())
+            .collect();
+        assert_eq!(u.len(), 1);
+        assert_eq!(
+            u[0].next_hop(),
+            Some("192.168.1.12".parse().unwrap()),
+            "next hop kept"
+        );
+        let attrs = RouteAttrs::from_update(&u[0], Family::IPV4_UNICAST, true);
+        assert_eq!(attrs.originator_id, Some("192.168.1.12".parse().unwrap()));
+        assert_eq!(
+            attrs.cluster_list,
+            vec!["1.1.1.1".parse::<Ipv4Addr>().unwrap()]
+        );
+        // The route coming back with our cluster id is a loop.
+        let mut back = attrs.clone();
+        back.next_hop = Some("192.168.1.13".parse().unwrap());
+        announce(&mut rib, 2, "10.244.5.0/26", back);
+        rib.flush();
+        let QueryReply::Routes(r) =
+            rib.query(Query::Routes(Some("10.244.5.0/26".parse().unwrap())))
+        else {
+            panic!()
+        };
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn slow_peer_backlog_is_bounded_and_coalesced() {
+        let mut rib = rib();
+        let (info, out, mut rx) = peer(1, "192.168.1.12", ASN, 1);
+        let flag = out.want_writable.clone();
+        rib.handle(RibMsg::PeerUp(info, out));
+        let _src = up(&mut rib, 2, "192.168.1.1", 65001);
+        for i in 0..50u32 {
+            let mut a = learned("192.168.1.1", vec![65001]);
+            a.med = Some(i);
+            announce(&mut rib, 2, &format!("10.244.{i}.0/26"), a);
+            rib.flush();
+        }
+        assert!(
+            flag.load(AtomicOrdering::Acquire),
+            "queue full: writer asked to report room"
+        );
+        // The same prefixes change again while the peer is stuck: they coalesce.
+        for i in 0..50u32 {
+            rib.handle(RibMsg::Withdraw {
+                peer: 2,
+                family: Family::IPV4_UNICAST,
+                nlri: nlri(&format!("10.244.{i}.0/26")),
+            });
+        }
+        rib.flush();
+        let pending = rib.peers[&1].pending.len();
+        assert!(pending <= 50, "one pending entry per prefix, got {pending}");
+        // Drain: the peer ends up with nothing announced.
+        let mut all = Vec::new();
+        for _ in 0..200 {
+            all.extend(received(&mut rx));
+            rib.handle(RibMsg::Writable(1));
+        }
+        all.extend(received(&mut rx));
+        let mut state: HashMap<IpNetwork, bool> = HashMap::new();
+        for u in &all {
+            for n in &u.withdrawn {
+                state.insert(n.prefix, false);
+            }
+            for n in &u.nlri {
+                state.insert(n.prefix, true);
+            }
+        }
+        assert!(
+            state.values().all(|up| !up),
+            "every announced prefix was withdrawn in the end"
+        );
+        assert!(rib.peers[&1].adj_out.is_empty());
+    }
+
+    #[test]
+    fn peers_with_the_same_context_share_one_encoding() {
+        let mut rib = rib();
+        let mut r1 = up(&mut rib, 1, "192.168.1.12", 65001);
+        let mut r2 = up(&mut rib, 2, "192.168.1.13", 65002);
+        rib.flush();
+        received(&mut r1);
+        received(&mut r2);
+        originate(&mut rib, &["10.244.1.0/26", "10.244.1.64/26"]);
+        rib.flush();
+        let a = r1.try_recv().unwrap();
+        let b = r2.try_recv().unwrap();
+        assert_eq!(a.as_ptr(), b.as_ptr(), "one encoding, shared");
+    }
+}
