@@ -2,5 +2,6 @@
 
 pub mod decode;
 pub mod pcap;
+pub mod peer;
 pub mod rib;
 pub mod route;

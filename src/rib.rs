@@ -126,6 +126,8 @@ pub enum RibMsg {
     Originate(Vec<Originated>),
     /// The peer's queue has room again.
     Writable(PeerId),
+    /// The peer asked for our routes of a family again (RFC 2918 §4).
+    RouteRefresh(PeerId, Family),
     Query(Query, oneshot::Sender<QueryReply>),
 }
 
@@ -276,6 +278,15 @@ impl Rib {
             RibMsg::EndOfRib(peer, family) => self.end_of_rib(peer, family),
             RibMsg::Originate(list) => self.set_originated(list),
             RibMsg::Writable(peer) => self.drain_backlog(peer),
+            RibMsg::RouteRefresh(peer, family) => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    for (prefix, attrs) in &p.adj_out {
+                        if family_of(prefix) == family {
+                            p.pending.insert(*prefix, Some(attrs.clone()));
+                        }
+                    }
+                }
+            }
             RibMsg::Query(q, reply) => {
                 let _ = reply.send(self.query(q));
             }

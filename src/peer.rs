@@ -1,0 +1,745 @@
+//! One task per configured peer: runs the bgp-proto FSM, owns the TCP
+//! connection(s), turns received UPDATEs into RIB messages and writes what
+//! the RIB queued. A peer never blocks another: each has its own task,
+//! reader and writer, and its outbound queue is bounded (the RIB coalesces
+//! the rest, see `rib`).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bgp_proto::capability::{AddPathMode, Capability, GracefulRestart, GracefulRestartFamily};
+use bgp_proto::framing::{next_message_len, FrameError, MAX_EXTENDED_MESSAGE_LEN};
+use bgp_proto::fsm::{Action, ConnId, DownReason, Event, Fsm, FsmConfig, Negotiated, State};
+use bgp_proto::{Context, DecodeError, Family, FamilySet, Message, MessageType, Reason, Treatment};
+use bytes::{Bytes, BytesMut};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::rib::{NextHopMode, PeerId, PeerInfo, PeerOut, RibMsg};
+use crate::route::RouteAttrs;
+
+/// Everything a peer task needs, resolved from the configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerSettings {
+    pub id: PeerId,
+    pub name: String,
+    pub address: IpAddr,
+    pub port: u16,
+    pub asn: u32,
+    pub local_asn: u32,
+    pub router_id: Ipv4Addr,
+    pub passive: bool,
+    pub hold_time: u16,
+    pub keepalive_time: u16,
+    pub connect_retry: Duration,
+    pub source_address: Option<IpAddr>,
+    pub ttl: Option<u8>,
+    pub next_hop: NextHopMode,
+    pub rr_client: bool,
+    pub families: Vec<Family>,
+    pub add_path: Option<AddPathMode>,
+    pub allowas_in: u8,
+    pub graceful_restart: Option<u16>,
+    pub hostname: Option<String>,
+    pub shutdown_message: Option<String>,
+}
+
+/// What `ternctl show peers` shows of a peer.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerStatus {
+    pub name: String,
+    pub address: String,
+    pub asn: u32,
+    pub state: String,
+    /// Seconds in the current state.
+    #[serde(skip)]
+    pub since: Option<Instant>,
+    pub since_unix: u64,
+    pub last_error: Option<String>,
+    pub hold_time: Option<u16>,
+    pub peer_router_id: Option<String>,
+    pub peer_hostname: Option<String>,
+    pub families: Vec<String>,
+    pub local_address: Option<String>,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub updates_in: u64,
+    pub malformed_updates: u64,
+}
+
+impl PeerStatus {
+    fn new(s: &PeerSettings) -> PeerStatus {
+        PeerStatus {
+            name: s.name.clone(),
+            address: s.address.to_string(),
+            asn: s.asn,
+            state: State::Idle.as_str().to_string(),
+            since: Some(Instant::now()),
+            since_unix: unix_now(),
+            last_error: None,
+            hold_time: None,
+            peer_router_id: None,
+            peer_hostname: None,
+            families: Vec::new(),
+            local_address: None,
+            messages_in: 0,
+            messages_out: 0,
+            updates_in: 0,
+            malformed_updates: 0,
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Commands to a peer task.
+#[derive(Debug)]
+pub enum PeerCmd {
+    /// A connection from the peer's address, accepted by a listener.
+    Incoming(TcpStream),
+    /// Stop the session (Cease / Administrative Shutdown) and end the task.
+    Stop(Option<String>),
+}
+
+/// The daemon's handle on a peer task.
+#[derive(Clone, Debug)]
+pub struct PeerHandle {
+    pub settings: PeerSettings,
+    pub cmd: mpsc::Sender<PeerCmd>,
+    pub status: Arc<Mutex<PeerStatus>>,
+}
+
+/// Events from connection helpers to the peer task.
+enum ConnEvent {
+    Connected(ConnId, TcpStream),
+    ConnectFailed(ConnId, String),
+    Message(ConnId, Bytes),
+    FrameError(ConnId, FrameError),
+    Closed(ConnId, String),
+    /// The writer found the RIB waiting for room.
+    Writable,
+}
+
+/// Messages to a connection's writer.
+enum WriterMsg {
+    Send(Bytes),
+    /// From now on also drain the RIB's queue for this session.
+    Attach(mpsc::Receiver<Bytes>, Arc<AtomicBool>),
+    Close,
+}
+
+struct Conn {
+    writer: mpsc::UnboundedSender<WriterMsg>,
+    reader: tokio::task::JoinHandle<()>,
+    local: Option<SocketAddr>,
+}
+
+/// Starts the task of one peer.
+pub fn spawn(settings: PeerSettings, rib: mpsc::Sender<RibMsg>) -> PeerHandle {
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let status = Arc::new(Mutex::new(PeerStatus::new(&settings)));
+    let handle = PeerHandle {
+        settings: settings.clone(),
+        cmd: cmd_tx,
+        status: status.clone(),
+    };
+    tokio::spawn(async move {
+        let mut task = PeerTask::new(settings, rib, status);
+        task.run(cmd_rx).await;
+    });
+    handle
+}
+
+/// Our capabilities for this peer.
+fn capabilities(s: &PeerSettings) -> Vec<Capability> {
+    let families: Vec<Family> = s.families.clone();
+    let mut caps: Vec<Capability> = families
+        .iter()
+        .map(|f| Capability::Multiprotocol(*f))
+        .collect();
+    caps.push(Capability::RouteRefresh);
+    caps.push(Capability::ExtendedMessage);
+    if let Some(time) = s.graceful_restart {
+        caps.push(Capability::GracefulRestart(GracefulRestart {
+            restarting: false,
+            notification: false,
+            restart_time: time.min(4095),
+            families: families
+                .iter()
+                .map(|f| GracefulRestartFamily {
+                    family: *f,
+                    forwarding_preserved: false,
+                })
+                .collect(),
+        }));
+    }
+    caps.push(Capability::FourOctetAs(s.local_asn));
+    if let Some(mode) = s.add_path {
+        caps.push(Capability::AddPath(
+            families.iter().map(|f| (*f, mode)).collect(),
+        ));
+    }
+    if let Some(host) = &s.hostname {
+        caps.push(Capability::Fqdn {
+            hostname: host.as_bytes().to_vec(),
+            domain: Vec::new(),
+        });
+    }
+    caps
+}
+
+struct PeerTask {
+    s: PeerSettings,
+    fsm: Fsm,
+    rib: mpsc::Sender<RibMsg>,
+    status: Arc<Mutex<PeerStatus>>,
+    conns: HashMap<ConnId, Conn>,
+    events_tx: mpsc::Sender<ConnEvent>,
+    events_rx: mpsc::Receiver<ConnEvent>,
+    /// The connection carrying the established session and its contexts.
+    established: Option<(ConnId, Context, bool)>,
+    stopping: bool,
+}
+
+impl PeerTask {
+    fn new(s: PeerSettings, rib: mpsc::Sender<RibMsg>, status: Arc<Mutex<PeerStatus>>) -> PeerTask {
+        let mut cfg = FsmConfig::new(s.local_asn, s.asn, s.router_id);
+        cfg.hold_time = s.hold_time;
+        cfg.keepalive_time = Some(s.keepalive_time);
+        cfg.connect_retry_time = s.connect_retry;
+        cfg.passive = s.passive;
+        cfg.capabilities = capabilities(&s);
+        cfg.jitter_seed ^= s.id as u64 * 0x9e37_79b9;
+        cfg.idle_hold_time = Duration::from_secs(1);
+        cfg.max_idle_hold_time = Duration::from_secs(60);
+        let (events_tx, events_rx) = mpsc::channel(1024);
+        PeerTask {
+            fsm: Fsm::new(cfg),
+            s,
+            rib,
+            status,
+            conns: HashMap::new(),
+            events_tx,
+            events_rx,
+            established: None,
+            stopping: false,
+        }
+    }
+
+    async fn run(&mut self, mut cmds: mpsc::Receiver<PeerCmd>) {
+        self.feed(Event::ManualStart).await;
+        let mut cmds_open = true;
+        loop {
+            let deadline = self.fsm.next_timer().map(|(_, d)| d);
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = cmds.recv(), if cmds_open => match cmd {
+                    Some(PeerCmd::Incoming(stream)) => self.incoming(stream).await,
+                    Some(PeerCmd::Stop(msg)) => self.stop(msg).await,
+                    None => {
+                        cmds_open = false;
+                        self.stop(None).await;
+                    }
+                },
+                Some(ev) = self.events_rx.recv() => self.connection_event(ev).await,
+                _ = sleep => {
+                    if let Some((timer, _)) = self.fsm.next_timer() {
+                        self.feed(timer.expiry_event()).await;
+                    }
+                }
+            }
+            if self.stopping && self.conns.is_empty() {
+                break;
+            }
+        }
+        self.set_state();
+    }
+
+    async fn stop(&mut self, message: Option<String>) {
+        self.stopping = true;
+        let event = match message.or_else(|| self.s.shutdown_message.clone()) {
+            Some(m) => Event::ManualStopWithMessage(m),
+            None => Event::ManualStop,
+        };
+        self.feed(event).await;
+        // Connections the FSM did not know yet (or already gave up) go too.
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(id);
+        }
+    }
+
+    /// Feeds the FSM and carries out what it asks.
+    async fn feed(&mut self, event: Event) {
+        let actions = self.fsm.handle(event, Instant::now());
+        for action in actions {
+            self.act(action).await;
+        }
+        self.set_state();
+    }
+
+    fn set_state(&self) {
+        let state = if self.stopping && self.conns.is_empty() {
+            State::Idle
+        } else {
+            self.fsm.state()
+        };
+        let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if st.state != state.as_str() {
+            st.state = state.as_str().to_string();
+            st.since = Some(Instant::now());
+            st.since_unix = unix_now();
+        }
+    }
+
+    async fn act(&mut self, action: Action) {
+        match action {
+            Action::Connect(id) => {
+                if self.stopping {
+                    return;
+                }
+                let events = self.events_tx.clone();
+                let s = self.s.clone();
+                tokio::spawn(async move {
+                    let ev = match connect(&s).await {
+                        Ok(stream) => ConnEvent::Connected(id, stream),
+                        Err(e) => ConnEvent::ConnectFailed(id, e.to_string()),
+                    };
+                    let _ = events.send(ev).await;
+                });
+            }
+            Action::SendOpen(id, open) => self.send(id, &Message::Open(open)),
+            Action::SendKeepalive(id) => self.send(id, &Message::Keepalive),
+            Action::SendNotification(id, n) => {
+                info!(peer = %self.s.name, "sending NOTIFICATION {}", n.describe());
+                self.send(id, &Message::Notification(n));
+            }
+            Action::CloseConnection(id) => self.close(id),
+            Action::StartTimer(..) | Action::StopTimer(_) => {}
+            Action::Established(id, negotiated) => self.established(id, *negotiated).await,
+            Action::SessionDown { reason } => self.session_down(reason).await,
+        }
+    }
+
+    fn send(&mut self, id: ConnId, msg: &Message) {
+        let ctx = match &self.established {
+            Some((eid, _, _)) if *eid == id => self
+                .fsm
+                .negotiated()
+                .map(|n| n.tx_context())
+                .unwrap_or_default(),
+            _ => Context::default(),
+        };
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        match msg.to_bytes(&ctx) {
+            Ok(b) => {
+                let _ = conn.writer.send(WriterMsg::Send(Bytes::from(b)));
+                self.status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .messages_out += 1;
+            }
+            Err(e) => warn!(peer = %self.s.name, "cannot encode {:?}: {e}", msg.message_type()),
+        }
+    }
+
+    fn close(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.remove(&id) {
+            let _ = conn.writer.send(WriterMsg::Close);
+            conn.reader.abort();
+        }
+    }
+
+    async fn incoming(&mut self, stream: TcpStream) {
+        if self.stopping {
+            return;
+        }
+        let id = self.fsm.new_conn_id();
+        debug!(peer = %self.s.name, "incoming connection {:?}", stream.peer_addr().ok());
+        self.attach(id, stream);
+        self.feed(Event::TcpConnectionConfirmed(id)).await;
+    }
+
+    /// Starts the reader and writer of a connection.
+    fn attach(&mut self, id: ConnId, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        if let Some(ttl) = self.s.ttl {
+            let _ = stream.set_ttl(ttl as u32);
+        }
+        let local = stream.local_addr().ok();
+        let (rd, wr) = stream.into_split();
+        let (wtx, wrx) = mpsc::unbounded_channel();
+        let events = self.events_tx.clone();
+        tokio::spawn(writer(id, wr, wrx, events.clone()));
+        let reader = tokio::spawn(reader(id, rd, events));
+        self.conns.insert(
+            id,
+            Conn {
+                writer: wtx,
+                reader,
+                local,
+            },
+        );
+    }
+
+    async fn connection_event(&mut self, ev: ConnEvent) {
+        match ev {
+            ConnEvent::Connected(id, stream) => {
+                if self.stopping {
+                    return;
+                }
+                self.attach(id, stream);
+                self.feed(Event::TcpCrAcked(id)).await;
+            }
+            ConnEvent::ConnectFailed(id, e) => {
+                debug!(peer = %self.s.name, "connect failed: {e}");
+                self.status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .last_error = Some(format!("connect: {e}"));
+                self.feed(Event::TcpConnectionFails(id)).await;
+            }
+            ConnEvent::Closed(id, why) => {
+                if self.conns.contains_key(&id) {
+                    debug!(peer = %self.s.name, "connection closed: {why}");
+                    self.conns.remove(&id);
+                    self.feed(Event::TcpConnectionFails(id)).await;
+                }
+            }
+            ConnEvent::FrameError(id, e) => {
+                let reason = match e {
+                    FrameError::BadMarker => Reason::BadMarker,
+                    FrameError::BadLength(l) => Reason::BadLength(l),
+                };
+                let err = DecodeError::new(reason, 0);
+                let err = match e {
+                    FrameError::BadLength(l) => err.with_data(l.to_be_bytes().to_vec()),
+                    FrameError::BadMarker => err,
+                };
+                self.feed(Event::BgpHeaderErr(id, err)).await;
+            }
+            ConnEvent::Message(id, bytes) => self.message(id, bytes).await,
+            ConnEvent::Writable => {
+                if let Some((id, _, _)) = self.established {
+                    let _ = self.rib.send(RibMsg::Writable(self.s.id)).await;
+                    let _ = id;
+                }
+            }
+        }
+    }
+
+    async fn message(&mut self, id: ConnId, bytes: Bytes) {
+        if !self.conns.contains_key(&id) {
+            return;
+        }
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .messages_in += 1;
+        let (ctx, four_octet) = match &self.established {
+            Some((eid, ctx, four)) if *eid == id => (ctx.clone(), *four),
+            _ => (Context::default(), true),
+        };
+        let ty = bytes.get(18).copied().and_then(MessageType::from_u8);
+        let decoded = match bgp_proto::decode(&bytes, &ctx) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(peer = %self.s.name, "malformed {:?} message: {e}", ty);
+                let event = match ty {
+                    Some(MessageType::Open) => Event::BgpOpenMsgErr(id, e),
+                    Some(MessageType::Update) => Event::UpdateMsgErr(id, e),
+                    _ => Event::BgpHeaderErr(id, e),
+                };
+                self.feed(event).await;
+                return;
+            }
+        };
+        match decoded.message {
+            Message::Open(open) => self.feed(Event::BgpOpen(id, open)).await,
+            Message::Keepalive => self.feed(Event::KeepAliveMsg(id)).await,
+            Message::Notification(n) => self.feed(Event::NotifMsg(id, n)).await,
+            Message::RouteRefresh(rr) => {
+                self.feed(Event::RouteRefreshMsg(id)).await;
+                if self.established.is_some() {
+                    let _ = self
+                        .rib
+                        .send(RibMsg::RouteRefresh(self.s.id, rr.family))
+                        .await;
+                }
+            }
+            Message::Update(update) => {
+                self.feed(Event::UpdateMsg(id)).await;
+                if self.established.as_ref().map(|e| e.0) != Some(id) {
+                    return;
+                }
+                self.status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .updates_in += 1;
+                if let Treatment::AfiSafiDisable(family) = decoded.treatment {
+                    // RFC 7606 §7.11 allows session reset instead of disabling
+                    // one family; tern resets, reporting the attribute error.
+                    warn!(peer = %self.s.name, "malformed MP attribute for {family}: resetting the session");
+                    let first = decoded
+                        .errors
+                        .iter()
+                        .find(|e| matches!(e.treatment, Treatment::AfiSafiDisable(_)));
+                    let err = match first {
+                        Some(e) => DecodeError::new(e.reason.clone(), e.offset),
+                        None => DecodeError::new(Reason::OptionalAttribute(14, "MP_REACH_NLRI"), 0),
+                    };
+                    self.feed(Event::UpdateMsgErr(id, err)).await;
+                    return;
+                }
+                if decoded.treatment != Treatment::None {
+                    self.status
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .malformed_updates += 1;
+                    for e in &decoded.errors {
+                        warn!(
+                            peer = %self.s.name,
+                            "RFC 7606 {}: attribute {} at offset {}: {}",
+                            e.treatment.as_str(), e.type_code, e.offset, e.reason
+                        );
+                    }
+                }
+                self.update_to_rib(update, decoded.treatment, four_octet)
+                    .await;
+            }
+        }
+    }
+
+    /// Splits an UPDATE into RIB messages: withdrawals, then one announcement per family.
+    async fn update_to_rib(
+        &mut self,
+        update: bgp_proto::update::Update,
+        treatment: Treatment,
+        four_octet: bool,
+    ) {
+        let peer = self.s.id;
+        if let Some(family) = update.as_end_of_rib() {
+            let _ = self.rib.send(RibMsg::EndOfRib(peer, family)).await;
+            return;
+        }
+        let mut withdrawn: HashMap<Family, Vec<bgp_proto::Nlri>> = HashMap::new();
+        for (f, n) in update.withdrawn_routes() {
+            withdrawn.entry(f).or_default().push(*n);
+        }
+        let mut announced: HashMap<Family, Vec<bgp_proto::Nlri>> = HashMap::new();
+        for (f, n) in update.announced() {
+            let target = if treatment == Treatment::TreatAsWithdraw {
+                &mut withdrawn
+            } else {
+                &mut announced
+            };
+            target.entry(f).or_default().push(*n);
+        }
+        for (family, nlri) in withdrawn {
+            let _ = self.rib.send(RibMsg::Withdraw { peer, family, nlri }).await;
+        }
+        for (family, nlri) in announced {
+            let attrs = RouteAttrs::from_update(&update, family, four_octet);
+            let _ = self
+                .rib
+                .send(RibMsg::Announce {
+                    peer,
+                    family,
+                    attrs,
+                    nlri,
+                })
+                .await;
+        }
+    }
+
+    async fn established(&mut self, id: ConnId, n: Negotiated) {
+        let local = self.conns.get(&id).and_then(|c| c.local);
+        let rx = n.rx_context();
+        let tx = n.tx_context();
+        self.established = Some((id, rx, n.four_octet_as));
+        info!(
+            peer = %self.s.name,
+            address = %self.s.address,
+            "session Established (hold time {}s, families {})",
+            n.hold_time,
+            n.families.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(",")
+        );
+        {
+            let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            st.hold_time = Some(n.hold_time);
+            st.peer_router_id = Some(n.peer_id.to_string());
+            st.peer_hostname = n.peer_hostname.clone();
+            st.families = n.families.iter().map(|f| f.to_string()).collect();
+            st.local_address = local.map(|l| l.ip().to_string());
+            st.last_error = None;
+        }
+        let Some(local) = local else {
+            warn!(peer = %self.s.name, "established on a connection without a local address");
+            return;
+        };
+        let (qtx, qrx) = mpsc::channel(64);
+        let flag = Arc::new(AtomicBool::new(false));
+        if let Some(conn) = self.conns.get(&id) {
+            let _ = conn.writer.send(WriterMsg::Attach(qrx, flag.clone()));
+        }
+        let families: FamilySet = n
+            .families
+            .iter()
+            .filter(|f| self.s.families.contains(f))
+            .collect();
+        let info = PeerInfo {
+            id: self.s.id,
+            name: self.s.name.clone(),
+            address: self.s.address,
+            local_address: local.ip(),
+            asn: n.peer_asn,
+            local_asn: self.s.local_asn,
+            router_id: n.peer_id,
+            rr_client: self.s.rr_client,
+            next_hop: self.s.next_hop,
+            tx,
+            rx_four_octet_as: n.four_octet_as,
+            families,
+            allowas_in: self.s.allowas_in,
+        };
+        let _ = self
+            .rib
+            .send(RibMsg::PeerUp(
+                info,
+                PeerOut {
+                    queue: qtx,
+                    want_writable: flag,
+                },
+            ))
+            .await;
+    }
+
+    async fn session_down(&mut self, reason: DownReason) {
+        let was_up = self.established.take().is_some();
+        if was_up {
+            info!(peer = %self.s.name, "session down: {reason}");
+            let _ = self.rib.send(RibMsg::PeerDown(self.s.id)).await;
+        } else {
+            debug!(peer = %self.s.name, "session attempt failed: {reason}");
+        }
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_error = Some(reason.to_string());
+    }
+}
+
+/// Opens the outgoing connection, from `source_address` if set.
+async fn connect(s: &PeerSettings) -> std::io::Result<TcpStream> {
+    let socket = match s.address {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if let Some(src) = s.source_address {
+        socket.bind(SocketAddr::new(src, 0))?;
+    }
+    let connecting = socket.connect(SocketAddr::new(s.address, s.port));
+    match tokio::time::timeout(s.connect_retry.max(Duration::from_secs(1)), connecting).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connect timed out",
+        )),
+    }
+}
+
+/// Reads the byte stream and hands whole messages to the peer task.
+async fn reader(id: ConnId, mut rd: OwnedReadHalf, events: mpsc::Sender<ConnEvent>) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        loop {
+            match next_message_len(&buf, MAX_EXTENDED_MESSAGE_LEN) {
+                Ok(Some(n)) => {
+                    let msg = buf.split_to(n).freeze();
+                    if events.send(ConnEvent::Message(id, msg)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = events.send(ConnEvent::FrameError(id, e)).await;
+                    return;
+                }
+            }
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => {
+                let _ = events
+                    .send(ConnEvent::Closed(id, "closed by peer".into()))
+                    .await;
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = events.send(ConnEvent::Closed(id, e.to_string())).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Writes control messages first, then what the RIB queued.
+async fn writer(
+    _id: ConnId,
+    mut wr: OwnedWriteHalf,
+    mut control: mpsc::UnboundedReceiver<WriterMsg>,
+    events: mpsc::Sender<ConnEvent>,
+) {
+    let mut rib: Option<(mpsc::Receiver<Bytes>, Arc<AtomicBool>)> = None;
+    loop {
+        let next = tokio::select! {
+            biased;
+            m = control.recv() => m,
+            b = async {
+                match rib.as_mut() {
+                    Some((rx, _)) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match b {
+                Some(b) => Some(WriterMsg::Send(b)),
+                None => { rib = None; continue; }
+            },
+        };
+        match next {
+            Some(WriterMsg::Send(b)) => {
+                if wr.write_all(&b).await.is_err() {
+                    return;
+                }
+                if let Some((_, flag)) = &rib {
+                    if flag.swap(false, Ordering::AcqRel) {
+                        let _ = events.send(ConnEvent::Writable).await;
+                    }
+                }
+            }
+            Some(WriterMsg::Attach(rx, flag)) => rib = Some((rx, flag)),
+            Some(WriterMsg::Close) | None => {
+                let _ = wr.shutdown().await;
+                return;
+            }
+        }
+    }
+}
