@@ -1,7 +1,10 @@
 //! The tern daemon: peer sessions, RIB, kernel sync, control socket.
 
+pub mod control;
+pub mod daemon;
 pub mod decode;
 pub mod pcap;
 pub mod peer;
 pub mod rib;
 pub mod route;
+pub mod systemd;

@@ -830,8 +830,11 @@ fn family_of_nlri_mismatch(family: Family, nlri: &[Nlri]) -> bool {
 /// attributes, prefixes and context — the UPDATE is encoded once for all.
 #[derive(Default)]
 struct EncodeCache {
-    entries: HashMap<(usize, Family), Vec<(Context, Vec<Nlri>, Bytes)>>,
+    entries: HashMap<(usize, Family), Vec<CachedEncoding>>,
 }
+
+/// Bytes made for one context and prefix list.
+type CachedEncoding = (Context, Vec<Nlri>, Bytes);
 
 impl EncodeCache {
     fn encode(

@@ -1,0 +1,510 @@
+//! ternd's top level: starts kernel sync, the RIB, one task per peer,
+//! listeners and the control socket; reloads on SIGHUP, stops on SIGTERM
+//! (Cease to every peer, kernel routes kept for graceful restart).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bgp_proto::capability::AddPathMode;
+use bgp_proto::Family;
+use config::{Config, EffectivePeer};
+use fib_sync::{Change, Desired, FibConfig, FibHandle, FibSync, Mode, RouteKind, RouteState, ShutdownMode};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{error, info, warn};
+
+use crate::control::Request;
+use crate::peer::{PeerCmd, PeerHandle, PeerSettings};
+use crate::rib::{self, KernelOp, NextHopMode, Originated, Query, QueryReply, Rib, RibConfig, RibMsg};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("kernel route sync: {0}")]
+    Fib(#[from] fib_sync::FibError),
+    #[error("listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("control socket {0}: {1}")]
+    Control(PathBuf, std::io::Error),
+    #[error("signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// State the control socket and signal handlers share.
+pub struct Shared {
+    pub config_path: PathBuf,
+    pub config: RwLock<Config>,
+    /// Running peers by address.
+    pub peers: RwLock<HashMap<IpAddr, PeerHandle>>,
+    pub rib: mpsc::Sender<RibMsg>,
+    pub fib: Option<FibHandle>,
+    pub started: Instant,
+    next_peer_id: AtomicU32,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn hostname() -> Option<String> {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let h = h.trim();
+    (!h.is_empty()).then(|| h.to_string())
+}
+
+/// Peer settings from the configuration (ids are assigned by the caller).
+pub fn peer_settings(cfg: &Config, p: &EffectivePeer, id: u32) -> PeerSettings {
+    PeerSettings {
+        id,
+        name: p.name.clone(),
+        address: p.address,
+        port: p.port,
+        asn: p.asn,
+        local_asn: p.local_asn,
+        router_id: cfg.bgp.router_id,
+        passive: p.passive,
+        hold_time: p.hold_time,
+        keepalive_time: p.keepalive_time,
+        connect_retry: Duration::from_secs(cfg.bgp.connect_retry_time.max(1) as u64),
+        source_address: p.source_address,
+        ttl: match p.ttl {
+            config::TtlMode::Fixed(t) => Some(t),
+            config::TtlMode::Gtsm { .. } => Some(255),
+        },
+        next_hop: match p.next_hop {
+            config::NextHop::SelfAddr => NextHopMode::SelfAddress,
+            config::NextHop::Keep => NextHopMode::Keep,
+            config::NextHop::Auto => NextHopMode::Auto,
+        },
+        rr_client: p.route_reflector_client,
+        families: p
+            .families
+            .iter()
+            .map(|f| match f {
+                config::Family::Ipv4 => Family::IPV4_UNICAST,
+                config::Family::Ipv6 => Family::IPV6_UNICAST,
+            })
+            .collect(),
+        add_path: match p.add_path {
+            config::AddPath::None => None,
+            config::AddPath::Send => Some(AddPathMode::Send),
+            config::AddPath::Receive => Some(AddPathMode::Receive),
+            config::AddPath::Both => Some(AddPathMode::Both),
+        },
+        allowas_in: p.allowas_in,
+        graceful_restart: cfg.graceful_restart.enabled.then_some(cfg.graceful_restart.restart_time),
+        hostname: hostname(),
+        shutdown_message: p.shutdown_message.clone(),
+    }
+}
+
+fn originated(cfg: &Config) -> Vec<Originated> {
+    cfg.originate
+        .iter()
+        .map(|o| Originated {
+            prefix: o.prefix,
+            blackhole: o.blackhole,
+            communities: o.communities.iter().map(|c| bgp_proto::attributes::Community(c.0)).collect(),
+            large_communities: o
+                .large_communities
+                .iter()
+                .map(|c| bgp_proto::attributes::LargeCommunity {
+                    global: c.global,
+                    local1: c.local1,
+                    local2: c.local2,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn fib_config(cfg: &Config) -> FibConfig {
+    FibConfig {
+        table: cfg.kernel.table,
+        protocol: cfg.kernel.protocol,
+        metric: cfg.kernel.metric,
+        mode: match cfg.kernel.ipip {
+            config::IpipMode::Always => Mode::IpipAlways,
+            config::IpipMode::CrossSubnet => Mode::IpipCrossSubnet,
+            config::IpipMode::Never => Mode::Plain,
+        },
+        tunnel_device: cfg.kernel.tunnel_device.clone(),
+        ..FibConfig::default()
+    }
+}
+
+impl Shared {
+    fn start_peer(&self, cfg: &Config, p: &EffectivePeer) {
+        if !p.enabled {
+            return;
+        }
+        let id = self.next_peer_id.fetch_add(1, Ordering::Relaxed);
+        let handle = crate::peer::spawn(peer_settings(cfg, p, id), self.rib.clone());
+        write(&self.peers).insert(p.address, handle);
+    }
+
+    /// Re-reads the configuration and applies what changed, leaving
+    /// untouched sessions alone.
+    pub async fn reload(&self) {
+        let new = match config::load(&self.config_path) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("reload failed, keeping the running configuration:\n{e}");
+                return;
+            }
+        };
+        let old = read(&self.config).clone();
+        if old.bgp != new.bgp || old.kernel != new.kernel || old.control != new.control {
+            warn!("changes to [bgp], [kernel] or [control] take effect at the next restart");
+        }
+        if old.originate != new.originate {
+            info!("reload: originated prefixes changed");
+            let _ = self.rib.send(RibMsg::Originate(originated(&new))).await;
+        }
+        let wanted: HashMap<IpAddr, EffectivePeer> =
+            new.effective_peers().into_iter().map(|p| (p.address, p)).collect();
+        let running: Vec<(IpAddr, PeerHandle)> = read(&self.peers).iter().map(|(a, h)| (*a, h.clone())).collect();
+        for (addr, handle) in running {
+            let keep = wanted.get(&addr).is_some_and(|p| {
+                let mut want = peer_settings(&new, p, handle.settings.id);
+                want.hostname = handle.settings.hostname.clone();
+                p.enabled && want == handle.settings
+            });
+            if !keep {
+                info!(peer = %handle.settings.name, "reload: peer removed or changed, stopping it");
+                write(&self.peers).remove(&addr);
+                let _ = handle.cmd.send(PeerCmd::Stop(Some("peer de-configured".into()))).await;
+            }
+        }
+        for (addr, p) in &wanted {
+            if !read(&self.peers).contains_key(addr) && p.enabled {
+                info!(peer = %p.name, "reload: starting peer");
+                self.start_peer(&new, p);
+            }
+        }
+        *write(&self.config) = new;
+    }
+
+    async fn rib_query(&self, q: Query) -> Result<QueryReply, String> {
+        let (tx, rx) = oneshot::channel();
+        self.rib.send(RibMsg::Query(q, tx)).await.map_err(|_| "RIB task is gone")?;
+        rx.await.map_err(|_| "RIB task is gone".to_string())
+    }
+
+    /// Answers a control request.
+    pub async fn answer(&self, req: Request) -> Result<Value, String> {
+        match req {
+            Request::Peers => {
+                let QueryReply::Summary(summary) = self.rib_query(Query::Summary).await? else {
+                    return Err("unexpected RIB reply".into());
+                };
+                let counts: HashMap<&str, (usize, usize)> = summary
+                    .peers
+                    .iter()
+                    .map(|p| (p.name.as_str(), (p.received, p.advertised)))
+                    .collect();
+                let handles: Vec<PeerHandle> = read(&self.peers).values().cloned().collect();
+                let mut out: Vec<Value> = handles
+                    .iter()
+                    .map(|h| {
+                        let st = h.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        let (received, advertised) = counts.get(st.name.as_str()).copied().unwrap_or((0, 0));
+                        let mut v = serde_json::to_value(&st).unwrap_or(Value::Null);
+                        v["uptime_secs"] = json!(st.since.map(|s| s.elapsed().as_secs()).unwrap_or(0));
+                        v["received"] = json!(received);
+                        v["advertised"] = json!(advertised);
+                        v["passive"] = json!(h.settings.passive);
+                        v
+                    })
+                    .collect();
+                out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+                Ok(Value::Array(out))
+            }
+            Request::Routes { prefix } => {
+                let filter = match prefix {
+                    Some(p) => Some(p.parse().map_err(|e| format!("bad prefix {p:?}: {e}"))?),
+                    None => None,
+                };
+                let QueryReply::Routes(routes) = self.rib_query(Query::Routes(filter)).await? else {
+                    return Err("unexpected RIB reply".into());
+                };
+                serde_json::to_value(routes).map_err(|e| e.to_string())
+            }
+            Request::Fib => {
+                let Some(fib) = &self.fib else {
+                    return Ok(json!([]));
+                };
+                let snapshot = fib.snapshot().await.map_err(|e| e.to_string())?;
+                let mut out: Vec<Value> = snapshot
+                    .iter()
+                    .map(|r| {
+                        let (kind, gateways, devices) = match r.installed.as_ref().map(|k| &k.kind) {
+                            Some(RouteKind::Blackhole) => ("blackhole", vec![], vec![]),
+                            Some(RouteKind::Unicast(hops)) => (
+                                "unicast",
+                                hops.iter().filter_map(|h| h.gateway.map(|g| g.to_string())).collect(),
+                                hops.iter().map(|h| h.to_string()).collect(),
+                            ),
+                            Some(RouteKind::Other(_)) => ("other", vec![], vec![]),
+                            None => match &r.desired {
+                                Some(Desired::Blackhole) => ("blackhole", vec![], vec![]),
+                                Some(Desired::Via(v)) => ("unicast", v.iter().map(|h| h.gateway.to_string()).collect(), vec![]),
+                                None => ("none", vec![], vec![]),
+                            },
+                        };
+                        let state = match &r.state {
+                            RouteState::Installed => "installed".to_string(),
+                            RouteState::Queued => "queued".to_string(),
+                            RouteState::Unresolved(u) => format!("unresolved: {u}"),
+                            RouteState::Conflict { protocol } => format!("conflict with proto {protocol}"),
+                            RouteState::Failed { error, attempts } => format!("failed: {error:?} ({attempts} attempts)"),
+                            RouteState::Stale => "stale".to_string(),
+                        };
+                        json!({"prefix": r.prefix.to_string(), "kind": kind, "gateways": gateways, "device": devices.join(","), "state": state})
+                    })
+                    .collect();
+                out.sort_by(|a, b| a["prefix"].as_str().cmp(&b["prefix"].as_str()));
+                Ok(Value::Array(out))
+            }
+            Request::Status => {
+                let QueryReply::Summary(summary) = self.rib_query(Query::Summary).await? else {
+                    return Err("unexpected RIB reply".into());
+                };
+                let cfg = read(&self.config).clone();
+                let handles: Vec<PeerHandle> = read(&self.peers).values().cloned().collect();
+                let established = handles
+                    .iter()
+                    .filter(|h| h.status.lock().unwrap_or_else(|e| e.into_inner()).state == "Established")
+                    .count();
+                let fib = self.fib.as_ref().map(|f| f.stats());
+                Ok(json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "router_id": cfg.bgp.router_id.to_string(),
+                    "asn": cfg.bgp.asn,
+                    "uptime_secs": self.started.elapsed().as_secs(),
+                    "converged": summary.converged,
+                    "peers_established": established,
+                    "peers_configured": handles.len(),
+                    "prefixes": summary.prefixes,
+                    "paths": summary.paths,
+                    "attribute_sets": summary.attribute_sets,
+                    "kernel_routes": summary.kernel_routes,
+                    "fib": fib.map(|s| json!({
+                        "installs": s.installs, "deletes": s.deletes, "conflicts": s.conflicts,
+                        "errors": s.errors, "resyncs": s.resyncs, "restores": s.restores, "pending": s.pending,
+                    })),
+                }))
+            }
+        }
+    }
+
+    fn all_established(&self) -> bool {
+        read(&self.peers)
+            .values()
+            .all(|h| h.status.lock().unwrap_or_else(|e| e.into_inner()).state == "Established")
+    }
+}
+
+/// Hands RIB kernel changes to fib-sync, batching what piled up.
+async fn kernel_task(fib: FibHandle, mut rx: mpsc::UnboundedReceiver<Vec<KernelOp>>) {
+    while let Some(mut ops) = rx.recv().await {
+        while let Ok(more) = rx.try_recv() {
+            ops.extend(more);
+        }
+        let changes: Vec<Change> = ops
+            .into_iter()
+            .map(|op| match op {
+                KernelOp::Via(p, gws) => Change::Set(p, Desired::via(gws)),
+                KernelOp::Blackhole(p) => Change::Set(p, Desired::Blackhole),
+                KernelOp::Remove(p) => Change::Remove(p),
+            })
+            .collect();
+        if let Err(e) = fib.apply(changes).await {
+            error!("kernel route sync stopped: {e}");
+            return;
+        }
+    }
+}
+
+/// Removes adopted routes nobody confirmed, once every peer is up and has
+/// sent End-of-RIB, or after `[kernel] sweep_after` seconds.
+async fn sweeper(shared: Arc<Shared>, fib: FibHandle, mut converged: watch::Receiver<bool>, after: Duration) {
+    let deadline = tokio::time::sleep(after);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => break,
+            changed = converged.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if *converged.borrow() && shared.all_established() {
+                    break;
+                }
+            }
+        }
+    }
+    match fib.sweep_stale().await {
+        Ok(n) => info!("removed {n} stale kernel routes left from before the start"),
+        Err(e) => warn!("sweeping stale kernel routes: {e}"),
+    }
+}
+
+/// Listens on `addr` and hands connections from configured peers to their tasks.
+fn listen(addr: SocketAddr, shared: Arc<Shared>) -> Result<(), DaemonError> {
+    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
+        .map_err(|e| DaemonError::Listen(addr, e))?;
+    let setup = || -> std::io::Result<TcpListener> {
+        if addr.is_ipv6() {
+            sock.set_only_v6(true)?;
+        }
+        sock.set_reuse_address(true)?;
+        sock.bind(&addr.into())?;
+        sock.listen(1024)?;
+        sock.set_nonblocking(true)?;
+        TcpListener::from_std(std::net::TcpListener::from(sock.try_clone()?))
+    };
+    let listener = setup().map_err(|e| DaemonError::Listen(addr, e))?;
+    info!("listening on {addr}");
+    tokio::spawn(async move {
+        loop {
+            let (stream, remote) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!("accept on {addr}: {e}");
+                    continue;
+                }
+            };
+            let ip = match remote.ip() {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+                v4 => v4,
+            };
+            let handle = read(&shared.peers).get(&ip).cloned();
+            match handle {
+                Some(h) => {
+                    let _ = h.cmd.send(PeerCmd::Incoming(stream)).await;
+                }
+                None => {
+                    warn!("refused connection from {remote}: not a configured peer");
+                    drop(stream);
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config_path: PathBuf, cfg: Config) -> Result<(), DaemonError> {
+    let (fib, fib_task) = if cfg.kernel.enabled {
+        let (handle, task) = FibSync::start(fib_config(&cfg)).await?;
+        (Some(handle), Some(task))
+    } else {
+        (None, None)
+    };
+    let (rib_tx, rib_rx) = mpsc::channel(4096);
+    let (kernel_tx, kernel_rx) = mpsc::unbounded_channel();
+    let (converged_tx, converged_rx) = watch::channel(false);
+    let rib = Rib::new(RibConfig {
+        local_asn: cfg.bgp.asn,
+        router_id: cfg.bgp.router_id,
+        cluster_id: cfg.bgp.cluster_id,
+        allowed_prefixes: cfg.kernel.allowed_prefixes.clone(),
+        kernel: cfg.kernel.enabled,
+    });
+    tokio::spawn(rib::run(rib, rib_rx, kernel_tx, converged_tx));
+    let shared = Arc::new(Shared {
+        config_path,
+        config: RwLock::new(cfg.clone()),
+        peers: RwLock::new(HashMap::new()),
+        rib: rib_tx.clone(),
+        fib: fib.clone(),
+        started: Instant::now(),
+        next_peer_id: AtomicU32::new(1),
+    });
+    if let Some(fib) = &fib {
+        tokio::spawn(kernel_task(fib.clone(), kernel_rx));
+        tokio::spawn(sweeper(
+            shared.clone(),
+            fib.clone(),
+            converged_rx,
+            Duration::from_secs(cfg.kernel.sweep_after as u64),
+        ));
+    }
+    let _ = rib_tx.send(RibMsg::Originate(originated(&cfg))).await;
+    crate::control::serve(cfg.control.socket.clone(), shared.clone())
+        .await
+        .map_err(|e| DaemonError::Control(cfg.control.socket.clone(), e))?;
+    for p in cfg.effective_peers() {
+        shared.start_peer(&cfg, &p);
+    }
+    for addr in &cfg.bgp.listen {
+        listen(*addr, shared.clone())?;
+    }
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    info!(
+        "ternd {} running: AS {} router id {}, {} peers",
+        env!("CARGO_PKG_VERSION"),
+        cfg.bgp.asn,
+        cfg.bgp.router_id,
+        read(&shared.peers).len()
+    );
+    crate::systemd::notify("READY=1\nSTATUS=running");
+    if let Some(every) = crate::systemd::watchdog_interval() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                crate::systemd::notify("WATCHDOG=1");
+            }
+        });
+    }
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading {}", shared.config_path.display());
+                crate::systemd::notify("RELOADING=1");
+                shared.reload().await;
+                crate::systemd::notify("READY=1");
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    info!("stopping: Cease to every peer, kernel routes kept for graceful restart");
+    crate::systemd::notify("STOPPING=1");
+    let handles: Vec<PeerHandle> = write(&shared.peers).drain().map(|(_, h)| h).collect();
+    for h in &handles {
+        let _ = h.cmd.send(PeerCmd::Stop(None)).await;
+    }
+    // Give the NOTIFICATIONs a moment to leave; peers end their tasks once closed.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        for h in &handles {
+            h.cmd.closed().await;
+        }
+    })
+    .await;
+    if let Some(fib) = &fib {
+        if let Err(e) = fib.shutdown(ShutdownMode::KeepRoutes).await {
+            warn!("kernel sync shutdown: {e}");
+        }
+    }
+    if let Some(task) = fib_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
+    let _ = std::fs::remove_file(&read(&shared.config).control.socket);
+    Ok(())
+}
