@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -315,11 +315,15 @@ impl Shared {
     }
 }
 
-/// Hands RIB kernel changes to fib-sync, batching what piled up.
-async fn kernel_task(fib: FibHandle, mut rx: mpsc::UnboundedReceiver<Vec<KernelOp>>) {
+/// Hands RIB kernel changes to fib-sync, batching what piled up. Once
+/// `frozen` is set (shutdown), the kernel is left exactly as it is.
+async fn kernel_task(fib: FibHandle, mut rx: mpsc::UnboundedReceiver<Vec<KernelOp>>, frozen: Arc<AtomicBool>) {
     while let Some(mut ops) = rx.recv().await {
         while let Ok(more) = rx.try_recv() {
             ops.extend(more);
+        }
+        if frozen.load(Ordering::Acquire) {
+            continue;
         }
         let changes: Vec<Change> = ops
             .into_iter()
@@ -416,6 +420,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<(), DaemonError> {
     let (rib_tx, rib_rx) = mpsc::channel(4096);
     let (kernel_tx, kernel_rx) = mpsc::unbounded_channel();
     let (converged_tx, converged_rx) = watch::channel(false);
+    let kernel_frozen = Arc::new(AtomicBool::new(false));
     let rib = Rib::new(RibConfig {
         local_asn: cfg.bgp.asn,
         router_id: cfg.bgp.router_id,
@@ -434,7 +439,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<(), DaemonError> {
         next_peer_id: AtomicU32::new(1),
     });
     if let Some(fib) = &fib {
-        tokio::spawn(kernel_task(fib.clone(), kernel_rx));
+        tokio::spawn(kernel_task(fib.clone(), kernel_rx, kernel_frozen.clone()));
         tokio::spawn(sweeper(
             shared.clone(),
             fib.clone(),
@@ -486,6 +491,9 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<(), DaemonError> {
     }
     info!("stopping: Cease to every peer, kernel routes kept for graceful restart");
     crate::systemd::notify("STOPPING=1");
+    // Graceful restart: routes learned from peers stay in the kernel too,
+    // so the kernel is frozen before the sessions go down.
+    kernel_frozen.store(true, Ordering::Release);
     let handles: Vec<PeerHandle> = write(&shared.peers).drain().map(|(_, h)| h).collect();
     for h in &handles {
         let _ = h.cmd.send(PeerCmd::Stop(None)).await;

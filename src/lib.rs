@@ -8,3 +8,4 @@ pub mod peer;
 pub mod rib;
 pub mod route;
 pub mod systemd;
+pub mod testpeer;

@@ -1,1 +1,29 @@
-//! Desired kernel routes -> netlink. Filled by the fib-sync issue.
+//! Desired kernel routes -> netlink, owning only routes of its own protocol.
+//!
+//! The caller (the daemon's RIB) says which prefixes should go where; the crate resolves
+//! next hops to devices (plain, IPIP always, IPIP cross-subnet), diffs the wanted state
+//! against the kernel (`reconcile`, pure), and applies the ops in netlink batches. Kernel
+//! notifications keep the view current: owned routes removed by others are restored,
+//! routes wait for missing devices and go in when they appear, foreign routes are never
+//! touched. Knows nothing about BGP.
+
+pub mod error;
+pub mod fib;
+pub mod memory;
+pub mod model;
+pub mod netlink;
+pub mod reconcile;
+pub mod resolve;
+pub mod sync;
+
+pub use error::FibError;
+pub use fib::{Fib, FibEvent, OpResult};
+pub use memory::{MemoryFib, MemoryKernel};
+pub use model::{
+    Change, Desired, Errno, Hop, KernelRoute, Link, LinkTable, NextHop, Op, RouteKey, RouteKind, RTPROT_BIRD,
+    RT_TABLE_MAIN,
+};
+pub use netlink::NetlinkFib;
+pub use reconcile::{reconcile, Actual, Blocked};
+pub use resolve::{resolve_hop, Mode, Unresolved};
+pub use sync::{FibConfig, FibHandle, FibSync, FibTask, RouteState, RouteStatus, ShutdownMode, Stats};

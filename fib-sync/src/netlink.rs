@@ -1,0 +1,576 @@
+//! The netlink `Fib`: raw NETLINK_ROUTE sockets with batched requests (many messages
+//! per `send`, all acked before the next batch) and a multicast listener task.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+
+use ipnetwork::IpNetwork;
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL,
+    NLM_F_REPLACE, NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHop, RouteNextHopFlags, RouteProtocol, RouteScope,
+    RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::error::FibError;
+use crate::fib::{Fib, FibEvent, OpResult};
+use crate::model::{normalize, Errno, Hop, KernelRoute, Link, Op, RouteKind};
+
+const RECV_BUF: usize = 1 << 20;
+/// Receive buffer of the listener: big enough that a 100k-route burst of our own
+/// notifications is normally drained before it overflows (overflow = resync, still correct).
+const MONITOR_RCVBUF: usize = 32 << 20;
+const REQUEST_RCVBUF: usize = 8 << 20;
+/// Requests per `send`; ~100 bytes each keeps a batch well under the socket's send buffer.
+pub const DEFAULT_BATCH: usize = 512;
+
+fn set_rcvbuf_force(sock: &Socket, size: usize) {
+    let v: libc::c_int = size.try_into().unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a valid, live c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        // Without CAP_NET_ADMIN fall back to the capped SO_RCVBUF.
+        let _ = sock.set_rx_buf_sz(v);
+    }
+}
+
+fn open(groups: &[u32], rcvbuf: usize) -> io::Result<AsyncFd<Socket>> {
+    let mut s = Socket::new(NETLINK_ROUTE)?;
+    s.bind(&SocketAddr::new(0, 0))?;
+    for g in groups {
+        s.add_membership(*g)?;
+    }
+    // Acks of failed requests carry only the header, not the whole request.
+    let _ = s.set_cap_ack(true);
+    set_rcvbuf_force(&s, rcvbuf);
+    s.set_non_blocking(true)?;
+    // SAFETY: the Socket owns its fd, which stays open and unchanged until the Socket
+    // (owned by the AsyncFd) is dropped.
+    Ok(unsafe { AsyncFd::register(s) }?)
+}
+
+async fn recv_into(sock: &AsyncFd<Socket>, buf: &mut Vec<u8>) -> io::Result<usize> {
+    loop {
+        let mut guard = sock.readable().await?;
+        match guard.try_io(|s| {
+            buf.clear();
+            s.get_ref().recv(buf, 0)
+        }) {
+            Ok(r) => return r,
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+async fn send_all(sock: &AsyncFd<Socket>, buf: &[u8]) -> io::Result<()> {
+    loop {
+        let mut guard = sock.writable().await?;
+        match guard.try_io(|s| s.get_ref().send(buf, 0)) {
+            Ok(Ok(n)) if n == buf.len() => return Ok(()),
+            Ok(Ok(_)) => return Err(io::Error::from_raw_os_error(libc::EMSGSIZE)),
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+/// Split a datagram into netlink messages; undecodable ones are skipped (never panic).
+fn messages(buf: &[u8]) -> Vec<NetlinkMessage<RouteNetlinkMessage>> {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    while buf.len().saturating_sub(off) >= 16 {
+        let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
+        if len < 16 || off + len > buf.len() {
+            break;
+        }
+        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..off + len]) {
+            Ok(m) => out.push(m),
+            Err(e) => tracing::debug!("skipping undecodable netlink message: {e}"),
+        }
+        off += (len + 3) & !3;
+    }
+    out
+}
+
+fn encode(out: &mut Vec<u8>, msg: RouteNetlinkMessage, flags: u16, seq: u32) {
+    let mut hdr = NetlinkHeader::default();
+    hdr.flags = flags;
+    hdr.sequence_number = seq;
+    let mut m = NetlinkMessage::new(hdr, NetlinkPayload::InnerMessage(msg));
+    m.finalize();
+    let start = out.len();
+    let len = m.buffer_len();
+    out.resize(start + ((len + 3) & !3), 0);
+    m.serialize(&mut out[start..start + len]);
+}
+
+fn family(v4: bool) -> AddressFamily {
+    if v4 {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
+}
+
+fn base_msg(r: &KernelRoute) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = family(r.prefix.is_ipv4());
+    m.header.destination_prefix_length = r.prefix.prefix();
+    m.header.table = u8::try_from(r.table).unwrap_or(0);
+    m.header.protocol = RouteProtocol::from(r.protocol);
+    m.attributes
+        .push(RouteAttribute::Destination(r.prefix.network().into()));
+    m.attributes.push(RouteAttribute::Table(r.table));
+    m.attributes.push(RouteAttribute::Priority(r.metric));
+    m
+}
+
+/// `RTM_NEWROUTE` body for a route.
+pub fn route_to_msg(r: &KernelRoute) -> RouteMessage {
+    let mut m = base_msg(r);
+    m.header.scope = RouteScope::Universe;
+    match &r.kind {
+        RouteKind::Blackhole => m.header.kind = RouteType::BlackHole,
+        RouteKind::Other(t) => m.header.kind = RouteType::from(*t),
+        RouteKind::Unicast(hops) => {
+            m.header.kind = RouteType::Unicast;
+            match hops.as_slice() {
+                [h] => {
+                    if let Some(g) = h.gateway {
+                        m.attributes.push(RouteAttribute::Gateway(g.into()));
+                    } else {
+                        m.header.scope = RouteScope::Link;
+                    }
+                    if h.ifindex != 0 {
+                        m.attributes.push(RouteAttribute::Oif(h.ifindex));
+                    }
+                    if h.onlink {
+                        m.header.flags |= RouteFlags::Onlink;
+                    }
+                }
+                hops => {
+                    let nhs = hops
+                        .iter()
+                        .map(|h| {
+                            let mut nh = RouteNextHop::default();
+                            nh.interface_index = h.ifindex;
+                            if h.onlink {
+                                nh.flags |= RouteNextHopFlags::Onlink;
+                            }
+                            if let Some(g) = h.gateway {
+                                nh.attributes.push(RouteAttribute::Gateway(g.into()));
+                            }
+                            nh
+                        })
+                        .collect();
+                    m.attributes.push(RouteAttribute::MultiPath(nhs));
+                }
+            }
+        }
+    }
+    m
+}
+
+/// `RTM_DELROUTE` body: key + our protocol, any scope/type/next hops, so the kernel
+/// only deletes the route of that protocol.
+pub fn delete_msg(r: &KernelRoute) -> RouteMessage {
+    let mut m = base_msg(r);
+    m.header.scope = RouteScope::NoWhere;
+    m.header.kind = RouteType::Unspec;
+    m
+}
+
+fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+/// Parse a route message; `None` for routes outside our model (cloned/cache entries,
+/// tos or source-specific routes, non-IP families).
+pub fn route_from_msg(m: &RouteMessage) -> Option<KernelRoute> {
+    let h = &m.header;
+    if h.flags.contains(RouteFlags::Cloned) || h.tos != 0 || h.source_prefix_length != 0 {
+        return None;
+    }
+    let unspec = match h.address_family {
+        AddressFamily::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => return None,
+    };
+    let (mut table, mut dst, mut gw, mut oif, mut metric, mut mp) = (u32::from(h.table), unspec, None, 0, 0, None);
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Destination(d) => dst = ip_of(d)?,
+            RouteAttribute::Gateway(g) => gw = ip_of(g),
+            RouteAttribute::Oif(i) => oif = *i,
+            RouteAttribute::Priority(p) => metric = *p,
+            RouteAttribute::MultiPath(hops) => mp = Some(hops),
+            _ => {}
+        }
+    }
+    let prefix = normalize(IpNetwork::new(dst, h.destination_prefix_length).ok()?);
+    let kind = match h.kind {
+        RouteType::Unicast => match mp {
+            Some(hops) => RouteKind::unicast(
+                hops.iter()
+                    .map(|nh| Hop {
+                        gateway: nh.attributes.iter().find_map(|a| match a {
+                            RouteAttribute::Gateway(g) => ip_of(g),
+                            _ => None,
+                        }),
+                        ifindex: nh.interface_index,
+                        onlink: nh.flags.contains(RouteNextHopFlags::Onlink),
+                    })
+                    .collect(),
+            ),
+            None => RouteKind::unicast(vec![Hop {
+                gateway: gw,
+                ifindex: oif,
+                onlink: h.flags.contains(RouteFlags::Onlink),
+            }]),
+        },
+        RouteType::BlackHole => RouteKind::Blackhole,
+        other => RouteKind::Other(u8::from(other)),
+    };
+    Some(KernelRoute {
+        prefix,
+        table,
+        protocol: u8::from(h.protocol),
+        metric,
+        kind,
+    })
+}
+
+fn link_from_msg(m: &LinkMessage) -> Option<(u32, String, bool)> {
+    let name = m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.clone()),
+        _ => None,
+    })?;
+    Some((m.header.index, name, m.header.flags.contains(LinkFlags::Up)))
+}
+
+fn addr_from_msg(m: &AddressMessage) -> Option<(u32, IpNetwork)> {
+    let mut local = None;
+    let mut addr = None;
+    for a in &m.attributes {
+        match a {
+            AddressAttribute::Local(ip) => local = Some(*ip),
+            AddressAttribute::Address(ip) => addr = Some(*ip),
+            _ => {}
+        }
+    }
+    let ip = local.or(addr)?;
+    Some((m.header.index, IpNetwork::new(ip, m.header.prefix_len).ok()?))
+}
+
+fn to_event(msg: RouteNetlinkMessage, table: u32) -> Option<FibEvent> {
+    match msg {
+        RouteNetlinkMessage::NewRoute(r) => route_from_msg(&r)
+            .filter(|r| r.table == table)
+            .map(FibEvent::RouteAdded),
+        RouteNetlinkMessage::DelRoute(r) => route_from_msg(&r)
+            .filter(|r| r.table == table)
+            .map(FibEvent::RouteDeleted),
+        RouteNetlinkMessage::NewLink(l) => {
+            link_from_msg(&l).map(|(ifindex, name, up)| FibEvent::LinkChanged { ifindex, name, up })
+        }
+        RouteNetlinkMessage::DelLink(l) => Some(FibEvent::LinkDeleted {
+            ifindex: l.header.index,
+        }),
+        RouteNetlinkMessage::NewAddress(a) => {
+            addr_from_msg(&a).map(|(ifindex, addr)| FibEvent::AddrAdded { ifindex, addr })
+        }
+        RouteNetlinkMessage::DelAddress(a) => {
+            addr_from_msg(&a).map(|(ifindex, addr)| FibEvent::AddrDeleted { ifindex, addr })
+        }
+        _ => None,
+    }
+}
+
+async fn monitor(sock: AsyncFd<Socket>, tx: mpsc::UnboundedSender<FibEvent>, table: u32) {
+    let mut buf = Vec::with_capacity(RECV_BUF);
+    while !tx.is_closed() {
+        match recv_into(&sock, &mut buf).await {
+            Ok(_) => {
+                for m in messages(&buf) {
+                    if let NetlinkPayload::InnerMessage(inner) = m.payload {
+                        if let Some(ev) = to_event(inner, table) {
+                            if tx.send(ev).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                tracing::warn!("netlink notifications lost (ENOBUFS): full resync");
+                if tx.send(FibEvent::Overrun).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::error!("netlink listener failed: {e}; requesting resync");
+                if tx.send(FibEvent::Overrun).is_err() {
+                    return;
+                }
+                // Avoid a hot loop on a persistently failing socket.
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// [`Fib`] over the kernel of the calling thread's network namespace.
+#[derive(Debug)]
+pub struct NetlinkFib {
+    sock: AsyncFd<Socket>,
+    seq: u32,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    batch: usize,
+    events: Option<mpsc::UnboundedReceiver<FibEvent>>,
+    monitor: JoinHandle<()>,
+}
+
+impl Drop for NetlinkFib {
+    fn drop(&mut self) {
+        self.monitor.abort();
+    }
+}
+
+impl NetlinkFib {
+    /// Open the request socket and start the listener (route events filtered to `table`).
+    /// Must be called inside a tokio runtime with IO enabled.
+    pub fn new(table: u32, batch: usize) -> Result<Self, FibError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(FibError::NoRuntime);
+        }
+        let groups = [
+            libc::RTNLGRP_LINK,
+            libc::RTNLGRP_IPV4_IFADDR,
+            libc::RTNLGRP_IPV4_ROUTE,
+            libc::RTNLGRP_IPV6_IFADDR,
+            libc::RTNLGRP_IPV6_ROUTE,
+        ];
+        let mon = open(&groups, MONITOR_RCVBUF)?;
+        let sock = open(&[], REQUEST_RCVBUF)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let monitor = tokio::spawn(monitor(mon, tx, table));
+        Ok(NetlinkFib {
+            sock,
+            seq: 0,
+            buf: Vec::with_capacity(RECV_BUF),
+            out: Vec::new(),
+            batch: batch.max(1),
+            events: Some(rx),
+            monitor,
+        })
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    async fn dump(&mut self, req: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, FibError> {
+        for _ in 0..8 {
+            let seq = self.next_seq();
+            self.out.clear();
+            encode(&mut self.out, req.clone(), NLM_F_REQUEST | NLM_F_DUMP, seq);
+            send_all(&self.sock, &self.out).await?;
+            let mut got = Vec::new();
+            let mut interrupted = false;
+            'recv: loop {
+                recv_into(&self.sock, &mut self.buf).await?;
+                for m in messages(&self.buf) {
+                    if m.header.sequence_number != seq {
+                        continue;
+                    }
+                    if m.header.flags & NLM_F_DUMP_INTR != 0 {
+                        interrupted = true;
+                    }
+                    match m.payload {
+                        NetlinkPayload::Done(_) => break 'recv,
+                        NetlinkPayload::Error(e) => match e.code {
+                            Some(c) => return Err(FibError::Dump(Errno(-c.get()))),
+                            None => break 'recv,
+                        },
+                        NetlinkPayload::InnerMessage(x) => got.push(x),
+                        _ => {}
+                    }
+                }
+            }
+            if !interrupted {
+                return Ok(got);
+            }
+        }
+        Err(FibError::DumpInterrupted)
+    }
+}
+
+impl Fib for NetlinkFib {
+    fn take_events(&mut self) -> Option<mpsc::UnboundedReceiver<FibEvent>> {
+        self.events.take()
+    }
+
+    async fn dump_links(&mut self) -> Result<Vec<Link>, FibError> {
+        let mut table = crate::model::LinkTable::default();
+        for m in self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default())).await? {
+            if let RouteNetlinkMessage::NewLink(l) = m {
+                if let Some((i, name, up)) = link_from_msg(&l) {
+                    table.upsert(i, &name, up);
+                }
+            }
+        }
+        for m in self
+            .dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))
+            .await?
+        {
+            if let RouteNetlinkMessage::NewAddress(a) = m {
+                if let Some((i, addr)) = addr_from_msg(&a) {
+                    table.add_addr(i, addr);
+                }
+            }
+        }
+        Ok(table.iter().cloned().collect())
+    }
+
+    async fn dump_routes(&mut self, table: u32) -> Result<Vec<KernelRoute>, FibError> {
+        let mut out = Vec::new();
+        for v4 in [true, false] {
+            let mut req = RouteMessage::default();
+            req.header.address_family = family(v4);
+            for m in self.dump(RouteNetlinkMessage::GetRoute(req)).await? {
+                if let RouteNetlinkMessage::NewRoute(r) = m {
+                    out.extend(route_from_msg(&r).filter(|r| r.table == table));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn apply(&mut self, ops: &[Op]) -> Result<Vec<OpResult>, FibError> {
+        let mut results: Vec<Option<OpResult>> = vec![None; ops.len()];
+        for (ci, chunk) in ops.chunks(self.batch).enumerate() {
+            let base = ci * self.batch;
+            self.out.clear();
+            let first = self.seq.wrapping_add(1);
+            for op in chunk {
+                let seq = self.next_seq();
+                let (msg, flags) = match op {
+                    Op::Add(r) => (
+                        RouteNetlinkMessage::NewRoute(route_to_msg(r)),
+                        NLM_F_CREATE | NLM_F_EXCL,
+                    ),
+                    Op::Replace(r) => (
+                        RouteNetlinkMessage::NewRoute(route_to_msg(r)),
+                        NLM_F_CREATE | NLM_F_REPLACE,
+                    ),
+                    Op::Delete(r) => (RouteNetlinkMessage::DelRoute(delete_msg(r)), 0),
+                };
+                encode(&mut self.out, msg, NLM_F_REQUEST | NLM_F_ACK | flags, seq);
+            }
+            send_all(&self.sock, &self.out).await?;
+            let mut remaining = chunk.len();
+            while remaining > 0 {
+                match recv_into(&self.sock, &mut self.buf).await {
+                    Ok(_) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                        // Acks were lost: the outcome of the rest is unknown.
+                        for r in results[base..base + chunk.len()].iter_mut() {
+                            r.get_or_insert(Err(Errno(libc::ENOBUFS)));
+                        }
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                for m in messages(&self.buf) {
+                    let idx = m.header.sequence_number.wrapping_sub(first) as usize;
+                    if idx >= chunk.len() {
+                        continue;
+                    }
+                    if let NetlinkPayload::Error(e) = m.payload {
+                        let slot = &mut results[base + idx];
+                        if slot.is_none() {
+                            *slot = Some(match e.code {
+                                None => Ok(()),
+                                Some(c) => Err(Errno(-c.get())),
+                            });
+                            remaining -= 1;
+                        }
+                    }
+                }
+            }
+            // Let the listener drain the notifications this batch caused.
+            tokio::task::yield_now().await;
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(Errno(libc::ENOBUFS))))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_message_round_trip() {
+        let hops = vec![
+            Hop {
+                gateway: Some("192.168.2.12".parse().unwrap()),
+                ifindex: 7,
+                onlink: true,
+            },
+            Hop {
+                gateway: Some("192.168.1.12".parse().unwrap()),
+                ifindex: 3,
+                onlink: false,
+            },
+        ];
+        for kind in [
+            RouteKind::unicast(hops.clone()),
+            RouteKind::unicast(hops[..1].to_vec()),
+            RouteKind::Blackhole,
+        ] {
+            let r = KernelRoute {
+                prefix: "10.244.2.0/26".parse().unwrap(),
+                table: 254,
+                protocol: 12,
+                metric: 32,
+                kind,
+            };
+            assert_eq!(route_from_msg(&route_to_msg(&r)), Some(r));
+        }
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        assert!(messages(&[0xff; 40]).is_empty());
+        assert!(messages(&[16, 0, 0, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).len() <= 1);
+        assert!(messages(&[]).is_empty());
+    }
+}

@@ -1,0 +1,386 @@
+//! One behavioural suite, run against the in-memory kernel and against a real network
+//! namespace (root; otherwise `skipped: not root`).
+
+mod common;
+
+use common::*;
+use fib_sync::{Change, Desired, FibConfig, FibHandle, FibSync, FibTask, Mode, NextHop, RouteState, ShutdownMode};
+
+/// eth0 in 192.168.1.0/24 (and fd00::/64), plus a veth named tunl0 standing in for IPIP.
+fn base<K: Kernel>(k: &K) {
+    k.add_link("eth0");
+    k.add_addr("eth0", "192.168.1.11/24");
+    k.add_addr("eth0", "fd00::11/64");
+    k.add_link("tunl0");
+}
+
+async fn start<K: Kernel>(k: &K, mode: Mode) -> (FibHandle, FibTask) {
+    FibSync::start_with(
+        k.fib(),
+        FibConfig {
+            mode,
+            ..FibConfig::default()
+        },
+    )
+    .await
+    .expect("start fib-sync")
+}
+
+fn seen_hops<K: Kernel>(k: &K, prefix: &str) -> Option<std::collections::BTreeSet<(std::net::IpAddr, String, bool)>> {
+    find(k, prefix)
+        .into_iter()
+        .find(|r| r.proto == 12 && r.metric == 32)
+        .map(|r| r.hops)
+}
+
+async fn install_replace_delete<K: Kernel>(k: K) {
+    base(&k);
+    let (h, task) = start(&k, Mode::Plain).await;
+    h.set_route(net("10.244.2.0/26"), Desired::via([ip("192.168.1.12")]))
+        .await
+        .unwrap();
+    h.set_route(net("fd10::/64"), Desired::via([ip("fd00::12")]))
+        .await
+        .unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(
+        seen_hops(&k, "10.244.2.0/26"),
+        Some(hops(&[("192.168.1.12", "eth0", false)]))
+    );
+    assert_eq!(seen_hops(&k, "fd10::/64"), Some(hops(&[("fd00::12", "eth0", false)])));
+    h.set_route(net("10.244.2.0/26"), Desired::via([ip("192.168.1.13")]))
+        .await
+        .unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(
+        seen_hops(&k, "10.244.2.0/26"),
+        Some(hops(&[("192.168.1.13", "eth0", false)]))
+    );
+    assert_eq!(find(&k, "10.244.2.0/26").len(), 1, "replaced, not added");
+    h.remove_route(net("10.244.2.0/26")).await.unwrap();
+    h.remove_route(net("fd10::/64")).await.unwrap();
+    h.settle().await.unwrap();
+    assert!(ours(&k).is_empty(), "left: {:?}", ours(&k));
+    let st = h.stats();
+    assert_eq!((st.installs, st.deletes, st.errors), (3, 2, 0), "{st:?}");
+    h.shutdown(ShutdownMode::KeepRoutes).await.unwrap();
+    task.await.unwrap().unwrap();
+}
+
+async fn ecmp_and_blackhole<K: Kernel>(k: K) {
+    base(&k);
+    let (h, _task) = start(&k, Mode::Plain).await;
+    h.apply(vec![
+        Change::Set(
+            net("10.244.3.0/26"),
+            Desired::via([ip("192.168.1.13"), ip("192.168.1.12")]),
+        ),
+        Change::Set(net("10.244.1.0/26"), Desired::Blackhole),
+    ])
+    .await
+    .unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(
+        seen_hops(&k, "10.244.3.0/26"),
+        Some(hops(&[
+            ("192.168.1.12", "eth0", false),
+            ("192.168.1.13", "eth0", false)
+        ]))
+    );
+    let bh = find(&k, "10.244.1.0/26");
+    assert!(bh.len() == 1 && bh[0].blackhole && bh[0].proto == 12, "{bh:?}");
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+    assert!(ours(&k).is_empty());
+}
+
+async fn ipip_always_and_ecmp_onlink<K: Kernel>(k: K) {
+    base(&k);
+    let (h, _task) = start(&k, Mode::IpipAlways).await;
+    h.set_route(net("10.244.2.0/26"), Desired::via([ip("192.168.1.12")]))
+        .await
+        .unwrap();
+    h.set_route(
+        net("10.244.4.0/26"),
+        Desired::via([ip("192.168.1.12"), ip("192.168.2.12")]),
+    )
+    .await
+    .unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(
+        seen_hops(&k, "10.244.2.0/26"),
+        Some(hops(&[("192.168.1.12", "tunl0", true)]))
+    );
+    assert_eq!(
+        seen_hops(&k, "10.244.4.0/26"),
+        Some(hops(&[
+            ("192.168.1.12", "tunl0", true),
+            ("192.168.2.12", "tunl0", true)
+        ]))
+    );
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+}
+
+async fn cross_subnet_and_readdressing<K: Kernel>(k: K) {
+    base(&k);
+    let (h, _task) = start(&k, Mode::IpipCrossSubnet).await;
+    h.set_route(net("10.244.2.0/26"), Desired::via([ip("192.168.1.12")]))
+        .await
+        .unwrap();
+    h.set_route(net("10.244.5.0/26"), Desired::via([ip("192.168.2.12")]))
+        .await
+        .unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(
+        seen_hops(&k, "10.244.2.0/26"),
+        Some(hops(&[("192.168.1.12", "eth0", false)]))
+    );
+    assert_eq!(
+        seen_hops(&k, "10.244.5.0/26"),
+        Some(hops(&[("192.168.2.12", "tunl0", true)]))
+    );
+    // The host gains an address in 192.168.2.0/24: that gateway is now on-link, plain.
+    k.add_addr("eth0", "192.168.2.11/24");
+    wait_for("re-resolution after address change", || {
+        seen_hops(&k, "10.244.5.0/26") == Some(hops(&[("192.168.2.12", "eth0", false)]))
+    })
+    .await;
+    // And loses it again: back to the tunnel.
+    k.del_addr("eth0", "192.168.2.11/24");
+    wait_for("re-resolution after address removal", || {
+        seen_hops(&k, "10.244.5.0/26") == Some(hops(&[("192.168.2.12", "tunl0", true)]))
+    })
+    .await;
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+}
+
+async fn deleted_route_is_restored<K: Kernel>(k: K) {
+    base(&k);
+    let (h, _task) = start(&k, Mode::Plain).await;
+    h.set_route(net("10.244.2.0/26"), Desired::via([ip("192.168.1.12")]))
+        .await
+        .unwrap();
+    h.settle().await.unwrap();
+    assert!(seen_hops(&k, "10.244.2.0/26").is_some());
+    k.del_route("10.244.2.0/26", 32);
+    assert!(seen_hops(&k, "10.244.2.0/26").is_none());
+    wait_for("restore", || seen_hops(&k, "10.244.2.0/26").is_some()).await;
+    assert!(h.stats().restores >= 1);
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+}
+
+async fn foreign_routes_survive_everything<K: Kernel>(k: K) {
+    base(&k);
+    k.add_route(&Spec {
+        prefix: "10.9.0.0/24",
+        via: "192.168.1.1",
+        dev: "eth0",
+        proto: 4,
+        metric: 0,
+    });
+    // Same metric as ours, different prefix.
+    k.add_route(&Spec {
+        prefix: "10.9.1.0/24",
+        via: "192.168.1.1",
+        dev: "eth0",
+        proto: 186,
+        metric: 32,
+    });
+    let foreign = |k: &K| {
+        let mut v: Vec<_> = k
+            .routes()
+            .into_iter()
+            .filter(|r| r.proto == 4 || r.proto == 186)
+            .map(|r| (r.prefix, r.proto, r.metric))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = foreign(&k);
+    assert_eq!(before.len(), 2);
+    let (h, task) = start(&k, Mode::Plain).await;
+    h.set_route(net("10.244.2.0/26"), Desired::via([ip("192.168.1.12")]))
+        .await
+        .unwrap();
+    h.settle().await.unwrap();
+    let resyncs = h.stats().resyncs;
+    k.trigger_resync();
+    wait_for("a full resync", || h.stats().resyncs > resyncs).await;
+    h.settle().await.unwrap();
+    assert_eq!(h.sweep_stale().await.unwrap(), 0);
+    h.remove_route(net("10.244.2.0/26")).await.unwrap();
+    h.set_route(net("10.244.6.0/26"), Desired::Blackhole).await.unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(foreign(&k), before);
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+    task.await.unwrap().unwrap();
+    assert!(ours(&k).is_empty());
+    assert_eq!(foreign(&k), before);
+}
+
+async fn conflict_waits_for_foreign_route<K: Kernel>(k: K) {
+    base(&k);
+    k.add_route(&Spec {
+        prefix: "10.244.7.0/26",
+        via: "192.168.1.1",
+        dev: "eth0",
+        proto: 4,
+        metric: 32,
+    });
+    let (h, _task) = start(&k, Mode::Plain).await;
+    h.set_route(net("10.244.7.0/26"), Desired::via([ip("192.168.1.12")]))
+        .await
+        .unwrap();
+    h.settle().await.unwrap();
+    let r = find(&k, "10.244.7.0/26");
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        (r[0].proto, r[0].hops.clone()),
+        (4, hops(&[("192.168.1.1", "eth0", false)]))
+    );
+    assert_eq!(h.stats().conflicts, 1);
+    let snap = h.snapshot().await.unwrap();
+    assert_eq!(snap.len(), 1);
+    assert_eq!(snap[0].state, RouteState::Conflict { protocol: 4 });
+    k.del_route("10.244.7.0/26", 32);
+    wait_for("our route after the foreign one left", || {
+        seen_hops(&k, "10.244.7.0/26") == Some(hops(&[("192.168.1.12", "eth0", false)]))
+    })
+    .await;
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+}
+
+async fn late_device_gets_pending_routes<K: Kernel>(k: K) {
+    k.add_link("eth0");
+    k.add_addr("eth0", "192.168.1.11/24");
+    let (h, _task) = start(&k, Mode::IpipAlways).await;
+    h.set_route(net("10.244.2.0/26"), Desired::via([ip("192.168.1.12")]))
+        .await
+        .unwrap();
+    h.settle().await.unwrap();
+    assert!(ours(&k).is_empty());
+    let snap = h.snapshot().await.unwrap();
+    assert!(matches!(snap[0].state, RouteState::Unresolved(_)), "{snap:?}");
+    assert_eq!(h.stats().pending, 1);
+    k.add_link("tunl0");
+    wait_for("route via the late tunnel", || {
+        seen_hops(&k, "10.244.2.0/26") == Some(hops(&[("192.168.1.12", "tunl0", true)]))
+    })
+    .await;
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+}
+
+async fn adopt_stale_then_sweep<K: Kernel>(k: K) {
+    base(&k);
+    for p in ["10.244.8.0/26", "10.244.9.0/26"] {
+        k.add_route(&Spec {
+            prefix: p,
+            via: "192.168.1.12",
+            dev: "eth0",
+            proto: 12,
+            metric: 32,
+        });
+    }
+    let (h, _task) = start(&k, Mode::Plain).await;
+    let snap = h.snapshot().await.unwrap();
+    assert_eq!(snap.len(), 2);
+    assert!(snap.iter().all(|s| s.state == RouteState::Stale), "{snap:?}");
+    h.set_route(net("10.244.8.0/26"), Desired::via([ip("192.168.1.12")]))
+        .await
+        .unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(ours(&k).len(), 2, "stale routes are kept until swept");
+    assert_eq!(h.stats().installs, 0, "identical adopted route is not rewritten");
+    assert_eq!(h.sweep_stale().await.unwrap(), 1);
+    h.settle().await.unwrap();
+    let left: Vec<_> = ours(&k).into_iter().map(|r| r.prefix).collect();
+    assert_eq!(left, vec![net("10.244.8.0/26")]);
+    // KeepRoutes leaves ours in place for the next start (graceful restart).
+    h.shutdown(ShutdownMode::KeepRoutes).await.unwrap();
+    assert_eq!(ours(&k).len(), 1);
+}
+
+async fn link_local_v6_with_device_hint<K: Kernel>(k: K) {
+    base(&k);
+    let (h, _task) = start(&k, Mode::Plain).await;
+    h.set_route(
+        net("fd20::/64"),
+        Desired::Via(vec![NextHop {
+            gateway: ip("fe80::12"),
+            device: Some("eth0".into()),
+        }]),
+    )
+    .await
+    .unwrap();
+    h.set_route(net("fd21::/64"), Desired::via([ip("fe80::12")]))
+        .await
+        .unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(seen_hops(&k, "fd20::/64"), Some(hops(&[("fe80::12", "eth0", false)])));
+    assert!(seen_hops(&k, "fd21::/64").is_none());
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+}
+
+async fn many_routes<K: Kernel>(k: K) {
+    base(&k);
+    let (h, _task) = start(&k, Mode::Plain).await;
+    let prefixes: Vec<_> = (0..100_000u32)
+        .map(|i| {
+            let a = 0x0a00_0000u32 + (i << 6);
+            ipnetwork::IpNetwork::new(std::net::Ipv4Addr::from(a).into(), 26).unwrap()
+        })
+        .collect();
+    h.apply(
+        prefixes
+            .iter()
+            .map(|p| Change::Set(*p, Desired::via([ip("192.168.1.12")])))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(ours(&k).len(), 100_000);
+    assert_eq!(h.stats().errors, 0);
+    h.apply(prefixes.iter().map(|p| Change::Remove(*p)).collect())
+        .await
+        .unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(ours(&k).len(), 0);
+    let st = h.stats();
+    assert_eq!((st.installs, st.deletes), (100_000, 100_000), "{st:?}");
+    h.shutdown(ShutdownMode::KeepRoutes).await.unwrap();
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(fib_sync::MemoryKernel::new()).await;
+                }
+            )*
+        }
+        mod netns {
+            $(
+                #[test]
+                fn $name() {
+                    crate::common::in_netns(super::$name);
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    install_replace_delete,
+    ecmp_and_blackhole,
+    ipip_always_and_ecmp_onlink,
+    cross_subnet_and_readdressing,
+    deleted_route_is_restored,
+    foreign_routes_survive_everything,
+    conflict_waits_for_foreign_route,
+    late_device_gets_pending_routes,
+    adopt_stale_then_sweep,
+    link_local_v6_with_device_hint,
+    many_routes,
+);
