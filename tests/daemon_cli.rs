@@ -1,0 +1,121 @@
+//! `ternd --check` against the shipped example configs and a broken file.
+//! Needs no root: `--check` only reads and validates the file.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{TempDir, TERND};
+
+/// Every `examples/*.toml` (the schema reference included).
+fn example_configs() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn check(path: &Path) -> std::process::Output {
+    Command::new(TERND)
+        .arg("--check")
+        .arg("--config")
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("run {TERND}: {e}"))
+}
+
+#[test]
+fn examples_are_shipped() {
+    let names: Vec<String> = example_configs()
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    for want in [
+        "reference.toml",
+        "mesh-node.toml",
+        "route-reflector.toml",
+        "tor-ebgp.toml",
+        "ipip-cross-subnet.toml",
+        "demo-host1.toml",
+        "demo-host2.toml",
+        "demo-host3.toml",
+    ] {
+        assert!(names.iter().any(|n| n == want), "examples/{want} missing: {names:?}");
+    }
+}
+
+/// The config crate itself accepts every example (independent of the daemon).
+#[test]
+fn examples_validate_with_config_crate() {
+    for path in example_configs() {
+        if let Err(errors) = config::load(&path) {
+            panic!("{} is invalid:\n{errors}", path.display());
+        }
+    }
+}
+
+#[test]
+fn ternd_check_accepts_every_example() {
+    for path in example_configs() {
+        let out = check(&path);
+        assert!(
+            out.status.success(),
+            "ternd --check --config {} failed ({}):\n{}",
+            path.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A broken file: exit status 1 and `FILE:LINE:COLUMN: KEY: MESSAGE` on stderr,
+/// at the position the config crate reports.
+#[test]
+fn ternd_check_reports_file_line_column() {
+    let dir = TempDir::new("cli");
+    let text = "[bgp]\nasn = 64512\nrouter_id = \"192.168.1.11\"\nhold_time = 2\n";
+    let path = dir.write("bad.toml", text);
+    let errors = match config::parse(text, &path.display().to_string()) {
+        Ok(_) => panic!("the config crate accepted hold_time = 2"),
+        Err(e) => e,
+    };
+    let first = &errors.0[0];
+    assert_eq!((first.line, first.column), (4, 13), "config crate position");
+
+    let out = check(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "exit status; stderr:\n{stderr}");
+    let want = format!("{}:4:13: bgp.hold_time:", path.display());
+    assert!(
+        stderr.lines().any(|l| l.starts_with(&want)),
+        "stderr lacks a line starting with {want:?}:\n{stderr}"
+    );
+}
+
+/// A TOML syntax error is located too, and a missing file is an error, not a panic.
+#[test]
+fn ternd_check_reports_syntax_error_and_missing_file() {
+    let dir = TempDir::new("cli");
+    let path = dir.write("syntax.toml", "[bgp]\nasn = 64512\nrouter_id = \n");
+    let out = check(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "exit status; stderr:\n{stderr}");
+    let want = format!("{}:3:", path.display());
+    assert!(stderr.contains(&want), "stderr lacks {want:?}:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "ternd panicked:\n{stderr}");
+
+    let missing = dir.path().join("missing.toml");
+    let out = check(&missing);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "missing file accepted");
+    assert!(
+        stderr.contains("missing.toml"),
+        "stderr does not name the file:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "ternd panicked:\n{stderr}");
+}
