@@ -28,7 +28,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let messages = peer.announce(&prefixes, next_hop, vec![asn])?;
     peer.send_message(&Message::Update(Update::end_of_rib(Family::IPV4_UNICAST)))?;
-    eprintln!("inject: sent {count} prefixes in {messages} UPDATEs in {:?}", start.elapsed());
+    eprintln!(
+        "inject: sent {count} prefixes in {messages} UPDATEs in {:?}",
+        start.elapsed()
+    );
     let until = Instant::now() + Duration::from_secs(hold);
     while Instant::now() < until {
         let step = Instant::now() + Duration::from_secs(10);

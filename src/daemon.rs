@@ -102,7 +102,10 @@ pub fn peer_settings(cfg: &Config, p: &EffectivePeer, id: u32) -> PeerSettings {
             config::AddPath::Both => Some(AddPathMode::Both),
         },
         allowas_in: p.allowas_in,
-        graceful_restart: cfg.graceful_restart.enabled.then_some(cfg.graceful_restart.restart_time),
+        graceful_restart: cfg
+            .graceful_restart
+            .enabled
+            .then_some(cfg.graceful_restart.restart_time),
         hostname: hostname(),
         shutdown_message: p.shutdown_message.clone(),
     }
@@ -114,7 +117,11 @@ fn originated(cfg: &Config) -> Vec<Originated> {
         .map(|o| Originated {
             prefix: o.prefix,
             blackhole: o.blackhole,
-            communities: o.communities.iter().map(|c| bgp_proto::attributes::Community(c.0)).collect(),
+            communities: o
+                .communities
+                .iter()
+                .map(|c| bgp_proto::attributes::Community(c.0))
+                .collect(),
             large_communities: o
                 .large_communities
                 .iter()
@@ -197,7 +204,10 @@ impl Shared {
 
     async fn rib_query(&self, q: Query) -> Result<QueryReply, String> {
         let (tx, rx) = oneshot::channel();
-        self.rib.send(RibMsg::Query(q, tx)).await.map_err(|_| "RIB task is gone")?;
+        self.rib
+            .send(RibMsg::Query(q, tx))
+            .await
+            .map_err(|_| "RIB task is gone")?;
         rx.await.map_err(|_| "RIB task is gone".to_string())
     }
 
@@ -366,7 +376,11 @@ async fn sweeper(shared: Arc<Shared>, fib: FibHandle, mut converged: watch::Rece
 
 /// Listens on `addr` and hands connections from configured peers to their tasks.
 fn listen(addr: SocketAddr, shared: Arc<Shared>) -> Result<(), DaemonError> {
-    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
     let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
         .map_err(|e| DaemonError::Listen(addr, e))?;
     let setup = || -> std::io::Result<TcpListener> {

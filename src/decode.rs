@@ -41,12 +41,8 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     (0..clean.len())
         .step_by(2)
         .map(|i| {
-            u8::from_str_radix(&clean[i..i + 2], 16).map_err(|_| {
-                format!(
-                    "not a hex digit pair at position {i}: {:?}",
-                    &clean[i..i + 2]
-                )
-            })
+            u8::from_str_radix(&clean[i..i + 2], 16)
+                .map_err(|_| format!("not a hex digit pair at position {i}: {:?}", &clean[i..i + 2]))
         })
         .collect()
 }
@@ -106,10 +102,7 @@ pub fn decode_all(inputs: &[Input], base: &Context) -> Vec<Outcome> {
 
 fn describe(n: usize, input: &Input, result: &Result<Decoded, DecodeError>) -> Outcome {
     let mut text = String::new();
-    let flow = input
-        .flow
-        .map(|(s, d)| format!(" {s} -> {d}"))
-        .unwrap_or_default();
+    let flow = input.flow.map(|(s, d)| format!(" {s} -> {d}")).unwrap_or_default();
     let mut json = json!({ "index": n, "length": input.bytes.len() });
     if let Some((s, d)) = input.flow {
         json["src"] = json!(s.to_string());
@@ -234,9 +227,7 @@ fn body(msg: &Message, text: &mut String, json: &mut Value) {
             for a in &u.attributes {
                 let (name, value) = attribute(a);
                 let _ = writeln!(text, "  {name}: {value}");
-                attrs.push(
-                    json!({"name": name, "value": value, "flags": format!("0x{:02x}", a.flags)}),
-                );
+                attrs.push(json!({"name": name, "value": value, "flags": format!("0x{:02x}", a.flags)}));
             }
             let list = |v: &[bgp_proto::Nlri]| v.iter().map(nlri).collect::<Vec<_>>();
             if !u.withdrawn.is_empty() {
@@ -260,10 +251,7 @@ fn nlri(n: &bgp_proto::Nlri) -> String {
 }
 
 fn join<T: std::fmt::Display>(v: &[T]) -> String {
-    v.iter()
-        .map(|x| x.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
+    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" ")
 }
 
 /// Attribute name and value as text.

@@ -25,8 +25,8 @@ use etherparse::{EtherType, NetSlice, SlicedPacket, TransportSlice};
 use pcap_parser::data::{get_packetdata_linux_sll2, get_packetdata_null, PacketData};
 use pcap_parser::pcapng::{Block, PcapNGSlice};
 use pcap_parser::{
-    parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header,
-    LegacyPcapBlock, Linktype, PcapBlockOwned,
+    parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header, LegacyPcapBlock, Linktype,
+    PcapBlockOwned,
 };
 
 /// The BGP TCP port (RFC 4271 §8.2.1).
@@ -104,9 +104,7 @@ pub enum CaptureWarning {
     },
     /// A pcapng interface has a link type this reader does not parse; its
     /// packets are skipped.
-    #[error(
-        "pcapng interface {interface}: unsupported link type {linktype}, its packets are skipped"
-    )]
+    #[error("pcapng interface {interface}: unsupported link type {linktype}, its packets are skipped")]
     UnsupportedLinkType {
         /// Interface id (order of the Interface Description Blocks in the section).
         interface: u32,
@@ -158,9 +156,7 @@ pub enum CaptureWarning {
         missing: u64,
     },
     /// The stream ends inside a message (capture stopped, connection reset).
-    #[error(
-        "{src} -> {dst}: stream ends inside a message ({pending} bytes at stream offset {offset})"
-    )]
+    #[error("{src} -> {dst}: stream ends inside a message ({pending} bytes at stream offset {offset})")]
     IncompleteMessage {
         /// Sender.
         src: SocketAddr,
@@ -253,10 +249,7 @@ fn supported_linktype(linktype: Linktype) -> bool {
 }
 
 /// Classic pcap: a file header, then records (byte order from the magic number).
-fn read_legacy<'a>(
-    input: &'a [u8],
-    warnings: &mut Vec<CaptureWarning>,
-) -> Result<Vec<RawPacket<'a>>, PcapError> {
+fn read_legacy<'a>(input: &'a [u8], warnings: &mut Vec<CaptureWarning>) -> Result<Vec<RawPacket<'a>>, PcapError> {
     let (mut rest, header) = match parse_pcap_header(input) {
         Ok(v) => v,
         Err(pcap_parser::nom::Err::Incomplete(_)) => return Err(PcapError::TruncatedHeader),
@@ -290,8 +283,7 @@ fn read_legacy<'a>(
         } else {
             u64::from(block.ts_usec) * 1_000
         };
-        let timestamp =
-            Duration::from_secs(u64::from(block.ts_sec)) + Duration::from_nanos(frac_nanos);
+        let timestamp = Duration::from_secs(u64::from(block.ts_sec)) + Duration::from_nanos(frac_nanos);
         packets.push(RawPacket {
             number: packets.len(),
             linktype: header.network,
@@ -316,10 +308,7 @@ struct Interface {
 }
 
 /// pcapng: sections of blocks; interfaces are defined per section.
-fn read_pcapng<'a>(
-    input: &'a [u8],
-    warnings: &mut Vec<CaptureWarning>,
-) -> Result<Vec<RawPacket<'a>>, PcapError> {
+fn read_pcapng<'a>(input: &'a [u8], warnings: &mut Vec<CaptureWarning>) -> Result<Vec<RawPacket<'a>>, PcapError> {
     let blocks = match PcapNGSlice::from_slice(input) {
         Ok(s) => s,
         Err(pcap_parser::nom::Err::Incomplete(_)) => return Err(PcapError::TruncatedHeader),
@@ -393,10 +382,7 @@ fn read_pcapng<'a>(
                 // RFC draft pcapng §4.4: an SPB belongs to the first interface
                 // and carries no timestamp.
                 let Some(iface) = interfaces.first() else {
-                    warnings.push(CaptureWarning::UnknownInterface {
-                        packet,
-                        interface: 0,
-                    });
+                    warnings.push(CaptureWarning::UnknownInterface { packet, interface: 0 });
                     continue;
                 };
                 if !supported_linktype(iface.linktype) {
@@ -463,10 +449,9 @@ fn slice_frame(linktype: Linktype, data: &[u8]) -> Option<Result<SlicedPacket<'_
                 get_packetdata_linux_sll2(data, data.len())
             };
             match inner? {
-                PacketData::L3(ether_type, payload) => Some(SlicedPacket::from_ether_type(
-                    EtherType(ether_type),
-                    payload,
-                )),
+                PacketData::L3(ether_type, payload) => {
+                    Some(SlicedPacket::from_ether_type(EtherType(ether_type), payload))
+                }
                 _ => None,
             }
         }
@@ -891,27 +876,13 @@ mod tests {
     }
 
     /// Classic pcap bytes; `snap` cuts every record to that many bytes.
-    fn legacy_pcap(
-        big_endian: bool,
-        nanos: bool,
-        linktype: u32,
-        segs: &[Seg],
-        snap: Option<usize>,
-    ) -> Vec<u8> {
+    fn legacy_pcap(big_endian: bool, nanos: bool, linktype: u32, segs: &[Seg], snap: Option<usize>) -> Vec<u8> {
         let mut out = Vec::new();
         let w32 = |out: &mut Vec<u8>, v: u32| {
-            out.extend_from_slice(&if big_endian {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            })
+            out.extend_from_slice(&if big_endian { v.to_be_bytes() } else { v.to_le_bytes() })
         };
         let w16 = |out: &mut Vec<u8>, v: u16| {
-            out.extend_from_slice(&if big_endian {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            })
+            out.extend_from_slice(&if big_endian { v.to_be_bytes() } else { v.to_le_bytes() })
         };
         w32(&mut out, if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 });
         w16(&mut out, 2);
@@ -942,18 +913,10 @@ mod tests {
     /// pcapng bytes: one section, one interface with nanosecond timestamps.
     fn pcapng(big_endian: bool, linktype: u32, segs: &[Seg]) -> Vec<u8> {
         let w32 = |out: &mut Vec<u8>, v: u32| {
-            out.extend_from_slice(&if big_endian {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            })
+            out.extend_from_slice(&if big_endian { v.to_be_bytes() } else { v.to_le_bytes() })
         };
         let w16 = |out: &mut Vec<u8>, v: u16| {
-            out.extend_from_slice(&if big_endian {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            })
+            out.extend_from_slice(&if big_endian { v.to_be_bytes() } else { v.to_le_bytes() })
         };
         let mut out = Vec::new();
         // Section Header Block
@@ -996,8 +959,7 @@ mod tests {
     }
 
     fn read(segs: &[Seg]) -> BgpCapture {
-        read_capture(&legacy_pcap(false, false, LINKTYPE_ETHERNET, segs, None))
-            .expect("readable capture")
+        read_capture(&legacy_pcap(false, false, LINKTYPE_ETHERNET, segs, None)).expect("readable capture")
     }
 
     fn bytes_of(c: &BgpCapture) -> Vec<Vec<u8>> {
@@ -1007,11 +969,7 @@ mod tests {
     #[test]
     fn message_split_across_two_segments() {
         let open = bgp(1, 40, 0x10);
-        let c = read(&[
-            syn(1000, 0),
-            seg(1001, &open[..10], 5),
-            seg(1011, &open[10..], 7),
-        ]);
+        let c = read(&[syn(1000, 0), seg(1001, &open[..10], 5), seg(1011, &open[10..], 7)]);
         assert_eq!(c.warnings, vec![]);
         assert_eq!(bytes_of(&c), vec![open]);
         let m = &c.messages[0];
@@ -1055,20 +1013,11 @@ mod tests {
         let p2 = 101 + m1.len() as u32;
         let p3 = p2 + m2.len() as u32;
         // Captured order: m1, m3, m2.
-        let c = read(&[
-            syn(100, 0),
-            seg(101, &m1, 1),
-            seg(p3, &m3, 2),
-            seg(p2, &m2, 3),
-        ]);
+        let c = read(&[syn(100, 0), seg(101, &m1, 1), seg(p3, &m3, 2), seg(p2, &m2, 3)]);
         assert_eq!(c.warnings, vec![]);
         assert_eq!(bytes_of(&c), vec![m1, m2, m3]);
         // m3 became readable only when m2 arrived.
-        let t: Vec<_> = c
-            .messages
-            .iter()
-            .map(|m| m.timestamp.as_millis() % 1000)
-            .collect();
+        let t: Vec<_> = c.messages.iter().map(|m| m.timestamp.as_millis() % 1000).collect();
         assert_eq!(t, vec![1, 3, 3]);
     }
 
@@ -1133,10 +1082,7 @@ mod tests {
         let c = read(&segs);
         assert_eq!(c.warnings, vec![]);
         assert_eq!(c.messages.len(), 6);
-        assert_eq!(
-            bytes_of(&c)[..3],
-            [open_c.clone(), open_s.clone(), ka.clone()]
-        );
+        assert_eq!(bytes_of(&c)[..3], [open_c.clone(), open_s.clone(), ka.clone()]);
         let s6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::from(SERVER6)), 179);
         let c6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::from(CLIENT6)), CLIENT_PORT);
         assert_eq!((c.messages[1].src, c.messages[1].dst), (server(), client()));
@@ -1177,10 +1123,7 @@ mod tests {
             syn(77, 0),
             seg(78, &open[..25], 1),
             seg(78 + 25, &[&open[25..], &ka[..]].concat(), 2),
-            Seg {
-                v6: true,
-                ..syn(1, 3)
-            },
+            Seg { v6: true, ..syn(1, 3) },
             Seg {
                 v6: true,
                 ..seg(2, &ka, 4)
@@ -1201,8 +1144,7 @@ mod tests {
                 files.push((format!("pcapng be={be}"), pcapng(be, linktype, &segs)));
             }
             for (what, file) in files {
-                let got =
-                    read_capture(&file).unwrap_or_else(|e| panic!("{what} link {linktype}: {e}"));
+                let got = read_capture(&file).unwrap_or_else(|e| panic!("{what} link {linktype}: {e}"));
                 assert_eq!(got, reference, "{what} link type {linktype}");
             }
         }
@@ -1213,13 +1155,7 @@ mod tests {
         let ka = bgp(4, 0, 0);
         let mut s = seg(1, &ka, 0);
         s.ts = Duration::new(1_700_000_000, 123_456_789);
-        let segs = [
-            Seg {
-                ts: s.ts,
-                ..syn(0, 0)
-            },
-            s,
-        ];
+        let segs = [Seg { ts: s.ts, ..syn(0, 0) }, s];
         let ns = bgp_messages(&legacy_pcap(false, true, LINKTYPE_ETHERNET, &segs, None)).unwrap();
         assert_eq!(ns[0].timestamp, Duration::new(1_700_000_000, 123_456_789));
         let ng = bgp_messages(&pcapng(false, LINKTYPE_ETHERNET, &segs)).unwrap();
@@ -1306,13 +1242,7 @@ mod tests {
     #[test]
     fn snapped_packets_are_reported() {
         let m1 = bgp(2, 100, 1);
-        let file = legacy_pcap(
-            false,
-            false,
-            LINKTYPE_ETHERNET,
-            &[syn(0, 0), seg(1, &m1, 1)],
-            Some(96),
-        );
+        let file = legacy_pcap(false, false, LINKTYPE_ETHERNET, &[syn(0, 0), seg(1, &m1, 1)], Some(96));
         let c = read_capture(&file).unwrap();
         assert!(c.messages.is_empty());
         assert!(

@@ -165,10 +165,7 @@ pub fn spawn(settings: PeerSettings, rib: mpsc::Sender<RibMsg>) -> PeerHandle {
 /// Our capabilities for this peer.
 fn capabilities(s: &PeerSettings) -> Vec<Capability> {
     let families: Vec<Family> = s.families.clone();
-    let mut caps: Vec<Capability> = families
-        .iter()
-        .map(|f| Capability::Multiprotocol(*f))
-        .collect();
+    let mut caps: Vec<Capability> = families.iter().map(|f| Capability::Multiprotocol(*f)).collect();
     caps.push(Capability::RouteRefresh);
     caps.push(Capability::ExtendedMessage);
     if let Some(time) = s.graceful_restart {
@@ -187,9 +184,7 @@ fn capabilities(s: &PeerSettings) -> Vec<Capability> {
     }
     caps.push(Capability::FourOctetAs(s.local_asn));
     if let Some(mode) = s.add_path {
-        caps.push(Capability::AddPath(
-            families.iter().map(|f| (*f, mode)).collect(),
-        ));
+        caps.push(Capability::AddPath(families.iter().map(|f| (*f, mode)).collect()));
     }
     if let Some(host) = &s.hostname {
         caps.push(Capability::Fqdn {
@@ -340,11 +335,7 @@ impl PeerTask {
 
     fn send(&mut self, id: ConnId, msg: &Message) {
         let ctx = match &self.established {
-            Some((eid, _, _)) if *eid == id => self
-                .fsm
-                .negotiated()
-                .map(|n| n.tx_context())
-                .unwrap_or_default(),
+            Some((eid, _, _)) if *eid == id => self.fsm.negotiated().map(|n| n.tx_context()).unwrap_or_default(),
             _ => Context::default(),
         };
         let Some(conn) = self.conns.get(&id) else {
@@ -353,10 +344,7 @@ impl PeerTask {
         match msg.to_bytes(&ctx) {
             Ok(b) => {
                 let _ = conn.writer.send(WriterMsg::Send(Bytes::from(b)));
-                self.status
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .messages_out += 1;
+                self.status.lock().unwrap_or_else(|e| e.into_inner()).messages_out += 1;
             }
             Err(e) => warn!(peer = %self.s.name, "cannot encode {:?}: {e}", msg.message_type()),
         }
@@ -412,10 +400,7 @@ impl PeerTask {
             }
             ConnEvent::ConnectFailed(id, e) => {
                 debug!(peer = %self.s.name, "connect failed: {e}");
-                self.status
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .last_error = Some(format!("connect: {e}"));
+                self.status.lock().unwrap_or_else(|e| e.into_inner()).last_error = Some(format!("connect: {e}"));
                 self.feed(Event::TcpConnectionFails(id)).await;
             }
             ConnEvent::Closed(id, why) => {
@@ -451,10 +436,7 @@ impl PeerTask {
         if !self.conns.contains_key(&id) {
             return;
         }
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .messages_in += 1;
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).messages_in += 1;
         let (ctx, four_octet) = match &self.established {
             Some((eid, ctx, four)) if *eid == id => (ctx.clone(), *four),
             _ => (Context::default(), true),
@@ -480,10 +462,7 @@ impl PeerTask {
             Message::RouteRefresh(rr) => {
                 self.feed(Event::RouteRefreshMsg(id)).await;
                 if self.established.is_some() {
-                    let _ = self
-                        .rib
-                        .send(RibMsg::RouteRefresh(self.s.id, rr.family))
-                        .await;
+                    let _ = self.rib.send(RibMsg::RouteRefresh(self.s.id, rr.family)).await;
                 }
             }
             Message::Update(update) => {
@@ -491,10 +470,7 @@ impl PeerTask {
                 if self.established.as_ref().map(|e| e.0) != Some(id) {
                     return;
                 }
-                self.status
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .updates_in += 1;
+                self.status.lock().unwrap_or_else(|e| e.into_inner()).updates_in += 1;
                 if let Treatment::AfiSafiDisable(family) = decoded.treatment {
                     // RFC 7606 §7.11 allows session reset instead of disabling
                     // one family; tern resets, reporting the attribute error.
@@ -511,10 +487,7 @@ impl PeerTask {
                     return;
                 }
                 if decoded.treatment != Treatment::None {
-                    self.status
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .malformed_updates += 1;
+                    self.status.lock().unwrap_or_else(|e| e.into_inner()).malformed_updates += 1;
                     for e in &decoded.errors {
                         warn!(
                             peer = %self.s.name,
@@ -523,19 +496,13 @@ impl PeerTask {
                         );
                     }
                 }
-                self.update_to_rib(update, decoded.treatment, four_octet)
-                    .await;
+                self.update_to_rib(update, decoded.treatment, four_octet).await;
             }
         }
     }
 
     /// Splits an UPDATE into RIB messages: withdrawals, then one announcement per family.
-    async fn update_to_rib(
-        &mut self,
-        update: bgp_proto::update::Update,
-        treatment: Treatment,
-        four_octet: bool,
-    ) {
+    async fn update_to_rib(&mut self, update: bgp_proto::update::Update, treatment: Treatment, four_octet: bool) {
         let peer = self.s.id;
         if let Some(family) = update.as_end_of_rib() {
             let _ = self.rib.send(RibMsg::EndOfRib(peer, family)).await;
@@ -601,11 +568,7 @@ impl PeerTask {
         if let Some(conn) = self.conns.get(&id) {
             let _ = conn.writer.send(WriterMsg::Attach(qrx, flag.clone()));
         }
-        let families: FamilySet = n
-            .families
-            .iter()
-            .filter(|f| self.s.families.contains(f))
-            .collect();
+        let families: FamilySet = n.families.iter().filter(|f| self.s.families.contains(f)).collect();
         let info = PeerInfo {
             id: self.s.id,
             name: self.s.name.clone(),
@@ -641,10 +604,7 @@ impl PeerTask {
         } else {
             debug!(peer = %self.s.name, "session attempt failed: {reason}");
         }
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last_error = Some(reason.to_string());
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).last_error = Some(reason.to_string());
     }
 }
 
@@ -660,10 +620,7 @@ async fn connect(s: &PeerSettings) -> std::io::Result<TcpStream> {
     let connecting = socket.connect(SocketAddr::new(s.address, s.port));
     match tokio::time::timeout(s.connect_retry.max(Duration::from_secs(1)), connecting).await {
         Ok(r) => r,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "connect timed out",
-        )),
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")),
     }
 }
 
@@ -688,9 +645,7 @@ async fn reader(id: ConnId, mut rd: OwnedReadHalf, events: mpsc::Sender<ConnEven
         }
         match rd.read_buf(&mut buf).await {
             Ok(0) => {
-                let _ = events
-                    .send(ConnEvent::Closed(id, "closed by peer".into()))
-                    .await;
+                let _ = events.send(ConnEvent::Closed(id, "closed by peer".into())).await;
                 return;
             }
             Ok(_) => {}

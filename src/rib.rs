@@ -347,10 +347,7 @@ impl Rib {
         let looped = if info.ibgp() {
             // RFC 4456 §8: our own ORIGINATOR_ID or CLUSTER_ID means a loop.
             attrs.originator_id == Some(self.cfg.router_id)
-                || self
-                    .cfg
-                    .cluster_id
-                    .is_some_and(|c| attrs.cluster_list.contains(&c))
+                || self.cfg.cluster_id.is_some_and(|c| attrs.cluster_list.contains(&c))
         } else {
             // RFC 4271 §9.1.2: a path holding our own AS is a loop (allowas-in relaxes it).
             let own = attrs
@@ -372,10 +369,7 @@ impl Rib {
         for n in nlri {
             let path_id = n.path_id.unwrap_or(0);
             let paths = self.loc.entry(n.prefix).or_default();
-            match paths
-                .iter_mut()
-                .find(|p| p.peer == peer && p.path_id == path_id)
-            {
+            match paths.iter_mut().find(|p| p.peer == peer && p.path_id == path_id) {
                 Some(p) => p.attrs = attrs.clone(),
                 None => {
                     paths.push(Path {
@@ -440,10 +434,7 @@ impl Rib {
             if old.get(prefix) == Some(o) {
                 continue;
             }
-            let attrs = self.intern(RouteAttrs::local(
-                o.communities.clone(),
-                o.large_communities.clone(),
-            ));
+            let attrs = self.intern(RouteAttrs::local(o.communities.clone(), o.large_communities.clone()));
             let paths = self.loc.entry(*prefix).or_default();
             paths.retain(|p| p.peer != LOCAL);
             paths.push(Path {
@@ -514,11 +505,7 @@ impl Rib {
     fn select(&self, prefix: &IpNetwork) -> Option<(Path, Vec<IpAddr>)> {
         let paths = self.loc.get(prefix)?;
         let usable = |p: &&Path| p.peer == LOCAL || self.next_hop_usable(p);
-        let best = paths
-            .iter()
-            .filter(usable)
-            .min_by(|a, b| self.compare(a, b).0)?
-            .clone();
+        let best = paths.iter().filter(usable).min_by(|a, b| self.compare(a, b).0)?.clone();
         let mut gateways: Vec<IpAddr> = paths
             .iter()
             .filter(usable)
@@ -606,9 +593,7 @@ impl Rib {
             let selected = self.select(&prefix);
             self.update_kernel(&prefix, selected.as_ref());
             for &id in &peer_ids {
-                let exported = selected
-                    .as_ref()
-                    .and_then(|(best, _)| self.export(id, &prefix, best));
+                let exported = selected.as_ref().and_then(|(best, _)| self.export(id, &prefix, best));
                 let exported = exported.map(|a| self.intern(a));
                 let Some(p) = self.peers.get_mut(&id) else {
                     continue;
@@ -652,9 +637,7 @@ impl Rib {
                 .get(prefix)
                 .filter(|o| o.blackhole)
                 .map(|_| KernelOp::Blackhole(*prefix)),
-            Some((_, gateways)) if allowed && !gateways.is_empty() => {
-                Some(KernelOp::Via(*prefix, gateways.clone()))
-            }
+            Some((_, gateways)) if allowed && !gateways.is_empty() => Some(KernelOp::Via(*prefix, gateways.clone())),
             _ => None,
         };
         match (want, self.kernel.get(prefix)) {
@@ -837,17 +820,8 @@ struct EncodeCache {
 type CachedEncoding = (Context, Vec<Nlri>, Bytes);
 
 impl EncodeCache {
-    fn encode(
-        &mut self,
-        ctx: &Context,
-        family: Family,
-        attrs: &Arc<RouteAttrs>,
-        nlri: Vec<Nlri>,
-    ) -> Option<Bytes> {
-        let slot = self
-            .entries
-            .entry((Arc::as_ptr(attrs) as usize, family))
-            .or_default();
+    fn encode(&mut self, ctx: &Context, family: Family, attrs: &Arc<RouteAttrs>, nlri: Vec<Nlri>) -> Option<Bytes> {
+        let slot = self.entries.entry((Arc::as_ptr(attrs) as usize, family)).or_default();
         if let Some((_, _, b)) = slot.iter().find(|(c, n, _)| c == ctx && *n == nlri) {
             return Some(b.clone());
         }
@@ -856,15 +830,7 @@ impl EncodeCache {
             (IpAddr::V6(global), link_local) => MpNextHop::V6 { global, link_local },
         };
         let mut buf = Vec::new();
-        pack_announcements(
-            ctx,
-            family,
-            next_hop,
-            &attrs.to_path_attributes(ctx),
-            &nlri,
-            &mut buf,
-        )
-        .ok()?;
+        pack_announcements(ctx, family, next_hop, &attrs.to_path_attributes(ctx), &nlri, &mut buf).ok()?;
         let bytes = Bytes::from(buf);
         slot.push((ctx.clone(), nlri, bytes.clone()));
         Some(bytes)
@@ -919,12 +885,7 @@ mod tests {
         })
     }
 
-    fn peer(
-        id: PeerId,
-        addr: &str,
-        asn: u32,
-        capacity: usize,
-    ) -> (PeerInfo, PeerOut, mpsc::Receiver<Bytes>) {
+    fn peer(id: PeerId, addr: &str, asn: u32, capacity: usize) -> (PeerInfo, PeerOut, mpsc::Receiver<Bytes>) {
         let (tx, rx) = mpsc::channel(capacity);
         let info = PeerInfo {
             id,
@@ -980,10 +941,7 @@ mod tests {
         while let Ok(chunk) = rx.try_recv() {
             let mut buf = &chunk[..];
             while let Ok(Some(n)) = next_message_len(buf, 65535) {
-                match bgp_proto::decode(&buf[..n], &Context::default())
-                    .unwrap()
-                    .message
-                {
+                match bgp_proto::decode(&buf[..n], &Context::default()).unwrap().message {
                     Message::Update(u) => out.push(u),
                     other => panic!("unexpected {other:?}"),
                 }
@@ -1033,12 +991,7 @@ mod tests {
         let mut rx2 = up(&mut rib, 2, "192.168.1.13", ASN);
         rib.flush();
         received(&mut rx2);
-        announce(
-            &mut rib,
-            1,
-            "10.244.2.0/26",
-            learned("192.168.1.12", vec![]),
-        );
+        announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
         rib.flush();
         assert_eq!(
             rib.take_kernel_ops(),
@@ -1060,18 +1013,8 @@ mod tests {
     fn nothing_outside_allowed_prefixes_reaches_the_kernel() {
         let mut rib = rib();
         let _rx = up(&mut rib, 1, "192.168.1.1", 65001);
-        announce(
-            &mut rib,
-            1,
-            "0.0.0.0/0",
-            learned("192.168.1.1", vec![65001]),
-        );
-        announce(
-            &mut rib,
-            1,
-            "10.0.0.0/8",
-            learned("192.168.1.1", vec![65001]),
-        );
+        announce(&mut rib, 1, "0.0.0.0/0", learned("192.168.1.1", vec![65001]));
+        announce(&mut rib, 1, "10.0.0.0/8", learned("192.168.1.1", vec![65001]));
         rib.flush();
         assert!(rib.take_kernel_ops().is_empty());
     }
@@ -1089,17 +1032,10 @@ mod tests {
         longer.local_pref = Some(100);
         announce(&mut rib, 3, p, longer);
         rib.flush();
-        let gw = |s: &[&str]| {
-            s.iter()
-                .map(|a| a.parse().unwrap())
-                .collect::<Vec<IpAddr>>()
-        };
+        let gw = |s: &[&str]| s.iter().map(|a| a.parse().unwrap()).collect::<Vec<IpAddr>>();
         assert_eq!(
             rib.take_kernel_ops(),
-            vec![KernelOp::Via(
-                p.parse().unwrap(),
-                gw(&["192.168.1.12", "192.168.1.13"])
-            )]
+            vec![KernelOp::Via(p.parse().unwrap(), gw(&["192.168.1.12", "192.168.1.13"]))]
         );
         let mut preferred = learned("192.168.1.14", vec![65001, 65002]);
         preferred.local_pref = Some(200);
@@ -1137,10 +1073,7 @@ mod tests {
         rib.flush();
         assert_eq!(
             rib.take_kernel_ops(),
-            vec![KernelOp::Via(
-                p.parse().unwrap(),
-                vec!["192.168.1.13".parse().unwrap()]
-            )]
+            vec![KernelOp::Via(p.parse().unwrap(), vec!["192.168.1.13".parse().unwrap()])]
         );
     }
 
@@ -1150,12 +1083,7 @@ mod tests {
         originate(&mut rib, &["10.244.1.0/26"]);
         let _ibgp = up(&mut rib, 1, "192.168.1.12", ASN);
         let mut tor = up(&mut rib, 2, "192.168.1.1", 65001);
-        announce(
-            &mut rib,
-            1,
-            "10.244.2.0/26",
-            learned("192.168.1.12", vec![]),
-        );
+        announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
         rib.flush();
         let updates = received(&mut tor);
         let mut got: Vec<(String, String, Option<Ipv4Addr>, bool)> = updates
@@ -1166,8 +1094,7 @@ mod tests {
                         n.prefix.to_string(),
                         u.as_path().unwrap().to_string(),
                         u.next_hop(),
-                        u.attribute(bgp_proto::attributes::type_code::LOCAL_PREF)
-                            .is_some(),
+                        u.attribute(bgp_proto::attributes::type_code::LOCAL_PREF).is_some(),
                     )
                 })
             })
@@ -1187,12 +1114,7 @@ mod tests {
     fn ebgp_route_with_our_as_is_a_loop() {
         let mut rib = rib();
         let _tor = up(&mut rib, 1, "192.168.1.1", 65001);
-        announce(
-            &mut rib,
-            1,
-            "10.244.3.0/26",
-            learned("192.168.1.1", vec![65001, ASN]),
-        );
+        announce(&mut rib, 1, "10.244.3.0/26", learned("192.168.1.1", vec![65001, ASN]));
         rib.flush();
         assert!(rib.take_kernel_ops().is_empty());
         let QueryReply::Summary(s) = rib.query(Query::Summary) else {
@@ -1211,37 +1133,20 @@ mod tests {
         c2.rr_client = true;
         rib.handle(RibMsg::PeerUp(c1, o1));
         rib.handle(RibMsg::PeerUp(c2, o2));
-        announce(
-            &mut rib,
-            1,
-            "10.244.2.0/26",
-            learned("192.168.1.12", vec![]),
-        );
+        announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
         rib.flush();
-        let u: Vec<Update> = received(&mut r2)
-            .into_iter()
-            .filter(|u| !u.nlri.is_empty())
-            .collect();
+        let u: Vec<Update> = received(&mut r2).into_iter().filter(|u| !u.nlri.is_empty()).collect();
         assert_eq!(u.len(), 1);
-        assert_eq!(
-            u[0].next_hop(),
-            Some("192.168.1.12".parse().unwrap()),
-            "next hop kept"
-        );
+        assert_eq!(u[0].next_hop(), Some("192.168.1.12".parse().unwrap()), "next hop kept");
         let attrs = RouteAttrs::from_update(&u[0], Family::IPV4_UNICAST, true);
         assert_eq!(attrs.originator_id, Some("192.168.1.12".parse().unwrap()));
-        assert_eq!(
-            attrs.cluster_list,
-            vec!["1.1.1.1".parse::<Ipv4Addr>().unwrap()]
-        );
+        assert_eq!(attrs.cluster_list, vec!["1.1.1.1".parse::<Ipv4Addr>().unwrap()]);
         // The route coming back with our cluster id is a loop.
         let mut back = attrs.clone();
         back.next_hop = Some("192.168.1.13".parse().unwrap());
         announce(&mut rib, 2, "10.244.5.0/26", back);
         rib.flush();
-        let QueryReply::Routes(r) =
-            rib.query(Query::Routes(Some("10.244.5.0/26".parse().unwrap())))
-        else {
+        let QueryReply::Routes(r) = rib.query(Query::Routes(Some("10.244.5.0/26".parse().unwrap()))) else {
             panic!()
         };
         assert!(r.is_empty());

@@ -5,8 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bgp_proto::attributes::{
-    flags, Aggregator, AsPath, AttrValue, Community, ExtCommunity, LargeCommunity, MpNextHop,
-    Origin, PathAttribute,
+    flags, Aggregator, AsPath, AttrValue, Community, ExtCommunity, LargeCommunity, MpNextHop, Origin, PathAttribute,
 };
 use bgp_proto::update::Update;
 use bgp_proto::{Context, Family};
@@ -37,10 +36,7 @@ pub struct RouteAttrs {
 
 impl RouteAttrs {
     /// Attributes of a route we originate.
-    pub fn local(
-        communities: Vec<Community>,
-        large_communities: Vec<LargeCommunity>,
-    ) -> RouteAttrs {
+    pub fn local(communities: Vec<Community>, large_communities: Vec<LargeCommunity>) -> RouteAttrs {
         RouteAttrs {
             origin: Origin::Igp,
             as_path: AsPath::default(),
@@ -70,9 +66,7 @@ impl RouteAttrs {
             match &attr.value {
                 AttrValue::Origin(o) => a.origin = *o,
                 AttrValue::AsPath(p) => a.as_path = p.clone(),
-                AttrValue::NextHop(n) if family == Family::IPV4_UNICAST => {
-                    a.next_hop = Some(IpAddr::V4(*n))
-                }
+                AttrValue::NextHop(n) if family == Family::IPV4_UNICAST => a.next_hop = Some(IpAddr::V4(*n)),
                 AttrValue::Med(m) => a.med = Some(*m),
                 AttrValue::LocalPref(l) => a.local_pref = Some(*l),
                 AttrValue::AtomicAggregate => a.atomic_aggregate = true,
@@ -131,17 +125,13 @@ impl RouteAttrs {
             v.push(PathAttribute::new(AttrValue::Aggregator(g)));
         }
         if !self.communities.is_empty() {
-            v.push(PathAttribute::new(AttrValue::Communities(
-                self.communities.clone(),
-            )));
+            v.push(PathAttribute::new(AttrValue::Communities(self.communities.clone())));
         }
         if let Some(o) = self.originator_id {
             v.push(PathAttribute::new(AttrValue::OriginatorId(o)));
         }
         if !self.cluster_list.is_empty() {
-            v.push(PathAttribute::new(AttrValue::ClusterList(
-                self.cluster_list.clone(),
-            )));
+            v.push(PathAttribute::new(AttrValue::ClusterList(self.cluster_list.clone())));
         }
         if !self.ext_communities.is_empty() {
             v.push(PathAttribute::new(AttrValue::ExtendedCommunities(
@@ -194,16 +184,12 @@ mod tests {
             withdrawn: vec![],
             attributes: {
                 let mut v = a.to_path_attributes(&legacy);
-                v.push(PathAttribute::new(AttrValue::NextHop(
-                    "192.168.1.12".parse().unwrap(),
-                )));
+                v.push(PathAttribute::new(AttrValue::NextHop("192.168.1.12".parse().unwrap())));
                 v
             },
             nlri: vec![Nlri::new("10.244.2.0/26".parse().unwrap())],
         };
-        let bytes = bgp_proto::Message::Update(update)
-            .to_bytes(&legacy)
-            .unwrap();
+        let bytes = bgp_proto::Message::Update(update).to_bytes(&legacy).unwrap();
         let decoded = bgp_proto::decode(&bytes, &legacy).unwrap();
         let bgp_proto::Message::Update(u) = decoded.message else {
             panic!()
@@ -243,9 +229,6 @@ mod tests {
         assert_eq!(v6.link_local, Some("fe80::12".parse().unwrap()));
         let v4 = RouteAttrs::from_update(&update, Family::IPV4_UNICAST, true);
         assert_eq!(v4.next_hop, Some("192.168.1.12".parse().unwrap()));
-        assert!(
-            v4.unknown.is_empty(),
-            "unknown non-transitive attributes are dropped"
-        );
+        assert!(v4.unknown.is_empty(), "unknown non-transitive attributes are dropped");
     }
 }

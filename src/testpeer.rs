@@ -84,7 +84,9 @@ impl TestPeer {
     /// The next message, or `None` at the deadline. A closed connection is an error.
     pub fn recv(&mut self, deadline: Instant) -> io::Result<Option<Decoded>> {
         loop {
-            if let Some(n) = next_message_len(&self.buf, MAX_EXTENDED_MESSAGE_LEN).map_err(|e| invalid(e.to_string()))? {
+            if let Some(n) =
+                next_message_len(&self.buf, MAX_EXTENDED_MESSAGE_LEN).map_err(|e| invalid(e.to_string()))?
+            {
                 let msg: Vec<u8> = self.buf.drain(..n).collect();
                 return decode(&msg, &self.rx).map(Some).map_err(|e| invalid(e.to_string()));
             }
@@ -112,8 +114,15 @@ impl TestPeer {
         ];
         let nlri: Vec<Nlri> = prefixes.iter().map(|p| Nlri::new(*p)).collect();
         let mut out = Vec::new();
-        let n = pack_announcements(&self.tx, Family::IPV4_UNICAST, MpNextHop::V4(next_hop), &attrs, &nlri, &mut out)
-            .map_err(|e| invalid(e.to_string()))?;
+        let n = pack_announcements(
+            &self.tx,
+            Family::IPV4_UNICAST,
+            MpNextHop::V4(next_hop),
+            &attrs,
+            &nlri,
+            &mut out,
+        )
+        .map_err(|e| invalid(e.to_string()))?;
         self.send_raw(&out)?;
         Ok(n)
     }

@@ -39,16 +39,8 @@ fn golden_captures_round_trip_byte_identically() {
                 _ => Context::default(),
             };
             let decoded = decode(&m.bytes, &ctx).unwrap_or_else(|e| panic!("{what}: {e}"));
-            assert_eq!(
-                decoded.treatment,
-                Treatment::None,
-                "{what}: {:?}",
-                decoded.errors
-            );
-            let again = decoded
-                .message
-                .to_bytes(&ctx)
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(decoded.treatment, Treatment::None, "{what}: {:?}", decoded.errors);
+            let again = decoded.message.to_bytes(&ctx).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(again, m.bytes, "{what}: re-encoding differs");
             seen_types[decoded.message.message_type() as usize] += 1;
             for f in features_of(&decoded.message) {
@@ -70,10 +62,7 @@ fn golden_captures_round_trip_byte_identically() {
         MessageType::Keepalive,
         MessageType::RouteRefresh,
     ] {
-        assert!(
-            seen_types[ty as usize] > 0,
-            "no {ty:?} in the golden captures"
-        );
+        assert!(seen_types[ty as usize] > 0, "no {ty:?} in the golden captures");
     }
     assert!(treated_updates > 0);
     for f in [
@@ -89,10 +78,7 @@ fn golden_captures_round_trip_byte_identically() {
         "add-path cap",
         "4-octet asn",
     ] {
-        assert!(
-            features.contains_key(f),
-            "golden captures lack {f}: {features:?}"
-        );
+        assert!(features.contains_key(f), "golden captures lack {f}: {features:?}");
     }
 }
 

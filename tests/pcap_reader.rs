@@ -83,9 +83,7 @@ fn every_golden_message_is_well_framed() {
         );
         // Capture order: timestamps never go backwards.
         assert!(
-            messages
-                .windows(2)
-                .all(|w| w[0].timestamp <= w[1].timestamp),
+            messages.windows(2).all(|w| w[0].timestamp <= w[1].timestamp),
             "{name}: messages out of time order"
         );
     }
@@ -118,10 +116,7 @@ fn golden_captures_have_no_damage() {
 fn every_golden_session_opens_both_ways() {
     for (name, bytes) in golden_captures() {
         let messages = bgp_messages(&bytes).unwrap();
-        let opens: Vec<_> = messages
-            .iter()
-            .filter(|m| m.message_type() == Some(1))
-            .collect();
+        let opens: Vec<_> = messages.iter().filter(|m| m.message_type() == Some(1)).collect();
         assert!(opens.len() >= 2, "{name}: {} OPENs", opens.len());
         for open in &opens {
             assert!(
@@ -195,10 +190,7 @@ fn cut_golden_capture_yields_a_subset_and_a_warning() {
     for cut in (24..bytes.len()).step_by(97) {
         let c = read_capture(&bytes[..cut]).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
         for m in &c.messages {
-            assert!(
-                full.contains(m),
-                "cut {cut}: message not in the full capture"
-            );
+            assert!(full.contains(m), "cut {cut}: message not in the full capture");
         }
         assert!(c.messages.len() <= full.len());
         if c.warnings

@@ -5,9 +5,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use bgp_proto::attributes::{
-    AsPath, AttrValue, Community, LargeCommunity, MpNextHop, Origin, PathAttribute,
-};
+use bgp_proto::attributes::{AsPath, AttrValue, Community, LargeCommunity, MpNextHop, Origin, PathAttribute};
 use bgp_proto::framing::next_message_len;
 use bgp_proto::update::{pack_announcements, pack_withdrawals};
 use bgp_proto::{decode, Context, Family, Message, Nlri};
@@ -27,8 +25,7 @@ fn v4_blocks(n: u32, base: u32) -> Vec<Nlri> {
 fn v6_blocks(n: u32) -> Vec<Nlri> {
     (0..n)
         .map(|i| {
-            let addr =
-                Ipv6Addr::from(0xfd00_0000_0000_0000_0000_0000_0000_0000u128 | ((i as u128) << 64));
+            let addr = Ipv6Addr::from(0xfd00_0000_0000_0000_0000_0000_0000_0000u128 | ((i as u128) << 64));
             Nlri::new(IpNetwork::V6(Ipv6Network::new(addr, 64).unwrap()))
         })
         .collect()
@@ -73,15 +70,7 @@ fn mixed_stream(ctx: &Context) -> (Vec<u8>, usize) {
         global: "fd00::1".parse().unwrap(),
         link_local: Some("fe80::1".parse().unwrap()),
     };
-    pack_announcements(
-        ctx,
-        Family::IPV6_UNICAST,
-        nh6,
-        &attrs(64512, 100),
-        &v6,
-        &mut out,
-    )
-    .unwrap();
+    pack_announcements(ctx, Family::IPV6_UNICAST, nh6, &attrs(64512, 100), &v6, &mut out).unwrap();
     prefixes += v6.len();
     let gone = v4_blocks(100, 0x0af4_0000);
     pack_withdrawals(ctx, Family::IPV4_UNICAST, &gone, &mut out).unwrap();
@@ -159,9 +148,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode", |b| {
         b.iter(|| assert_eq!(decode_stream(&ctx, black_box(&stream)), prefixes))
     });
-    g.bench_function("encode", |b| {
-        b.iter(|| black_box(mixed_stream(&ctx).0.len()))
-    });
+    g.bench_function("encode", |b| b.iter(|| black_box(mixed_stream(&ctx).0.len())));
     g.finish();
 }
 

@@ -161,10 +161,7 @@ impl AsPath {
 
     /// Whether any AS does not fit in 2 octets.
     pub fn has_four_octet_as(&self) -> bool {
-        self.segments
-            .iter()
-            .flat_map(|s| &s.asns)
-            .any(|&a| a > 0xffff)
+        self.segments.iter().flat_map(|s| &s.asns).any(|&a| a > 0xffff)
     }
 
     /// Number of ASes counted as RFC 6793 §4.2.3 counts them (sets as 1, confed segments as 0).
@@ -200,9 +197,7 @@ impl AsPath {
                     out.segments.push(seg.clone());
                     keep -= 1;
                 }
-                SegmentType::ConfedSequence | SegmentType::ConfedSet => {
-                    out.segments.push(seg.clone())
-                }
+                SegmentType::ConfedSequence | SegmentType::ConfedSet => out.segments.push(seg.clone()),
             }
         }
         out.segments.extend(as4_path.segments.iter().cloned());
@@ -256,9 +251,7 @@ impl AsPath {
                     if four_octet {
                         out.extend_from_slice(&asn.to_be_bytes());
                     } else {
-                        out.extend_from_slice(
-                            &u16::try_from(asn).unwrap_or(AS_TRANS).to_be_bytes(),
-                        );
+                        out.extend_from_slice(&u16::try_from(asn).unwrap_or(AS_TRANS).to_be_bytes());
                     }
                 }
             }
@@ -275,12 +268,7 @@ impl fmt::Display for AsPath {
                 f.write_str(" ")?;
             }
             first = false;
-            let list = seg
-                .asns
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let list = seg.asns.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ");
             match seg.kind {
                 SegmentType::Sequence => f.write_str(&list)?,
                 SegmentType::Set => write!(f, "{{{list}}}")?,
@@ -403,12 +391,9 @@ impl MpNextHop {
     fn wire_len(&self) -> usize {
         match self {
             MpNextHop::V4(_) => 4,
+            MpNextHop::V6 { link_local: None, .. } => 16,
             MpNextHop::V6 {
-                link_local: None, ..
-            } => 16,
-            MpNextHop::V6 {
-                link_local: Some(_),
-                ..
+                link_local: Some(_), ..
             } => 32,
         }
     }
@@ -515,11 +500,10 @@ pub fn expected_flags(type_code: u8) -> Option<u8> {
     use type_code::*;
     Some(match type_code {
         ORIGIN | AS_PATH | NEXT_HOP | LOCAL_PREF | ATOMIC_AGGREGATE => flags::WELL_KNOWN,
-        MED | ORIGINATOR_ID | CLUSTER_LIST | MP_REACH_NLRI | MP_UNREACH_NLRI => {
-            flags::OPTIONAL_NON_TRANSITIVE
+        MED | ORIGINATOR_ID | CLUSTER_LIST | MP_REACH_NLRI | MP_UNREACH_NLRI => flags::OPTIONAL_NON_TRANSITIVE,
+        AGGREGATOR | COMMUNITIES | EXTENDED_COMMUNITIES | AS4_PATH | AS4_AGGREGATOR | LARGE_COMMUNITIES | OTC => {
+            flags::OPTIONAL_TRANSITIVE
         }
-        AGGREGATOR | COMMUNITIES | EXTENDED_COMMUNITIES | AS4_PATH | AS4_AGGREGATOR
-        | LARGE_COMMUNITIES | OTC => flags::OPTIONAL_TRANSITIVE,
         _ => return None,
     })
 }
@@ -565,9 +549,7 @@ fn encode_value(value: &AttrValue, ctx: &Context, out: &mut Vec<u8>) {
         AttrValue::AsPath(p) => p.encode(ctx.four_octet_as, out),
         AttrValue::As4Path(p) => p.encode(true, out),
         AttrValue::NextHop(a) | AttrValue::OriginatorId(a) => out.extend_from_slice(&a.octets()),
-        AttrValue::Med(v) | AttrValue::LocalPref(v) | AttrValue::Otc(v) => {
-            out.extend_from_slice(&v.to_be_bytes())
-        }
+        AttrValue::Med(v) | AttrValue::LocalPref(v) | AttrValue::Otc(v) => out.extend_from_slice(&v.to_be_bytes()),
         AttrValue::AtomicAggregate => {}
         AttrValue::Aggregator(a) => {
             if ctx.four_octet_as {
@@ -581,9 +563,7 @@ fn encode_value(value: &AttrValue, ctx: &Context, out: &mut Vec<u8>) {
             out.extend_from_slice(&a.asn.to_be_bytes());
             out.extend_from_slice(&a.address.octets());
         }
-        AttrValue::Communities(cs) => cs
-            .iter()
-            .for_each(|c| out.extend_from_slice(&c.0.to_be_bytes())),
+        AttrValue::Communities(cs) => cs.iter().for_each(|c| out.extend_from_slice(&c.0.to_be_bytes())),
         AttrValue::ClusterList(ids) => ids.iter().for_each(|i| out.extend_from_slice(&i.octets())),
         AttrValue::ExtendedCommunities(cs) => cs.iter().for_each(|c| out.extend_from_slice(&c.0)),
         AttrValue::LargeCommunities(cs) => {
@@ -679,10 +659,7 @@ pub(crate) fn decode_value(type_code: u8, flag_bits: u8, v: &[u8], ctx: &Context
         // RFC 6793 §6 / RFC 7606 §7.2: a malformed AS4_PATH is discarded.
         AS4_PATH => match AsPath::decode(v, true) {
             Result::Ok(p) => Ok(AttrValue::As4Path(p)),
-            Err(_) => Malformed(
-                Reason::OptionalAttribute(AS4_PATH, "malformed AS4_PATH"),
-                Discard,
-            ),
+            Err(_) => Malformed(Reason::OptionalAttribute(AS4_PATH, "malformed AS4_PATH"), Discard),
         },
         // RFC 7606 §7.3: wrong length, or not a usable unicast address.
         NEXT_HOP => match v {
@@ -763,9 +740,7 @@ pub(crate) fn decode_value(type_code: u8, flag_bits: u8, v: &[u8], ctx: &Context
                 return Malformed(len_err(), Withdraw);
             }
             Ok(AttrValue::ClusterList(
-                v.chunks_exact(4)
-                    .map(|c| Ipv4Addr::from(u32_at(c, 0)))
-                    .collect(),
+                v.chunks_exact(4).map(|c| Ipv4Addr::from(u32_at(c, 0))).collect(),
             ))
         }
         // RFC 7606 §7.14.
@@ -814,12 +789,7 @@ pub(crate) fn decode_value(type_code: u8, flag_bits: u8, v: &[u8], ctx: &Context
 fn decode_mp_reach(v: &[u8], ctx: &Context) -> Checked {
     let (afi, safi, nh_len) = match v {
         [a0, a1, s, n, ..] => (Afi(u16::from_be_bytes([*a0, *a1])), Safi(*s), *n as usize),
-        _ => {
-            return Checked::Reset(Reason::OptionalAttribute(
-                type_code::MP_REACH_NLRI,
-                "too short",
-            ))
-        }
+        _ => return Checked::Reset(Reason::OptionalAttribute(type_code::MP_REACH_NLRI, "too short")),
     };
     let family = Family::new(afi, safi);
     let Some(kind) = address_kind(family) else {
@@ -846,9 +816,7 @@ fn decode_mp_reach(v: &[u8], ctx: &Context) -> Checked {
         },
         (_, 32) => MpNextHop::V6 {
             global: Ipv6Addr::from(<[u8; 16]>::try_from(&nh[..16]).unwrap_or_default()),
-            link_local: Some(Ipv6Addr::from(
-                <[u8; 16]>::try_from(&nh[16..]).unwrap_or_default(),
-            )),
+            link_local: Some(Ipv6Addr::from(<[u8; 16]>::try_from(&nh[16..]).unwrap_or_default())),
         },
         _ => return disable("next hop length"),
     };
@@ -871,10 +839,7 @@ fn decode_mp_reach(v: &[u8], ctx: &Context) -> Checked {
 /// RFC 4760 §4 MP_UNREACH_NLRI, checked like MP_REACH_NLRI (RFC 7606 §7.11).
 fn decode_mp_unreach(v: &[u8], ctx: &Context) -> Checked {
     let [a0, a1, s, rest @ ..] = v else {
-        return Checked::Reset(Reason::OptionalAttribute(
-            type_code::MP_UNREACH_NLRI,
-            "too short",
-        ));
+        return Checked::Reset(Reason::OptionalAttribute(type_code::MP_UNREACH_NLRI, "too short"));
     };
     let family = Family::new(Afi(u16::from_be_bytes([*a0, *a1])), Safi(*s));
     let Some(kind) = address_kind(family) else {
@@ -940,10 +905,7 @@ mod tests {
             local2: 2,
         };
         assert_eq!(lc.to_string(), "65000:1:2");
-        assert_eq!(
-            ExtCommunity([0, 2, 0xfd, 0xe8, 0, 0, 0, 1]).to_string(),
-            "rt:65000:1"
-        );
+        assert_eq!(ExtCommunity([0, 2, 0xfd, 0xe8, 0, 0, 0, 1]).to_string(), "rt:65000:1");
     }
 
     #[test]

@@ -229,19 +229,14 @@ impl Capability {
     fn decode_typed(code: u8, v: &[u8]) -> Option<Capability> {
         let u16_at = |i: usize| u16::from_be_bytes([v[i], v[i + 1]]);
         Some(match code {
-            code::MULTIPROTOCOL if v.len() == 4 => {
-                Capability::Multiprotocol(Family::new(Afi(u16_at(0)), Safi(v[3])))
-            }
+            code::MULTIPROTOCOL if v.len() == 4 => Capability::Multiprotocol(Family::new(Afi(u16_at(0)), Safi(v[3]))),
             code::ROUTE_REFRESH if v.is_empty() => Capability::RouteRefresh,
             code::EXTENDED_NEXT_HOP if v.len() % 6 == 0 => Capability::ExtendedNextHop(
                 v.chunks_exact(6)
                     .map(|c| {
                         let safi = u16::from_be_bytes([c[2], c[3]]);
                         Some(ExtendedNextHop {
-                            family: Family::new(
-                                Afi(u16::from_be_bytes([c[0], c[1]])),
-                                Safi(u8::try_from(safi).ok()?),
-                            ),
+                            family: Family::new(Afi(u16::from_be_bytes([c[0], c[1]])), Safi(u8::try_from(safi).ok()?)),
                             next_hop_afi: Afi(u16::from_be_bytes([c[4], c[5]])),
                         })
                     })
@@ -278,17 +273,15 @@ impl Capability {
                     .collect::<Option<Vec<_>>>()?,
             ),
             code::ENHANCED_ROUTE_REFRESH if v.is_empty() => Capability::EnhancedRouteRefresh,
-            code::LONG_LIVED_GRACEFUL_RESTART if v.len() % 7 == 0 => {
-                Capability::LongLivedGracefulRestart(
-                    v.chunks_exact(7)
-                        .map(|c| LlgrFamily {
-                            family: Family::new(Afi(u16::from_be_bytes([c[0], c[1]])), Safi(c[2])),
-                            forwarding_preserved: c[3] & 0x80 != 0,
-                            stale_time: u32::from_be_bytes([0, c[4], c[5], c[6]]),
-                        })
-                        .collect(),
-                )
-            }
+            code::LONG_LIVED_GRACEFUL_RESTART if v.len() % 7 == 0 => Capability::LongLivedGracefulRestart(
+                v.chunks_exact(7)
+                    .map(|c| LlgrFamily {
+                        family: Family::new(Afi(u16::from_be_bytes([c[0], c[1]])), Safi(c[2])),
+                        forwarding_preserved: c[3] & 0x80 != 0,
+                        stale_time: u32::from_be_bytes([0, c[4], c[5], c[6]]),
+                    })
+                    .collect(),
+            ),
             code::FQDN if !v.is_empty() => {
                 let host_len = v[0] as usize;
                 let host = v.get(1..1 + host_len)?;
@@ -316,9 +309,7 @@ impl Capability {
                 v.push(0);
                 v.push(f.safi.0);
             }
-            Capability::RouteRefresh
-            | Capability::ExtendedMessage
-            | Capability::EnhancedRouteRefresh => {}
+            Capability::RouteRefresh | Capability::ExtendedMessage | Capability::EnhancedRouteRefresh => {}
             Capability::ExtendedNextHop(entries) => {
                 for e in entries {
                     v.extend_from_slice(&e.family.afi.0.to_be_bytes());
@@ -389,11 +380,7 @@ impl Capability {
                 if gr.notification { " notification" } else { "" },
                 gr.families
                     .iter()
-                    .map(|f| format!(
-                        "{}{}",
-                        f.family,
-                        if f.forwarding_preserved { " F" } else { "" }
-                    ))
+                    .map(|f| format!("{}{}", f.family, if f.forwarding_preserved { " F" } else { "" }))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -461,10 +448,7 @@ mod tests {
                 forwarding_preserved: true,
             }],
         }));
-        round_trip(Capability::AddPath(vec![(
-            Family::IPV4_UNICAST,
-            AddPathMode::Both,
-        )]));
+        round_trip(Capability::AddPath(vec![(Family::IPV4_UNICAST, AddPathMode::Both)]));
         round_trip(Capability::LongLivedGracefulRestart(vec![LlgrFamily {
             family: Family::IPV6_UNICAST,
             forwarding_preserved: false,
@@ -487,17 +471,11 @@ mod tests {
             }
         );
         // Route refresh with a value; add-path with a bad mode; truncated FQDN.
-        assert!(matches!(
-            Capability::decode(2, &[1]),
-            Capability::Unknown { .. }
-        ));
+        assert!(matches!(Capability::decode(2, &[1]), Capability::Unknown { .. }));
         assert!(matches!(
             Capability::decode(69, &[0, 1, 1, 9]),
             Capability::Unknown { .. }
         ));
-        assert!(matches!(
-            Capability::decode(73, &[5, b'a']),
-            Capability::Unknown { .. }
-        ));
+        assert!(matches!(Capability::decode(73, &[5, b'a']), Capability::Unknown { .. }));
     }
 }

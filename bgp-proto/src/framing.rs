@@ -79,10 +79,7 @@ mod tests {
 
     #[test]
     fn bad_marker_detected_early() {
-        assert_eq!(
-            next_message_len(&[0xff, 0x00], 4096),
-            Err(FrameError::BadMarker)
-        );
+        assert_eq!(next_message_len(&[0xff, 0x00], 4096), Err(FrameError::BadMarker));
     }
 
     #[test]
@@ -100,10 +97,7 @@ mod tests {
 
     #[test]
     fn lengths_out_of_range_rejected() {
-        assert_eq!(
-            next_message_len(&header(18, 4), 4096),
-            Err(FrameError::BadLength(18))
-        );
+        assert_eq!(next_message_len(&header(18, 4), 4096), Err(FrameError::BadLength(18)));
         assert_eq!(
             next_message_len(&header(4097, 2), 4096),
             Err(FrameError::BadLength(4097))

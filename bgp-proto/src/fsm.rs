@@ -23,9 +23,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use crate::capability::{
-    AddPathMode, Capability, ExtendedNextHop, GracefulRestart, LlgrFamily, Role,
-};
+use crate::capability::{AddPathMode, Capability, ExtendedNextHop, GracefulRestart, LlgrFamily, Role};
 use crate::error::{code, DecodeError};
 use crate::framing::{MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN};
 use crate::notification::{cease, Notification};
@@ -289,16 +287,10 @@ impl OpenError {
                 subcode: 1,
                 data: vec![0, 4],
             },
-            OpenError::BadPeerAs { .. } | OpenError::InconsistentAs { .. } => {
-                Notification::new(code::OPEN_MESSAGE, 2)
-            }
-            OpenError::InvalidBgpId(_) | OpenError::SameBgpId(_) => {
-                Notification::new(code::OPEN_MESSAGE, 3)
-            }
+            OpenError::BadPeerAs { .. } | OpenError::InconsistentAs { .. } => Notification::new(code::OPEN_MESSAGE, 2),
+            OpenError::InvalidBgpId(_) | OpenError::SameBgpId(_) => Notification::new(code::OPEN_MESSAGE, 3),
             OpenError::HoldTime(_) => Notification::new(code::OPEN_MESSAGE, 6),
-            OpenError::RoleMismatch { .. } | OpenError::ConflictingRoles => {
-                Notification::new(code::OPEN_MESSAGE, 11)
-            }
+            OpenError::RoleMismatch { .. } | OpenError::ConflictingRoles => Notification::new(code::OPEN_MESSAGE, 11),
         }
     }
 }
@@ -330,13 +322,8 @@ impl DownReason {
     /// The NOTIFICATION we sent, if any.
     pub fn notification_sent(&self) -> Option<Notification> {
         match self {
-            DownReason::ManualStop(Some(m)) => {
-                Some(Notification::shutdown(cease::ADMINISTRATIVE_SHUTDOWN, m))
-            }
-            DownReason::ManualStop(None) => Some(Notification::new(
-                code::CEASE,
-                cease::ADMINISTRATIVE_SHUTDOWN,
-            )),
+            DownReason::ManualStop(Some(m)) => Some(Notification::shutdown(cease::ADMINISTRATIVE_SHUTDOWN, m)),
+            DownReason::ManualStop(None) => Some(Notification::new(code::CEASE, cease::ADMINISTRATIVE_SHUTDOWN)),
             DownReason::AutomaticStop(n) => Some(n.clone()),
             DownReason::HoldTimerExpired => Some(Notification::new(code::HOLD_TIMER_EXPIRED, 0)),
             DownReason::ConnectionClosed | DownReason::NotificationReceived(_) => None,
@@ -382,12 +369,9 @@ impl fmt::Display for DownReason {
             }
             DownReason::HoldTimerExpired => write!(f, "hold timer expired, {sent}"),
             DownReason::ConnectionClosed => f.write_str("connection closed"),
-            DownReason::NotificationReceived(n) => write!(
-                f,
-                "received NOTIFICATION {}{}",
-                n.describe(),
-                notification_detail(n)
-            ),
+            DownReason::NotificationReceived(n) => {
+                write!(f, "received NOTIFICATION {}{}", n.describe(), notification_detail(n))
+            }
             DownReason::InvalidMessage(e) => write!(f, "{e}, {sent}"),
             DownReason::OpenRejected(e) => write!(f, "rejected OPEN: {e}, {sent}"),
             DownReason::UnexpectedMessage { state, message } => {
@@ -455,10 +439,7 @@ fn mp_families(open: &Open) -> FamilySet {
 /// ADD-PATH mode announced for `family` (first mention wins).
 fn add_path_mode(open: &Open, family: Family) -> Option<AddPathMode> {
     open.capabilities().find_map(|c| match c {
-        Capability::AddPath(entries) => entries
-            .iter()
-            .find(|(f, _)| *f == family)
-            .map(|(_, mode)| *mode),
+        Capability::AddPath(entries) => entries.iter().find(|(f, _)| *f == family).map(|(_, mode)| *mode),
         _ => None,
     })
 }
@@ -482,10 +463,7 @@ impl Negotiated {
     /// configured one.
     pub fn new(local: &Open, peer: &Open) -> Negotiated {
         let theirs = mp_families(peer);
-        let families: FamilySet = mp_families(local)
-            .iter()
-            .filter(|f| theirs.contains(*f))
-            .collect();
+        let families: FamilySet = mp_families(local).iter().filter(|f| theirs.contains(*f)).collect();
         let mut add_path_send = FamilySet::new();
         let mut add_path_receive = FamilySet::new();
         for f in families.iter() {
@@ -525,8 +503,7 @@ impl Negotiated {
             .capabilities()
             .find_map(|c| match c {
                 Capability::Fqdn { hostname, domain } => {
-                    let text =
-                        |b: &[u8]| (!b.is_empty()).then(|| String::from_utf8_lossy(b).into_owned());
+                    let text = |b: &[u8]| (!b.is_empty()).then(|| String::from_utf8_lossy(b).into_owned());
                     Some((text(hostname), text(domain)))
                 }
                 _ => None,
@@ -551,9 +528,7 @@ impl Negotiated {
                 matches!(c, Capability::RouteRefresh)
                     || matches!(c, Capability::Unknown { code, .. } if *code == ROUTE_REFRESH_OLD)
             }),
-            enhanced_route_refresh: has_cap(peer, |c| {
-                matches!(c, Capability::EnhancedRouteRefresh)
-            }),
+            enhanced_route_refresh: has_cap(peer, |c| matches!(c, Capability::EnhancedRouteRefresh)),
             graceful_restart,
             llgr,
             extended_next_hop,
@@ -594,11 +569,7 @@ struct Jitter(u64);
 impl Jitter {
     fn new(seed: u64) -> Jitter {
         // The all-zero state is a fixed point of xorshift.
-        Jitter(if seed == 0 {
-            0x9e37_79b9_7f4a_7c15
-        } else {
-            seed
-        })
+        Jitter(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -704,10 +675,7 @@ impl Fsm {
         }
         let mut capabilities = cfg.capabilities.clone();
         if let Some(role) = cfg.role {
-            if !capabilities
-                .iter()
-                .any(|c| matches!(c, Capability::Role(_)))
-            {
+            if !capabilities.iter().any(|c| matches!(c, Capability::Role(_))) {
                 capabilities.push(Capability::Role(role));
             }
         }
@@ -754,10 +722,7 @@ impl Fsm {
 
     /// The connection the session is established on.
     pub fn established_conn(&self) -> Option<ConnId> {
-        self.conns
-            .iter()
-            .find(|c| c.phase == Phase::Established)
-            .map(|c| c.id)
+        self.conns.iter().find(|c| c.phase == Phase::Established).map(|c| c.id)
     }
 
     /// Negotiated parameters of the established connection, or of one in
@@ -827,9 +792,7 @@ impl Fsm {
             }
             Event::KeepaliveTimerExpires(id) => self.keepalive_expires(id, now, &mut out),
             Event::DelayOpenTimerExpires(id) => {
-                if self.take_timer(Timer::DelayOpen(id), now)
-                    && self.phase(id) == Some(Phase::DelayOpen)
-                {
+                if self.take_timer(Timer::DelayOpen(id), now) && self.phase(id) == Some(Phase::DelayOpen) {
                     self.send_open(id, now, &mut out);
                 }
             }
@@ -855,17 +818,11 @@ impl Fsm {
                 }
             }
             Event::BgpOpen(id, open) => match self.phase(id) {
-                Some(Phase::DelayOpen | Phase::OpenSent) => {
-                    self.open_received(id, open, now, &mut out)
-                }
-                Some(Phase::OpenConfirm | Phase::Established) => {
-                    self.unexpected(id, "OPEN", now, &mut out)
-                }
+                Some(Phase::DelayOpen | Phase::OpenSent) => self.open_received(id, open, now, &mut out),
+                Some(Phase::OpenConfirm | Phase::Established) => self.unexpected(id, "OPEN", now, &mut out),
                 Some(Phase::Connecting) | None => {}
             },
-            Event::BgpHeaderErr(id, err) | Event::BgpOpenMsgErr(id, err) => {
-                self.decode_failed(id, err, now, &mut out)
-            }
+            Event::BgpHeaderErr(id, err) | Event::BgpOpenMsgErr(id, err) => self.decode_failed(id, err, now, &mut out),
             Event::UpdateMsgErr(id, err) => match self.phase(id) {
                 Some(Phase::Established) => self.decode_failed(id, err, now, &mut out),
                 _ => self.unexpected(id, "UPDATE", now, &mut out),
@@ -914,12 +871,7 @@ impl Fsm {
     }
 
     /// Removes a connection: NOTIFICATION (if given), its timers stopped, closed.
-    fn close_conn(
-        &mut self,
-        id: ConnId,
-        notification: Option<Notification>,
-        out: &mut Vec<Action>,
-    ) -> Option<Conn> {
+    fn close_conn(&mut self, id: ConnId, notification: Option<Notification>, out: &mut Vec<Action>) -> Option<Conn> {
         let pos = self.conns.iter().position(|c| c.id == id)?;
         let conn = self.conns.remove(pos);
         if let Some(n) = notification {
@@ -960,24 +912,14 @@ impl Fsm {
     }
 
     /// Idle from a running session; connections must already be closed.
-    fn enter_idle(
-        &mut self,
-        reason: DownReason,
-        restart: bool,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) {
+    fn enter_idle(&mut self, reason: DownReason, restart: bool, now: Instant, out: &mut Vec<Action>) {
         let established_at = self.established_since.take();
         self.stop_timer(Timer::ConnectRetry, out);
-        out.push(Action::SessionDown {
-            reason: reason.clone(),
-        });
+        out.push(Action::SessionDown { reason: reason.clone() });
         self.last_error = Some(reason);
         if restart {
             // A session that stayed up long enough was not oscillating.
-            if established_at
-                .is_some_and(|t| now.saturating_duration_since(t) >= self.cfg.max_idle_hold_time)
-            {
+            if established_at.is_some_and(|t| now.saturating_duration_since(t) >= self.cfg.max_idle_hold_time) {
                 self.failures = 0;
             }
             self.failures = self.failures.saturating_add(1);
@@ -1037,10 +979,7 @@ impl Fsm {
 
     /// RFC 4271 §8.2.2 Connect/Active Event 9: drop the pending attempt, try again.
     fn connect_retry_expires(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if !self.take_timer(Timer::ConnectRetry, now)
-            || self.mode != Mode::Running
-            || self.cfg.passive
-        {
+        if !self.take_timer(Timer::ConnectRetry, now) || self.mode != Mode::Running || self.cfg.passive {
             return;
         }
         let pending: Vec<ConnId> = self
@@ -1133,16 +1072,10 @@ impl Fsm {
         }
         // RFC 6793 §4.1: a 4-octet-capable speaker puts its AS in the 2-octet
         // field if it fits, AS_TRANS otherwise.
-        if open
-            .capabilities()
-            .any(|c| matches!(c, Capability::FourOctetAs(_)))
-        {
+        if open.capabilities().any(|c| matches!(c, Capability::FourOctetAs(_))) {
             let expected = u16::try_from(asn).unwrap_or(AS_TRANS);
             if open.my_as != expected {
-                return Err(OpenError::InconsistentAs {
-                    asn,
-                    my_as: open.my_as,
-                });
+                return Err(OpenError::InconsistentAs { asn, my_as: open.my_as });
             }
         }
         // RFC 4271 §6.2: hold times of one or two seconds are unacceptable.
@@ -1243,12 +1176,7 @@ impl Fsm {
 
     /// RFC 4271 §6.8 (with RFC 6286 §2.3 for equal identifiers): which of two
     /// colliding connections is closed.
-    fn collision_loser(
-        &self,
-        remote_id: Ipv4Addr,
-        a: (ConnId, Direction),
-        b: (ConnId, Direction),
-    ) -> ConnId {
+    fn collision_loser(&self, remote_id: Ipv4Addr, a: (ConnId, Direction), b: (ConnId, Direction)) -> ConnId {
         let local = u32::from(self.cfg.local_id);
         let remote = u32::from(remote_id);
         let close_ours = if local != remote {
@@ -1335,13 +1263,7 @@ impl Fsm {
     }
 
     /// A message the state does not allow: FSM Error with the RFC 6608 subcode.
-    fn unexpected(
-        &mut self,
-        id: ConnId,
-        message: &'static str,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) {
+    fn unexpected(&mut self, id: ConnId, message: &'static str, now: Instant, out: &mut Vec<Action>) {
         let Some(conn) = self.conn(id) else {
             return;
         };
@@ -1521,17 +1443,11 @@ mod tests {
         let retry = j.scale(secs(120));
         assert_eq!(
             a,
-            vec![
-                Action::StartTimer(Timer::ConnectRetry, retry),
-                Action::Connect(C1)
-            ]
+            vec![Action::StartTimer(Timer::ConnectRetry, retry), Action::Connect(C1)]
         );
         assert!(jittered(retry, secs(120)));
         assert_eq!(f.state(), State::Connect);
-        assert_eq!(
-            f.next_timer(),
-            Some((Timer::ConnectRetry, clock.at(0) + retry))
-        );
+        assert_eq!(f.next_timer(), Some((Timer::ConnectRetry, clock.at(0) + retry)));
         // A second start changes nothing.
         assert_eq!(f.handle(Event::AutomaticStart, clock.at(1)), vec![]);
         assert_eq!(f.handle(Event::ManualStart, clock.at(1)), vec![]);
@@ -1558,18 +1474,9 @@ mod tests {
         assert_eq!(f.state(), State::OpenSent);
         // TCP lost in OpenSent: back to Active, and a passive peer never connects.
         let a = f.handle(Event::TcpConnectionFails(c), clock.at(4));
-        assert_eq!(
-            a,
-            vec![
-                Action::StopTimer(Timer::Hold(c)),
-                Action::CloseConnection(c)
-            ]
-        );
+        assert_eq!(a, vec![Action::StopTimer(Timer::Hold(c)), Action::CloseConnection(c)]);
         assert_eq!(f.state(), State::Active);
-        assert_eq!(
-            f.handle(Event::ConnectRetryTimerExpires, clock.at(500)),
-            vec![]
-        );
+        assert_eq!(f.handle(Event::ConnectRetryTimerExpires, clock.at(500)), vec![]);
     }
 
     #[test]
@@ -1580,10 +1487,7 @@ mod tests {
         let retry = j.scale(secs(120));
         assert_eq!(
             f.handle(Event::ManualStart, clock.at(0)),
-            vec![
-                Action::StartTimer(Timer::ConnectRetry, retry),
-                Action::Connect(C1)
-            ]
+            vec![Action::StartTimer(Timer::ConnectRetry, retry), Action::Connect(C1)]
         );
         let ours = f.local_open().clone();
         assert_eq!(ours.my_as, 64512);
@@ -1600,10 +1504,7 @@ mod tests {
         assert_eq!(f.state(), State::OpenSent);
         let keepalive = j.scale(secs(30));
         assert_eq!(
-            f.handle(
-                Event::BgpOpen(C1, peer_open(64512, PEER_ID, 90)),
-                clock.at(2)
-            ),
+            f.handle(Event::BgpOpen(C1, peer_open(64512, PEER_ID, 90)), clock.at(2)),
             vec![
                 Action::SendKeepalive(C1),
                 Action::StartTimer(Timer::Keepalive(C1), keepalive),
@@ -1657,10 +1558,7 @@ mod tests {
         );
         assert_eq!(f.state(), State::Connect);
         // Early (stale) expiry is ignored.
-        assert_eq!(
-            f.handle(Event::DelayOpenTimerExpires(C1), clock.at(2)),
-            vec![]
-        );
+        assert_eq!(f.handle(Event::DelayOpenTimerExpires(C1), clock.at(2)), vec![]);
         assert_eq!(
             f.handle(Event::DelayOpenTimerExpires(C1), clock.at(6)),
             vec![
@@ -1686,10 +1584,7 @@ mod tests {
         );
         assert_eq!(f.state(), State::Active);
         let mut j = Jitter::new(SEED);
-        let a = f.handle(
-            Event::BgpOpen(c, peer_open(64512, PEER_ID, 90)),
-            clock.at(2),
-        );
+        let a = f.handle(Event::BgpOpen(c, peer_open(64512, PEER_ID, 90)), clock.at(2));
         assert_eq!(
             a,
             vec![
@@ -1702,10 +1597,7 @@ mod tests {
         );
         assert_eq!(f.state(), State::OpenConfirm);
         // The timer was stopped; its expiry must not send a second OPEN.
-        assert_eq!(
-            f.handle(Event::DelayOpenTimerExpires(c), clock.at(6)),
-            vec![]
-        );
+        assert_eq!(f.handle(Event::DelayOpenTimerExpires(c), clock.at(6)), vec![]);
     }
 
     #[test]
@@ -1775,14 +1667,8 @@ mod tests {
         seen.sort();
         assert!(seen[0] < secs(24) && seen[199] > secs(29), "{seen:?}");
         // Stale expiry right after a re-arm does nothing.
-        let (_, deadline) = f
-            .timers()
-            .find(|(t, _)| *t == Timer::Keepalive(C1))
-            .expect("armed");
-        assert_eq!(
-            f.handle(Event::KeepaliveTimerExpires(C1), deadline - secs(5)),
-            vec![]
-        );
+        let (_, deadline) = f.timers().find(|(t, _)| *t == Timer::Keepalive(C1)).expect("armed");
+        assert_eq!(f.handle(Event::KeepaliveTimerExpires(C1), deadline - secs(5)), vec![]);
     }
 
     #[test]
@@ -1794,10 +1680,7 @@ mod tests {
         j.scale(secs(120));
         f.handle(Event::ManualStart, clock.at(0));
         f.handle(Event::TcpCrAcked(C1), clock.at(0));
-        let a = f.handle(
-            Event::BgpOpen(C1, peer_open(64512, PEER_ID, 30)),
-            clock.at(1),
-        );
+        let a = f.handle(Event::BgpOpen(C1, peer_open(64512, PEER_ID, 30)), clock.at(1));
         assert_eq!(
             a,
             vec![
@@ -1819,22 +1702,11 @@ mod tests {
         let mut f = Fsm::new(ibgp());
         f.handle(Event::ManualStart, clock.at(0));
         f.handle(Event::TcpCrAcked(C1), clock.at(0));
-        let a = f.handle(
-            Event::BgpOpen(C1, peer_open(64512, PEER_ID, 0)),
-            clock.at(1),
-        );
-        assert_eq!(
-            a,
-            vec![
-                Action::SendKeepalive(C1),
-                Action::StopTimer(Timer::Hold(C1))
-            ]
-        );
+        let a = f.handle(Event::BgpOpen(C1, peer_open(64512, PEER_ID, 0)), clock.at(1));
+        assert_eq!(a, vec![Action::SendKeepalive(C1), Action::StopTimer(Timer::Hold(C1))]);
         let a = f.handle(Event::KeepAliveMsg(C1), clock.at(2));
         assert_eq!(a.len(), 1);
-        assert!(
-            matches!(&a[0], Action::Established(C1, n) if n.hold_time == 0 && n.keepalive_time == 0)
-        );
+        assert!(matches!(&a[0], Action::Established(C1, n) if n.hold_time == 0 && n.keepalive_time == 0));
         assert_eq!(f.handle(Event::UpdateMsg(C1), clock.at(3)), vec![]);
         assert_eq!(f.timers().count(), 0);
 
@@ -1875,10 +1747,7 @@ mod tests {
     fn bad_peer_as() {
         let clock = Clock::new();
         let mut f = open_sent(ibgp(), &clock);
-        let a = f.handle(
-            Event::BgpOpen(C1, peer_open(65000, PEER_ID, 90)),
-            clock.at(2),
-        );
+        let a = f.handle(Event::BgpOpen(C1, peer_open(65000, PEER_ID, 90)), clock.at(2));
         assert_open_refused(
             &a,
             (2, 2),
@@ -1926,10 +1795,7 @@ mod tests {
     fn bad_bgp_identifier_on_ibgp_only() {
         let clock = Clock::new();
         let mut f = open_sent(ibgp(), &clock);
-        let a = f.handle(
-            Event::BgpOpen(C1, peer_open(64512, LOCAL_ID, 90)),
-            clock.at(2),
-        );
+        let a = f.handle(Event::BgpOpen(C1, peer_open(64512, LOCAL_ID, 90)), clock.at(2));
         assert_open_refused(&a, (2, 3), OpenError::SameBgpId(LOCAL_ID));
         // RFC 6286 §2.2: on eBGP the same identifier is allowed.
         let mut cfg = ibgp();
@@ -1944,10 +1810,7 @@ mod tests {
         );
         assert_open_refused(&a, (2, 3), OpenError::InvalidBgpId(Ipv4Addr::UNSPECIFIED));
         let mut f = open_sent(ibgp(), &clock);
-        let a = f.handle(
-            Event::BgpOpen(C1, peer_open(64512, PEER_ID, 2)),
-            clock.at(2),
-        );
+        let a = f.handle(Event::BgpOpen(C1, peer_open(64512, PEER_ID, 2)), clock.at(2));
         assert_open_refused(&a, (2, 6), OpenError::HoldTime(2));
     }
 
@@ -1967,10 +1830,7 @@ mod tests {
             .capabilities()
             .any(|c| *c == Capability::Role(Role::Customer)));
         let f = to_open_confirm(cfg.clone(), &clock, with_role(Some(Role::Provider)));
-        assert_eq!(
-            f.negotiated().and_then(|n| n.peer_role),
-            Some(Role::Provider)
-        );
+        assert_eq!(f.negotiated().and_then(|n| n.peer_role), Some(Role::Provider));
         let f = to_open_confirm(cfg.clone(), &clock, with_role(None));
         assert_eq!(f.negotiated().and_then(|n| n.peer_role), None);
         let mut f = open_sent(cfg.clone(), &clock);
@@ -2037,10 +1897,7 @@ mod tests {
         );
         // OPEN in Established: 5/3.
         let mut f = established(ibgp(), &clock);
-        let a = f.handle(
-            Event::BgpOpen(C1, peer_open(64512, PEER_ID, 90)),
-            clock.at(3),
-        );
+        let a = f.handle(Event::BgpOpen(C1, peer_open(64512, PEER_ID, 90)), clock.at(3));
         assert_eq!(a[0], Action::SendNotification(C1, notification(5, 3)));
         assert!(matches!(
             &a[4],
@@ -2097,10 +1954,7 @@ mod tests {
         let cease = Notification::new(code::CEASE, cease::CONNECTION_REJECTED);
         for base in [5, 10, 20, 30, 30, 30] {
             f.handle(Event::TcpCrAcked(c), clock.at(now));
-            f.handle(
-                Event::BgpOpen(c, peer_open(64512, PEER_ID, 90)),
-                clock.at(now),
-            );
+            f.handle(Event::BgpOpen(c, peer_open(64512, PEER_ID, 90)), clock.at(now));
             let a = f.handle(Event::NotifMsg(c, cease.clone()), clock.at(now));
             assert_eq!(a.len(), 5, "{a:?}");
             assert_eq!(
@@ -2130,10 +1984,7 @@ mod tests {
         }
         // A session that stays up at least max_idle_hold_time resets the backoff.
         f.handle(Event::TcpCrAcked(c), clock.at(now));
-        f.handle(
-            Event::BgpOpen(c, peer_open(64512, PEER_ID, 90)),
-            clock.at(now),
-        );
+        f.handle(Event::BgpOpen(c, peer_open(64512, PEER_ID, 90)), clock.at(now));
         f.handle(Event::KeepAliveMsg(c), clock.at(now));
         assert_eq!(f.state(), State::Established);
         let a = f.handle(Event::TcpConnectionFails(c), clock.at(now + 31));
@@ -2154,10 +2005,7 @@ mod tests {
     fn manual_stop_from_established_sends_shutdown_text() {
         let clock = Clock::new();
         let mut f = established(ibgp(), &clock);
-        let a = f.handle(
-            Event::ManualStopWithMessage("maintenance".into()),
-            clock.at(10),
-        );
+        let a = f.handle(Event::ManualStopWithMessage("maintenance".into()), clock.at(10));
         let sent = Notification::shutdown(cease::ADMINISTRATIVE_SHUTDOWN, "maintenance");
         assert_eq!(sent.shutdown_message(), Some("maintenance"));
         assert_eq!(
@@ -2464,10 +2312,7 @@ mod tests {
         // Reported up to the slack early still counts (timer wheels round).
         let a = f.handle(Event::ConnectRetryTimerExpires, deadline - TIMER_SLACK);
         assert_eq!(a.len(), 2);
-        assert!(jittered(
-            start_duration(&a[0], Timer::ConnectRetry),
-            secs(120)
-        ));
+        assert!(jittered(start_duration(&a[0], Timer::ConnectRetry), secs(120)));
         assert_eq!(a[1], Action::Connect(ConnId(2)));
         assert_eq!(f.state(), State::Connect);
         // No answer at all: the attempt is dropped and a new one made.
@@ -2748,9 +2593,7 @@ mod tests {
                     Some((Phase::DelayOpen | Phase::OpenSent, _)) => {
                         Some(Event::BgpOpen(c, peer_open(64512, peer_id, 9)))
                     }
-                    Some((Phase::OpenConfirm | Phase::Established, _)) => {
-                        Some(Event::KeepAliveMsg(c))
-                    }
+                    Some((Phase::OpenConfirm | Phase::Established, _)) => Some(Event::KeepAliveMsg(c)),
                     _ => None,
                 };
                 let event = match rng.next_u64() % 40 {
@@ -2782,9 +2625,7 @@ mod tests {
                     match a {
                         Action::Connect(id) => open_ids.push(id),
                         Action::Established(..) => established += 1,
-                        Action::SendNotification(_, n) if (n.code, n.subcode) == (6, 7) => {
-                            collisions += 1
-                        }
+                        Action::SendNotification(_, n) if (n.code, n.subcode) == (6, 7) => collisions += 1,
                         Action::SessionDown { .. } => failures += 1,
                         _ => {}
                     }
@@ -2800,11 +2641,7 @@ mod tests {
                 if f.mode != Mode::Running {
                     assert!(f.conns.is_empty());
                 }
-                assert_eq!(
-                    f.is_armed(Timer::IdleHold),
-                    f.mode == Mode::Waiting,
-                    "{f:?}"
-                );
+                assert_eq!(f.is_armed(Timer::IdleHold), f.mode == Mode::Waiting, "{f:?}");
                 // Timers only for live connections.
                 for (t, _) in f.timers() {
                     if let Timer::Hold(id) | Timer::Keepalive(id) | Timer::DelayOpen(id) = t {

@@ -7,9 +7,7 @@ use crate::types::{Context, Family, FamilySet};
 
 /// Contexts worth trying every input under: 2- and 4-octet AS, ADD-PATH on and off.
 fn contexts() -> [Context; 3] {
-    let add_path: FamilySet = [Family::IPV4_UNICAST, Family::IPV6_UNICAST]
-        .into_iter()
-        .collect();
+    let add_path: FamilySet = [Family::IPV4_UNICAST, Family::IPV6_UNICAST].into_iter().collect();
     [
         Context::default(),
         Context::legacy(),

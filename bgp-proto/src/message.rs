@@ -77,8 +77,7 @@ pub fn decode(msg: &[u8], ctx: &Context) -> Result<Decoded, DecodeError> {
     let ty = msg[18];
     let body = &msg[HEADER_LEN..];
     // RFC 4271 §6.1: the data of a Bad Message Length is the length field.
-    let bad_length =
-        || DecodeError::new(Reason::BadLength(len), 16).with_data(len.to_be_bytes().to_vec());
+    let bad_length = || DecodeError::new(Reason::BadLength(len), 16).with_data(len.to_be_bytes().to_vec());
     if len as usize != msg.len() || msg.len() > ctx.max_message_len.max(MAX_MESSAGE_LEN) {
         return Err(bad_length());
     }

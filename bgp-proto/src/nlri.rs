@@ -25,10 +25,7 @@ pub struct Nlri {
 
 impl Nlri {
     pub fn new(prefix: IpNetwork) -> Nlri {
-        Nlri {
-            prefix,
-            path_id: None,
-        }
+        Nlri { prefix, path_id: None }
     }
 
     pub fn with_path_id(prefix: IpNetwork, path_id: u32) -> Nlri {
@@ -96,10 +93,7 @@ pub(crate) fn decode_prefixes(
         let prefix = match kind {
             AddressKind::V4 => {
                 if len > 32 {
-                    return Err((
-                        Reason::InvalidNetworkField("IPv4 prefix length over 32"),
-                        at,
-                    ));
+                    return Err((Reason::InvalidNetworkField("IPv4 prefix length over 32"), at));
                 }
                 let mut octets = [0u8; 4];
                 octets[..n].copy_from_slice(bytes);
@@ -111,10 +105,7 @@ pub(crate) fn decode_prefixes(
             }
             AddressKind::V6 => {
                 if len > 128 {
-                    return Err((
-                        Reason::InvalidNetworkField("IPv6 prefix length over 128"),
-                        at,
-                    ));
+                    return Err((Reason::InvalidNetworkField("IPv6 prefix length over 128"), at));
                 }
                 let mut octets = [0u8; 16];
                 octets[..n].copy_from_slice(bytes);
@@ -150,12 +141,7 @@ mod tests {
 
     #[test]
     fn v4_prefixes_and_default_route() {
-        let got = decode(
-            &[26, 10, 244, 2, 64, 0, 24, 192, 168, 1],
-            AddressKind::V4,
-            false,
-        )
-        .unwrap();
+        let got = decode(&[26, 10, 244, 2, 64, 0, 24, 192, 168, 1], AddressKind::V4, false).unwrap();
         let want: Vec<Nlri> = ["10.244.2.64/26", "0.0.0.0/0", "192.168.1.0/24"]
             .iter()
             .map(|s| Nlri::new(s.parse().unwrap()))
@@ -176,10 +162,7 @@ mod tests {
         let mut buf = vec![0, 0, 0, 7, 64];
         buf.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 1]);
         let got = decode(&buf, AddressKind::V6, true).unwrap();
-        assert_eq!(
-            got,
-            vec![Nlri::with_path_id("fd00:0:0:1::/64".parse().unwrap(), 7)]
-        );
+        assert_eq!(got, vec![Nlri::with_path_id("fd00:0:0:1::/64".parse().unwrap(), 7)]);
         let mut re = Vec::new();
         got[0].encode(true, &mut re);
         assert_eq!(re, buf);

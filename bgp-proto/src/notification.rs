@@ -163,10 +163,7 @@ mod tests {
 
     #[test]
     fn shutdown_message_round_trip() {
-        let n = Notification::shutdown(
-            cease::ADMINISTRATIVE_SHUTDOWN,
-            "maintenance: back at 10:00 ✈",
-        );
+        let n = Notification::shutdown(cease::ADMINISTRATIVE_SHUTDOWN, "maintenance: back at 10:00 ✈");
         let mut body = Vec::new();
         n.encode_body(&mut body);
         let d = Notification::decode(&body).unwrap();
@@ -190,9 +187,6 @@ mod tests {
             data: vec![10, b'a'],
         };
         assert_eq!(n.shutdown_message(), None);
-        assert_eq!(
-            Notification::decode(&[6]).unwrap_err().notification_code(),
-            (1, 2)
-        );
+        assert_eq!(Notification::decode(&[6]).unwrap_err().notification_code(), (1, 2));
     }
 }

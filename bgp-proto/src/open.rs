@@ -79,22 +79,16 @@ impl Open {
     /// Decodes an OPEN body (the bytes after the 19-byte header).
     pub fn decode(body: &[u8]) -> Result<Open, DecodeError> {
         let base = HEADER_LEN;
-        let fixed: PResult<(u8, u16, u16, u32, u8)> =
-            tuple((be_u8, be_u16, be_u16, be_u32, be_u8))(body);
-        let (rest, (version, my_as, hold_time, id, opt_len)) = fixed
-            .map_err(|e| DecodeError::new(Reason::Truncated("OPEN"), failed_at(base, body, e)))?;
+        let fixed: PResult<(u8, u16, u16, u32, u8)> = tuple((be_u8, be_u16, be_u16, be_u32, be_u8))(body);
+        let (rest, (version, my_as, hold_time, id, opt_len)) =
+            fixed.map_err(|e| DecodeError::new(Reason::Truncated("OPEN"), failed_at(base, body, e)))?;
         // RFC 4271 §6.2: the data field is the largest supported version (2 octets).
         if version != 4 {
-            return Err(
-                DecodeError::new(Reason::UnsupportedVersion(version), base).with_data(vec![0, 4])
-            );
+            return Err(DecodeError::new(Reason::UnsupportedVersion(version), base).with_data(vec![0, 4]));
         }
         // RFC 4271 §6.2: hold times of one or two seconds MUST be rejected.
         if hold_time == 1 || hold_time == 2 {
-            return Err(DecodeError::new(
-                Reason::UnacceptableHoldTime(hold_time),
-                base + 3,
-            ));
+            return Err(DecodeError::new(Reason::UnacceptableHoldTime(hold_time), base + 3));
         }
         let bgp_id = Ipv4Addr::from(id);
         // RFC 6286 §2.2: the BGP Identifier is a non-zero 4-octet value.
@@ -137,15 +131,12 @@ impl Open {
             } else {
                 params[1] as usize
             };
-            let value = params.get(header_len..header_len + len).ok_or_else(|| {
-                DecodeError::new(Reason::MalformedOpen("optional parameter overruns"), offset)
-            })?;
+            let value = params
+                .get(header_len..header_len + len)
+                .ok_or_else(|| DecodeError::new(Reason::MalformedOpen("optional parameter overruns"), offset))?;
             // RFC 4271 §6.2 / RFC 5492 §3: only capabilities are a known parameter.
             if kind != PARAM_CAPABILITIES {
-                return Err(DecodeError::new(
-                    Reason::UnsupportedOptionalParameter(kind),
-                    offset,
-                ));
+                return Err(DecodeError::new(Reason::UnsupportedOptionalParameter(kind), offset));
             }
             capability_groups.push(decode_capabilities(value, offset + header_len)?);
             params = &params[header_len + len..];
@@ -183,8 +174,7 @@ impl Open {
             })
             .collect();
         let short_len: usize = groups.iter().map(|g| 2 + g.len()).sum();
-        let extended =
-            self.extended_params || short_len > 255 || groups.iter().any(|g| g.len() > 255);
+        let extended = self.extended_params || short_len > 255 || groups.iter().any(|g| g.len() > 255);
         if extended {
             let long_len: usize = groups.iter().map(|g| 3 + g.len()).sum();
             out.push(255);
@@ -211,14 +201,8 @@ impl Open {
 /// if both do (RFC 8654 §3), path identifiers for each family the sender may
 /// send and the receiver may receive (RFC 7911 §4).
 pub fn receive_context(sender: &Open, receiver: &Open) -> crate::Context {
-    let four = |o: &Open| {
-        o.capabilities()
-            .any(|c| matches!(c, Capability::FourOctetAs(_)))
-    };
-    let ext = |o: &Open| {
-        o.capabilities()
-            .any(|c| matches!(c, Capability::ExtendedMessage))
-    };
+    let four = |o: &Open| o.capabilities().any(|c| matches!(c, Capability::FourOctetAs(_)));
+    let ext = |o: &Open| o.capabilities().any(|c| matches!(c, Capability::ExtendedMessage));
     let add_path = |o: &Open| -> Vec<(crate::Family, crate::capability::AddPathMode)> {
         o.capabilities()
             .filter_map(|c| match c {
@@ -245,26 +229,17 @@ pub fn receive_context(sender: &Open, receiver: &Open) -> crate::Context {
 }
 
 /// Splits an optional parameter of type 2 into capabilities (RFC 5492 §4).
-fn decode_capabilities(
-    mut value: &[u8],
-    mut offset: usize,
-) -> Result<Vec<Capability>, DecodeError> {
+fn decode_capabilities(mut value: &[u8], mut offset: usize) -> Result<Vec<Capability>, DecodeError> {
     let mut caps = Vec::new();
     while !value.is_empty() {
         if value.len() < 2 {
-            return Err(DecodeError::new(
-                Reason::MalformedOpen("capability header"),
-                offset,
-            ));
+            return Err(DecodeError::new(Reason::MalformedOpen("capability header"), offset));
         }
         let code = value[0];
         let len = value[1] as usize;
-        let body = value.get(2..2 + len).ok_or_else(|| {
-            DecodeError::new(
-                Reason::MalformedOpen("capability overruns parameter"),
-                offset,
-            )
-        })?;
+        let body = value
+            .get(2..2 + len)
+            .ok_or_else(|| DecodeError::new(Reason::MalformedOpen("capability overruns parameter"), offset))?;
         caps.push(Capability::decode(code, body));
         value = &value[2 + len..];
         offset += 2 + len;

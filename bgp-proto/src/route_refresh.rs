@@ -42,14 +42,12 @@ impl RouteRefresh {
     /// Message Error / Invalid Message Length (7/1), data = the message.
     pub fn decode(body: &[u8]) -> Result<RouteRefresh, DecodeError> {
         let [a0, a1, sub, safi] = body else {
-            let mut data =
-                crate::message::header(crate::message::MessageType::RouteRefresh, body.len());
+            let mut data = crate::message::header(crate::message::MessageType::RouteRefresh, body.len());
             data.extend_from_slice(body);
-            return Err(DecodeError::new(
-                Reason::RouteRefreshLength((HEADER_LEN + body.len()) as u16),
-                HEADER_LEN,
-            )
-            .with_data(data));
+            return Err(
+                DecodeError::new(Reason::RouteRefreshLength((HEADER_LEN + body.len()) as u16), HEADER_LEN)
+                    .with_data(data),
+            );
         };
         let subtype = match sub {
             0 => RefreshSubtype::Request,
@@ -81,11 +79,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_length_error() {
-        for subtype in [
-            RefreshSubtype::Request,
-            RefreshSubtype::Begin,
-            RefreshSubtype::End,
-        ] {
+        for subtype in [RefreshSubtype::Request, RefreshSubtype::Begin, RefreshSubtype::End] {
             let rr = RouteRefresh {
                 family: Family::IPV6_UNICAST,
                 subtype,

@@ -19,8 +19,7 @@
 use std::net::Ipv4Addr;
 
 use crate::attributes::{
-    decode_value, flags, type_code, AsPath, AttrValue, Checked, MpNextHop, MpReach, MpUnreach,
-    Origin, PathAttribute,
+    decode_value, flags, type_code, AsPath, AttrValue, Checked, MpNextHop, MpReach, MpUnreach, Origin, PathAttribute,
 };
 use crate::error::{AttributeError, DecodeError, Reason, Treatment};
 use crate::framing::HEADER_LEN;
@@ -55,9 +54,7 @@ impl ParsedUpdate {
     /// or its family is disabled.
     pub fn announced(&self) -> Vec<(Family, Nlri)> {
         match self.treatment {
-            Treatment::None | Treatment::AttributeDiscard => {
-                self.update.announced().map(|(f, n)| (f, *n)).collect()
-            }
+            Treatment::None | Treatment::AttributeDiscard => self.update.announced().map(|(f, n)| (f, *n)).collect(),
             Treatment::TreatAsWithdraw | Treatment::AfiSafiDisable(_) => Vec::new(),
         }
     }
@@ -65,11 +62,7 @@ impl ParsedUpdate {
     /// Prefixes to remove: the withdrawn ones, plus the announced ones when
     /// RFC 7606 §2 "treat-as-withdraw" applies.
     pub fn withdrawn(&self) -> Vec<(Family, Nlri)> {
-        let mut out: Vec<(Family, Nlri)> = self
-            .update
-            .withdrawn_routes()
-            .map(|(f, n)| (f, *n))
-            .collect();
+        let mut out: Vec<(Family, Nlri)> = self.update.withdrawn_routes().map(|(f, n)| (f, *n)).collect();
         if self.treatment == Treatment::TreatAsWithdraw {
             out.extend(self.update.announced().map(|(f, n)| (f, *n)));
         }
@@ -177,10 +170,7 @@ impl Update {
     pub fn decode(body: &[u8], ctx: &Context) -> Result<ParsedUpdate, DecodeError> {
         let at = |i: usize| HEADER_LEN + i;
         if body.len() < 4 {
-            return Err(DecodeError::new(
-                Reason::Truncated("UPDATE"),
-                at(body.len()),
-            ));
+            return Err(DecodeError::new(Reason::Truncated("UPDATE"), at(body.len())));
         }
         let v4_add_path = ctx.has_add_path(Family::IPV4_UNICAST);
         let wlen = u16::from_be_bytes([body[0], body[1]]) as usize;
@@ -193,13 +183,8 @@ impl Update {
             ));
         }
         let mut withdrawn = Vec::new();
-        decode_prefixes(
-            &body[2..2 + wlen],
-            AddressKind::V4,
-            v4_add_path,
-            &mut withdrawn,
-        )
-        .map_err(|(r, off)| DecodeError::new(r, at(2 + off)))?;
+        decode_prefixes(&body[2..2 + wlen], AddressKind::V4, v4_add_path, &mut withdrawn)
+            .map_err(|(r, off)| DecodeError::new(r, at(2 + off)))?;
         let alen_at = 2 + wlen;
         let alen = u16::from_be_bytes([body[alen_at], body[alen_at + 1]]) as usize;
         let attrs_start = alen_at + 2;
@@ -246,9 +231,7 @@ impl Update {
         let wpos = out.len();
         out.extend_from_slice(&[0, 0]);
         let v4_add_path = ctx.has_add_path(Family::IPV4_UNICAST);
-        self.withdrawn
-            .iter()
-            .for_each(|n| n.encode(v4_add_path, out));
+        self.withdrawn.iter().for_each(|n| n.encode(v4_add_path, out));
         let wlen = out.len() - wpos - 2;
         let apos = out.len();
         out.extend_from_slice(&[0, 0]);
@@ -313,15 +296,11 @@ fn decode_attributes(
         if seen[type_code as usize] {
             // RFC 7606 §3 g: a repeated MP_(UN)REACH_NLRI resets the session;
             // any other repeat is discarded after the first.
-            if matches!(
-                type_code,
-                type_code::MP_REACH_NLRI | type_code::MP_UNREACH_NLRI
-            ) {
-                return Err(DecodeError::new(
-                    Reason::MalformedAttributeList("repeated MP attribute"),
-                    offset,
-                )
-                .with_data(raw.to_vec()));
+            if matches!(type_code, type_code::MP_REACH_NLRI | type_code::MP_UNREACH_NLRI) {
+                return Err(
+                    DecodeError::new(Reason::MalformedAttributeList("repeated MP attribute"), offset)
+                        .with_data(raw.to_vec()),
+                );
             }
             record(
                 parsed,
@@ -338,24 +317,14 @@ fn decode_attributes(
                 flags: flag_bits,
                 value,
             }),
-            Checked::Malformed(reason, treatment) => {
-                record(parsed, type_code, offset, reason, treatment)
-            }
-            Checked::Reset(reason) => {
-                return Err(DecodeError::new(reason, offset).with_data(raw.to_vec()))
-            }
+            Checked::Malformed(reason, treatment) => record(parsed, type_code, offset, reason, treatment),
+            Checked::Reset(reason) => return Err(DecodeError::new(reason, offset).with_data(raw.to_vec())),
         }
     }
     Ok(())
 }
 
-fn record(
-    parsed: &mut ParsedUpdate,
-    type_code: u8,
-    offset: usize,
-    reason: Reason,
-    treatment: Treatment,
-) {
+fn record(parsed: &mut ParsedUpdate, type_code: u8, offset: usize, reason: Reason, treatment: Treatment) {
     parsed.treatment = parsed.treatment.max(treatment);
     parsed.errors.push(AttributeError {
         type_code,
@@ -457,8 +426,7 @@ pub fn pack_announcements(
         let n = fit(
             rest,
             add_path,
-            max.saturating_sub(fixed)
-                .min(u16::MAX as usize - mp_head.len()),
+            max.saturating_sub(fixed).min(u16::MAX as usize - mp_head.len()),
         )?;
         let start = out.len();
         write_header(out, MessageType::Update);
@@ -476,8 +444,7 @@ pub fn pack_announcements(
         out[mp_start + 2..mp_start + 4].copy_from_slice(&(mp_len as u16).to_be_bytes());
         out.extend_from_slice(&attrs_bytes);
         let alen = out.len() - mp_start;
-        out[start + HEADER_LEN + 2..start + HEADER_LEN + 4]
-            .copy_from_slice(&(alen as u16).to_be_bytes());
+        out[start + HEADER_LEN + 2..start + HEADER_LEN + 4].copy_from_slice(&(alen as u16).to_be_bytes());
         finish_header(out, start);
         rest = &rest[n..];
         count += 1;
@@ -487,12 +454,7 @@ pub fn pack_announcements(
 
 /// Packs withdrawals into UPDATE messages: the Withdrawn Routes field for
 /// IPv4 unicast, MP_UNREACH_NLRI otherwise. Returns the number of messages.
-pub fn pack_withdrawals(
-    ctx: &Context,
-    family: Family,
-    nlri: &[Nlri],
-    out: &mut Vec<u8>,
-) -> Result<usize, EncodeError> {
+pub fn pack_withdrawals(ctx: &Context, family: Family, nlri: &[Nlri], out: &mut Vec<u8>) -> Result<usize, EncodeError> {
     let add_path = ctx.has_add_path(family);
     let max = ctx.max_message_len;
     let mut rest = nlri;
@@ -507,8 +469,7 @@ pub fn pack_withdrawals(
             out.extend_from_slice(&[0, 0]);
             rest[..n].iter().for_each(|p| p.encode(add_path, out));
             let wlen = out.len() - start - HEADER_LEN - 2;
-            out[start + HEADER_LEN..start + HEADER_LEN + 2]
-                .copy_from_slice(&(wlen as u16).to_be_bytes());
+            out[start + HEADER_LEN..start + HEADER_LEN + 2].copy_from_slice(&(wlen as u16).to_be_bytes());
             out.extend_from_slice(&[0, 0]);
         } else {
             out.extend_from_slice(&[0, 0, 0, 0]);
@@ -525,8 +486,7 @@ pub fn pack_withdrawals(
             let mp_len = out.len() - mp_start - 4;
             out[mp_start + 2..mp_start + 4].copy_from_slice(&(mp_len as u16).to_be_bytes());
             let alen = out.len() - mp_start;
-            out[start + HEADER_LEN + 2..start + HEADER_LEN + 4]
-                .copy_from_slice(&(alen as u16).to_be_bytes());
+            out[start + HEADER_LEN + 2..start + HEADER_LEN + 4].copy_from_slice(&(alen as u16).to_be_bytes());
         }
         finish_header(out, start);
         rest = &rest[n..];
@@ -535,11 +495,7 @@ pub fn pack_withdrawals(
     Ok(count)
 }
 
-fn write_next_hop(
-    ctx: &Context,
-    next_hop: MpNextHop,
-    out: &mut Vec<u8>,
-) -> Result<(), EncodeError> {
+fn write_next_hop(ctx: &Context, next_hop: MpNextHop, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let MpNextHop::V4(addr) = next_hop else {
         return Err(EncodeError::NextHopFamily);
     };

@@ -11,9 +11,7 @@ pub(crate) struct Short {
 
 impl ParseError<&[u8]> for Short {
     fn from_error_kind(input: &[u8], _kind: ErrorKind) -> Self {
-        Short {
-            remaining: input.len(),
-        }
+        Short { remaining: input.len() }
     }
 
     fn append(_input: &[u8], _kind: ErrorKind, other: Self) -> Self {
@@ -27,9 +25,7 @@ pub(crate) type PResult<'a, T> = nom::IResult<&'a [u8], T, Short>;
 /// parse of `whole` stopped with `err`.
 pub(crate) fn failed_at(base: usize, whole: &[u8], err: nom::Err<Short>) -> usize {
     match err {
-        nom::Err::Error(s) | nom::Err::Failure(s) => {
-            base + whole.len() - s.remaining.min(whole.len())
-        }
+        nom::Err::Error(s) | nom::Err::Failure(s) => base + whole.len() - s.remaining.min(whole.len()),
         nom::Err::Incomplete(_) => base + whole.len(),
     }
 }

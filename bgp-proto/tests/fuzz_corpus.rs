@@ -15,12 +15,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("round_trip", fuzzing::round_trip),
     ("open", |d| fuzzing::body(MessageType::Open, d)),
     ("update", |d| fuzzing::body(MessageType::Update, d)),
-    ("notification", |d| {
-        fuzzing::body(MessageType::Notification, d)
-    }),
-    ("route_refresh", |d| {
-        fuzzing::body(MessageType::RouteRefresh, d)
-    }),
+    ("notification", |d| fuzzing::body(MessageType::Notification, d)),
+    ("route_refresh", |d| fuzzing::body(MessageType::RouteRefresh, d)),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {

@@ -4,12 +4,10 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bgp_proto::attributes::{
-    flags, Aggregator, AsPath, AsSegment, AttrValue, Community, ExtCommunity, LargeCommunity,
-    MpNextHop, MpReach, MpUnreach, Origin, PathAttribute, SegmentType,
+    flags, Aggregator, AsPath, AsSegment, AttrValue, Community, ExtCommunity, LargeCommunity, MpNextHop, MpReach,
+    MpUnreach, Origin, PathAttribute, SegmentType,
 };
-use bgp_proto::capability::{
-    AddPathMode, Capability, GracefulRestart, GracefulRestartFamily, LlgrFamily,
-};
+use bgp_proto::capability::{AddPathMode, Capability, GracefulRestart, GracefulRestartFamily, LlgrFamily};
 use bgp_proto::notification::Notification;
 use bgp_proto::open::Open;
 use bgp_proto::route_refresh::{RefreshSubtype, RouteRefresh};
@@ -32,10 +30,7 @@ fn v6_prefix() -> impl Strategy<Value = IpNetwork> {
     })
 }
 
-fn nlri(
-    prefix: impl Strategy<Value = IpNetwork>,
-    add_path: bool,
-) -> impl Strategy<Value = Vec<Nlri>> {
+fn nlri(prefix: impl Strategy<Value = IpNetwork>, add_path: bool) -> impl Strategy<Value = Vec<Nlri>> {
     proptest::collection::vec(
         (prefix, any::<u32>()).prop_map(move |(p, id)| Nlri {
             prefix: p,
@@ -72,27 +67,19 @@ fn unicast_v4() -> impl Strategy<Value = Ipv4Addr> {
 }
 
 fn attributes(four_octet: bool, add_path: bool) -> impl Strategy<Value = Vec<PathAttribute>> {
-    let v6_nh =
-        (any::<u128>(), proptest::option::of(any::<u128>())).prop_map(|(g, ll)| MpNextHop::V6 {
-            global: Ipv6Addr::from(g),
-            link_local: ll.map(Ipv6Addr::from),
-        });
+    let v6_nh = (any::<u128>(), proptest::option::of(any::<u128>())).prop_map(|(g, ll)| MpNextHop::V6 {
+        global: Ipv6Addr::from(g),
+        link_local: ll.map(Ipv6Addr::from),
+    });
     let candidates = (
         (
-            prop_oneof![
-                Just(Origin::Igp),
-                Just(Origin::Egp),
-                Just(Origin::Incomplete)
-            ],
+            prop_oneof![Just(Origin::Igp), Just(Origin::Egp), Just(Origin::Incomplete)],
             as_path(four_octet),
             unicast_v4(),
         ),
         proptest::option::of(any::<u32>()),
         proptest::option::of(any::<u32>()),
-        proptest::option::of(proptest::collection::vec(
-            any::<u32>().prop_map(Community),
-            1..10,
-        )),
+        proptest::option::of(proptest::collection::vec(any::<u32>().prop_map(Community), 1..10)),
         proptest::option::of(proptest::collection::vec(
             any::<(u32, u32, u32)>().prop_map(|(g, a, b)| LargeCommunity {
                 global: g,
@@ -101,35 +88,16 @@ fn attributes(four_octet: bool, add_path: bool) -> impl Strategy<Value = Vec<Pat
             }),
             1..6,
         )),
-        proptest::option::of(proptest::collection::vec(
-            any::<[u8; 8]>().prop_map(ExtCommunity),
-            1..6,
-        )),
+        proptest::option::of(proptest::collection::vec(any::<[u8; 8]>().prop_map(ExtCommunity), 1..6)),
         proptest::option::of((any::<u32>(), any::<u32>())),
-        proptest::option::of(proptest::collection::vec(
-            any::<u32>().prop_map(Ipv4Addr::from),
-            1..5,
-        )),
+        proptest::option::of(proptest::collection::vec(any::<u32>().prop_map(Ipv4Addr::from), 1..5)),
         proptest::option::of((v6_nh, nlri(v6_prefix(), add_path))),
         proptest::option::of(nlri(v6_prefix(), add_path)),
         proptest::option::of((200u8..=254, proptest::collection::vec(any::<u8>(), 0..40))),
         any::<bool>(),
     );
     candidates.prop_map(
-        move |(
-            (origin, path, nh),
-            med,
-            lp,
-            comms,
-            large,
-            ext,
-            aggr,
-            clusters,
-            mp,
-            unreach,
-            raw,
-            extended,
-        )| {
+        move |((origin, path, nh), med, lp, comms, large, ext, aggr, clusters, mp, unreach, raw, extended)| {
             let mut v = vec![
                 AttrValue::Origin(origin),
                 AttrValue::AsPath(path),
@@ -180,9 +148,7 @@ fn context() -> impl Strategy<Value = Context> {
         four_octet_as,
         max_message_len: 65535,
         add_path: if add_path {
-            [Family::IPV4_UNICAST, Family::IPV6_UNICAST]
-                .into_iter()
-                .collect()
+            [Family::IPV4_UNICAST, Family::IPV6_UNICAST].into_iter().collect()
         } else {
             FamilySet::new()
         },
@@ -236,13 +202,11 @@ fn capability() -> impl Strategy<Value = Capability> {
             ]
         )
             .prop_map(|(f, m)| Capability::AddPath(vec![(f, m)])),
-        (family, 0u32..(1 << 24)).prop_map(|(f, t)| Capability::LongLivedGracefulRestart(vec![
-            LlgrFamily {
-                family: f,
-                forwarding_preserved: true,
-                stale_time: t,
-            }
-        ])),
+        (family, 0u32..(1 << 24)).prop_map(|(f, t)| Capability::LongLivedGracefulRestart(vec![LlgrFamily {
+            family: f,
+            forwarding_preserved: true,
+            stale_time: t,
+        }])),
         ("[a-z0-9-]{0,20}", "[a-z.]{0,20}").prop_map(|(h, d)| Capability::Fqdn {
             hostname: h.into_bytes(),
             domain: d.into_bytes(),
@@ -268,25 +232,12 @@ fn message() -> impl Strategy<Value = (Context, Message)> {
                 open.capability_groups = groups;
                 (Context::default(), Message::Open(open))
             }),
-        (
-            any::<u8>(),
-            any::<u8>(),
-            proptest::collection::vec(any::<u8>(), 0..100)
-        )
-            .prop_map(|(code, subcode, data)| (
-                Context::default(),
-                Message::Notification(Notification {
-                    code,
-                    subcode,
-                    data
-                })
-            )),
+        (any::<u8>(), any::<u8>(), proptest::collection::vec(any::<u8>(), 0..100)).prop_map(|(code, subcode, data)| (
+            Context::default(),
+            Message::Notification(Notification { code, subcode, data })
+        )),
         (any::<u16>(), any::<u8>(), 0u8..3).prop_map(|(afi, safi, sub)| {
-            let subtype = [
-                RefreshSubtype::Request,
-                RefreshSubtype::Begin,
-                RefreshSubtype::End,
-            ][sub as usize];
+            let subtype = [RefreshSubtype::Request, RefreshSubtype::Begin, RefreshSubtype::End][sub as usize];
             let family = Family::new(bgp_proto::Afi(afi), bgp_proto::Safi(safi));
             (
                 Context::default(),
@@ -300,9 +251,7 @@ fn message() -> impl Strategy<Value = (Context, Message)> {
 fn without_extended_length(msg: &Message) -> Message {
     let mut m = msg.clone();
     if let Message::Update(u) = &mut m {
-        u.attributes
-            .iter_mut()
-            .for_each(|a| a.flags &= !flags::EXTENDED_LENGTH);
+        u.attributes.iter_mut().for_each(|a| a.flags &= !flags::EXTENDED_LENGTH);
     }
     m
 }

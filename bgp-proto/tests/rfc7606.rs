@@ -82,19 +82,11 @@ fn valid_update_has_no_treatment() {
 
 #[test]
 fn origin_bad_length_and_value_treat_as_withdraw() {
-    let d = ok(&update(
-        &[],
-        &[(WK, t::ORIGIN, &[0, 0]), AS_PATH, NEXT_HOP],
-        NLRI,
-    ));
+    let d = ok(&update(&[], &[(WK, t::ORIGIN, &[0, 0]), AS_PATH, NEXT_HOP], NLRI));
     assert_eq!(d.treatment, Treatment::TreatAsWithdraw);
     assert_eq!(d.errors[0].reason, Reason::AttributeLength(t::ORIGIN));
     assert_eq!(d.errors[0].offset, ATTRS_AT);
-    let d = ok(&update(
-        &[],
-        &[(WK, t::ORIGIN, &[3]), AS_PATH, NEXT_HOP],
-        NLRI,
-    ));
+    let d = ok(&update(&[], &[(WK, t::ORIGIN, &[3]), AS_PATH, NEXT_HOP], NLRI));
     assert_eq!(d.treatment, Treatment::TreatAsWithdraw);
     assert_eq!(d.errors[0].reason, Reason::InvalidOrigin(3));
 }
@@ -110,17 +102,8 @@ fn treat_as_withdraw_moves_routes_to_withdrawn() {
 
 #[test]
 fn as_path_malformed_treat_as_withdraw() {
-    for bad in [
-        &[7u8, 1, 0, 0, 0, 1][..],
-        &[2, 0],
-        &[2, 2, 0, 0, 0, 1],
-        &[2],
-    ] {
-        let d = ok(&update(
-            &[],
-            &[ORIGIN_IGP, (WK, t::AS_PATH, bad), NEXT_HOP],
-            NLRI,
-        ));
+    for bad in [&[7u8, 1, 0, 0, 0, 1][..], &[2, 0], &[2, 2, 0, 0, 0, 1], &[2]] {
+        let d = ok(&update(&[], &[ORIGIN_IGP, (WK, t::AS_PATH, bad), NEXT_HOP], NLRI));
         assert_eq!(d.treatment, Treatment::TreatAsWithdraw, "{bad:?}");
         assert_eq!(d.errors[0].reason.notification_code(), (3, 11));
     }
@@ -137,11 +120,7 @@ fn next_hop_bad_length_or_address_treat_as_withdraw() {
         Treatment::TreatAsWithdraw
     );
     for addr in [[0, 0, 0, 0], [224, 0, 0, 1], [255, 255, 255, 255]] {
-        let d = ok(&update(
-            &[],
-            &[ORIGIN_IGP, AS_PATH, (WK, t::NEXT_HOP, &addr)],
-            NLRI,
-        ));
+        let d = ok(&update(&[], &[ORIGIN_IGP, AS_PATH, (WK, t::NEXT_HOP, &addr)], NLRI));
         assert_eq!(d.treatment, Treatment::TreatAsWithdraw);
         assert_eq!(d.errors[0].reason.notification_code(), (3, 8));
     }
@@ -260,11 +239,7 @@ fn as4_path_malformed_is_discarded() {
 #[test]
 fn flags_conflict_treat_as_withdraw() {
     // ORIGIN sent as optional.
-    let d = ok(&update(
-        &[],
-        &[(OT, t::ORIGIN, &[0]), AS_PATH, NEXT_HOP],
-        NLRI,
-    ));
+    let d = ok(&update(&[], &[(OT, t::ORIGIN, &[0]), AS_PATH, NEXT_HOP], NLRI));
     assert_eq!(d.treatment, Treatment::TreatAsWithdraw);
     assert_eq!(d.errors[0].reason.notification_code(), (3, 4));
 }
@@ -296,10 +271,7 @@ fn duplicate_attribute_keeps_first() {
 
 #[test]
 fn strongest_treatment_wins() {
-    let d = ok(&with(&[
-        (WK, t::ATOMIC_AGGREGATE, &[1]),
-        (ON, t::MED, &[1]),
-    ]));
+    let d = ok(&with(&[(WK, t::ATOMIC_AGGREGATE, &[1]), (ON, t::MED, &[1])]));
     assert_eq!(d.treatment, Treatment::TreatAsWithdraw);
     assert_eq!(d.errors.len(), 2);
 }
@@ -320,49 +292,32 @@ fn attribute_overrunning_total_length_treat_as_withdraw() {
     // Fewer than three octets left.
     let mut short = attrs[..at].to_vec();
     short.extend_from_slice(&[OT, 8]);
-    assert_eq!(
-        treatment(&raw_update(&[], &short, NLRI)),
-        Treatment::TreatAsWithdraw
-    );
+    assert_eq!(treatment(&raw_update(&[], &short, NLRI)), Treatment::TreatAsWithdraw);
 }
 
 #[test]
 fn mp_reach_malformed_next_hop_disables_family() {
     // IPv6 unicast with a 5-octet next hop.
     let mp: &[u8] = &[0, 2, 1, 5, 1, 2, 3, 4, 5, 0, 64, 0xfd, 0, 0, 0, 0, 0, 0, 0];
-    let d = ok(&update(
-        &[],
-        &[(ON, t::MP_REACH_NLRI, mp), ORIGIN_IGP, AS_PATH],
-        &[],
-    ));
+    let d = ok(&update(&[], &[(ON, t::MP_REACH_NLRI, mp), ORIGIN_IGP, AS_PATH], &[]));
     assert_eq!(d.treatment, Treatment::AfiSafiDisable(Family::IPV6_UNICAST));
 }
 
 #[test]
 fn mp_reach_too_short_resets_session() {
-    let msg = update(
-        &[],
-        &[(ON, t::MP_REACH_NLRI, &[0, 2]), ORIGIN_IGP, AS_PATH],
-        &[],
-    );
+    let msg = update(&[], &[(ON, t::MP_REACH_NLRI, &[0, 2]), ORIGIN_IGP, AS_PATH], &[]);
     assert_eq!(reset(&msg), ((3, 9), ATTRS_AT));
 }
 
 #[test]
 fn mp_unreach_bad_prefix_disables_family() {
-    let d = ok(&update(
-        &[],
-        &[(ON, t::MP_UNREACH_NLRI, &[0, 2, 1, 129, 0])],
-        &[],
-    ));
+    let d = ok(&update(&[], &[(ON, t::MP_UNREACH_NLRI, &[0, 2, 1, 129, 0])], &[]));
     assert_eq!(d.treatment, Treatment::AfiSafiDisable(Family::IPV6_UNICAST));
 }
 
 #[test]
 fn repeated_mp_reach_resets_session() {
-    let mp: &[u8] = &[
-        0, 2, 1, 16, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0,
-    ];
+    let mp: &[u8] = &[0, 2, 1, 16, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
     let msg = update(
         &[],
         &[
@@ -387,9 +342,7 @@ fn unrecognized_well_known_resets_session() {
 fn unknown_optional_is_kept() {
     let d = ok(&with(&[(OT, 99, &[1, 2, 3])]));
     assert_eq!(d.treatment, Treatment::None);
-    assert!(
-        matches!(update_of(&d).attribute(99), Some(AttrValue::Raw { data, .. }) if data == &[1, 2, 3])
-    );
+    assert!(matches!(update_of(&d).attribute(99), Some(AttrValue::Raw { data, .. }) if data == &[1, 2, 3]));
 }
 
 #[test]

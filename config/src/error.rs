@@ -218,9 +218,6 @@ mod tests {
         };
         assert_eq!(io.to_string(), "t.toml: bad");
         let all = ConfigErrors(vec![e.clone(), e]);
-        assert_eq!(
-            all.to_string(),
-            "t.toml:3:7: bgp.asn: bad\nt.toml:3:7: bgp.asn: bad"
-        );
+        assert_eq!(all.to_string(), "t.toml:3:7: bgp.asn: bad\nt.toml:3:7: bgp.asn: bad");
     }
 }

@@ -22,8 +22,8 @@ pub use error::{ConfigError, ConfigErrors, ErrorKind};
 pub use ipnetwork::IpNetwork;
 pub use model::*;
 pub use types::{
-    AddPath, Community, ExtCommunity, ExtKind, Family, IpipMode, LargeCommunity, NextHop,
-    PolicyDefault, RuleAction, ValueError,
+    AddPath, Community, ExtCommunity, ExtKind, Family, IpipMode, LargeCommunity, NextHop, PolicyDefault, RuleAction,
+    ValueError,
 };
 
 use error::{path_at, Locator};
@@ -72,8 +72,7 @@ pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigErrors> {
 
     let mut raw = RawConfig::default();
     let mut errors = Vec::new();
-    let mut deserialize_part = |key: &Spanned<std::borrow::Cow<'_, str>>,
-                                value: Spanned<DeValue<'_>>| {
+    let mut deserialize_part = |key: &Spanned<std::borrow::Cow<'_, str>>, value: Spanned<DeValue<'_>>| {
         let mut table = DeTable::new();
         table.insert(key.clone(), value);
         let de = toml::Deserializer::from(Spanned::new(doc.span(), table));

@@ -7,8 +7,7 @@ use ipnetwork::IpNetwork;
 use serde::{Serialize, Serializer};
 
 use crate::types::{
-    AddPath, Community, ExtCommunity, Family, IpipMode, LargeCommunity, NextHop, PolicyDefault,
-    RuleAction,
+    AddPath, Community, ExtCommunity, Family, IpipMode, LargeCommunity, NextHop, PolicyDefault, RuleAction,
 };
 
 /// Shows a TCP-MD5 key as `<redacted>` so `ternctl` never prints secrets.

@@ -13,12 +13,10 @@ impl Config {
     /// Mesh peers are named `Mesh_<address>`; of a mesh pair, the host with the higher
     /// address is passive (as Calico does), so exactly one side connects.
     pub fn effective_peers(&self) -> Vec<EffectivePeer> {
-        let mut out =
-            Vec::with_capacity(self.peers.len() + self.mesh.as_ref().map_or(0, |m| m.peers.len()));
+        let mut out = Vec::with_capacity(self.peers.len() + self.mesh.as_ref().map_or(0, |m| m.peers.len()));
         for (i, p) in self.peers.iter().enumerate() {
             let ibgp = p.asn == p.local_asn;
-            let (hold_time, keepalive_time) =
-                resolve_timers(&self.bgp, p.hold_time, p.keepalive_time);
+            let (hold_time, keepalive_time) = resolve_timers(&self.bgp, p.hold_time, p.keepalive_time);
             let ttl = if p.ttl_security {
                 TtlMode::Gtsm {
                     hops: p.ttl_security_hops,

@@ -41,11 +41,7 @@ fn one(text: &str, line: usize, column: usize, key: &str) -> ConfigError {
 fn invalid(text: &str, line: usize, column: usize, key: &str, needle: &str) {
     let e = one(text, line, column, key);
     assert_eq!(e.kind, ErrorKind::Invalid, "{e}");
-    assert!(
-        e.message.contains(needle),
-        "message {:?} lacks {needle:?}",
-        e.message
-    );
+    assert!(e.message.contains(needle), "message {:?} lacks {needle:?}", e.message);
 }
 
 fn base(extra: &str) -> String {
@@ -88,10 +84,7 @@ fn reference_config_loads_and_validates() {
     assert_eq!(c.peers.len(), 2);
     assert_eq!(c.peers[0].name, "tor1");
     assert_eq!(c.peers[1].name, "Peer_192_168_2_20");
-    assert_eq!(
-        c.peers[0].max_prefixes.as_ref().map(|m| m.limit),
-        Some(1000)
-    );
+    assert_eq!(c.peers[0].max_prefixes.as_ref().map(|m| m.limit), Some(1000));
     assert_eq!(c.policies.len(), 2);
     let r = &c.policies[0].rules[0];
     assert_eq!(r.action, RuleAction::Next);
@@ -253,9 +246,7 @@ fn minimal_config_gets_every_default() {
 
 #[test]
 fn derived_defaults_follow_their_source() {
-    let c = ok(&base(
-        "hold_time = 0\n[graceful_restart]\nrestart_time = 300\n",
-    ));
+    let c = ok(&base("hold_time = 0\n[graceful_restart]\nrestart_time = 300\n"));
     assert_eq!(c.bgp.keepalive_time, 0);
     assert_eq!(c.kernel.sweep_after, 300);
     let c = ok(&base("hold_time = 9\nlisten = []\n"));
@@ -272,14 +263,8 @@ fn peer_and_dynamic_defaults() {
     ));
     let p = &c.peers[0];
     assert_eq!(p.name, "Peer_fd00__1");
-    assert_eq!(
-        (p.port, p.local_asn, p.passive, p.enabled),
-        (179, 64512, false, true)
-    );
-    assert_eq!(
-        (p.ttl_security, p.ttl_security_hops, p.multihop),
-        (false, 1, None)
-    );
+    assert_eq!((p.port, p.local_asn, p.passive, p.enabled), (179, 64512, false, true));
+    assert_eq!((p.ttl_security, p.ttl_security_hops, p.multihop), (false, 1, None));
     assert_eq!(
         (p.next_hop, p.add_path, p.allowas_in),
         (NextHop::Auto, AddPath::None, 0)
@@ -287,10 +272,7 @@ fn peer_and_dynamic_defaults() {
     assert_eq!(p.families, vec![Family::Ipv4, Family::Ipv6]);
     assert_eq!((p.hold_time, p.keepalive_time), (None, None));
     let d = &c.dynamic_peers[0];
-    assert_eq!(
-        (d.asn, d.limit, d.route_reflector_client),
-        (64512, 5000, false)
-    );
+    assert_eq!((d.asn, d.limit, d.route_reflector_client), (64512, 5000, false));
     let o = &c.originate[0];
     assert!(o.blackhole);
     assert!(o.communities.is_empty());
@@ -302,9 +284,7 @@ fn io_error_has_no_position() {
     assert_eq!(e.0.len(), 1);
     assert_eq!(e.0[0].kind, ErrorKind::Io);
     assert_eq!((e.0[0].line, e.0[0].column), (0, 0));
-    assert!(e
-        .to_string()
-        .starts_with("/nonexistent/tern.toml: cannot read"));
+    assert!(e.to_string().starts_with("/nonexistent/tern.toml: cannot read"));
 }
 
 // ---------------------------------------------------------------- syntax / shape
@@ -313,10 +293,7 @@ fn io_error_has_no_position() {
 fn syntax_error_has_position() {
     let e = one(&base("[kernel]\nipip = always\n"), 5, 8, "kernel.ipip");
     assert_eq!(e.kind, ErrorKind::Syntax);
-    assert!(
-        e.to_string().starts_with("t.toml:5:8: kernel.ipip: "),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("t.toml:5:8: kernel.ipip: "), "{e}");
 }
 
 #[test]
@@ -349,37 +326,17 @@ fn unknown_key_is_an_error() {
 
 #[test]
 fn type_errors_have_position() {
-    let e = one(
-        "[bgp]\nasn = \"x\"\nrouter_id = \"1.1.1.1\"\n",
-        2,
-        7,
-        "bgp.asn",
-    );
+    let e = one("[bgp]\nasn = \"x\"\nrouter_id = \"1.1.1.1\"\n", 2, 7, "bgp.asn");
     assert_eq!(e.kind, ErrorKind::Type);
-    one(
-        &base("[mesh]\npeers = [\"1.1.1.1\", 5]\n"),
-        5,
-        21,
-        "mesh.peers[1]",
-    );
-    one(
-        &base("enforce_first_as = \"yes\"\n"),
-        4,
-        20,
-        "bgp.enforce_first_as",
-    );
+    one(&base("[mesh]\npeers = [\"1.1.1.1\", 5]\n"), 5, 21, "mesh.peers[1]");
+    one(&base("enforce_first_as = \"yes\"\n"), 4, 20, "bgp.enforce_first_as");
 }
 
 #[test]
 fn missing_required_keys() {
     let e = one("[bgp]\nasn = 1\n", 1, 1, "bgp.router_id");
     assert_eq!(e.kind, ErrorKind::Type);
-    one(
-        &base("[[peer]]\naddress = \"1.1.1.1\"\n"),
-        4,
-        1,
-        "peer[0].asn",
-    );
+    one(&base("[[peer]]\naddress = \"1.1.1.1\"\n"), 4, 1, "peer[0].asn");
     let e = one("[kernel]\nenabled = true\n", 1, 1, "bgp");
     assert!(e.message.contains("missing required table [bgp]"));
 }
@@ -393,17 +350,10 @@ fn shape_errors_are_collected_per_table() {
          [kernel]\ntable = \"main\"\n",
     );
     let e = errors(&text);
-    let got: Vec<_> = e
-        .iter()
-        .map(|e| (e.line, e.column, e.key.as_str()))
-        .collect();
+    let got: Vec<_> = e.iter().map(|e| (e.line, e.column, e.key.as_str())).collect();
     assert_eq!(
         got,
-        vec![
-            (7, 1, "peer[0].bad1"),
-            (13, 7, "peer[2].asn"),
-            (15, 9, "kernel.table"),
-        ]
+        vec![(7, 1, "peer[0].bad1"), (13, 7, "peer[2].asn"), (15, 9, "kernel.table"),]
     );
 }
 
@@ -425,11 +375,7 @@ fn validation_errors_are_all_reported_in_file_order() {
     );
     let shown = ConfigErrors(e).to_string();
     assert_eq!(shown.lines().count(), 5);
-    assert!(shown
-        .lines()
-        .next()
-        .unwrap()
-        .starts_with("t.toml:2:7: bgp.asn: "));
+    assert!(shown.lines().next().unwrap().starts_with("t.toml:2:7: bgp.asn: "));
 }
 
 // ---------------------------------------------------------------- one test per rule
@@ -437,34 +383,10 @@ fn validation_errors_are_all_reported_in_file_order() {
 #[test]
 fn rule_router_id() {
     let rid = |v: &str| format!("[bgp]\nasn = 1\nrouter_id = \"{v}\"\n");
-    invalid(
-        &rid("0.0.0.0"),
-        3,
-        13,
-        "bgp.router_id",
-        "not a usable router id",
-    );
-    invalid(
-        &rid("224.0.0.5"),
-        3,
-        13,
-        "bgp.router_id",
-        "not a usable router id",
-    );
-    invalid(
-        &rid("255.255.255.255"),
-        3,
-        13,
-        "bgp.router_id",
-        "not a usable",
-    );
-    invalid(
-        &rid("fd00::1"),
-        3,
-        13,
-        "bgp.router_id",
-        "not an IPv4 address",
-    );
+    invalid(&rid("0.0.0.0"), 3, 13, "bgp.router_id", "not a usable router id");
+    invalid(&rid("224.0.0.5"), 3, 13, "bgp.router_id", "not a usable router id");
+    invalid(&rid("255.255.255.255"), 3, 13, "bgp.router_id", "not a usable");
+    invalid(&rid("fd00::1"), 3, 13, "bgp.router_id", "not an IPv4 address");
     invalid(&rid("host1"), 3, 13, "bgp.router_id", "not an IPv4 address");
     ok(&rid("10.0.0.1"));
 }
@@ -640,13 +562,7 @@ fn rule_self_in_mesh() {
 
 #[test]
 fn rule_hold_time_one_or_two() {
-    invalid(
-        &base("hold_time = 1\n"),
-        4,
-        13,
-        "bgp.hold_time",
-        "RFC 4271 §4.2",
-    );
+    invalid(&base("hold_time = 1\n"), 4, 13, "bgp.hold_time", "RFC 4271 §4.2");
     invalid(
         &base("hold_time = 2\n"),
         4,
@@ -654,13 +570,7 @@ fn rule_hold_time_one_or_two() {
         "bgp.hold_time",
         "must be 0 or 3..=65535",
     );
-    invalid(
-        &base("hold_time = 65536\n"),
-        4,
-        13,
-        "bgp.hold_time",
-        "out of range",
-    );
+    invalid(&base("hold_time = 65536\n"), 4, 13, "bgp.hold_time", "out of range");
     invalid(
         &base("[[peer]]\naddress = \"1.1.1.1\"\nasn = 1\nhold_time = 2\n"),
         7,
@@ -687,13 +597,7 @@ fn rule_keepalive_below_hold() {
         "bgp.keepalive_time",
         "below the hold time",
     );
-    invalid(
-        &base("keepalive_time = 0\n"),
-        4,
-        18,
-        "bgp.keepalive_time",
-        "1..90",
-    );
+    invalid(&base("keepalive_time = 0\n"), 4, 18, "bgp.keepalive_time", "1..90");
     // A peer keepalive is checked against the inherited [bgp] hold time...
     invalid(
         &base("[[peer]]\naddress = \"1.1.1.1\"\nasn = 1\nkeepalive_time = 100\n"),
@@ -861,21 +765,9 @@ fn rule_ge_le_ranges() {
             "[[policy]]\nname = \"p\"\n[[policy.rule]]\nprefix = \"10.0.0.0/16\"\n{extra}"
         ))
     };
-    invalid(
-        &rule("ge = 8\n"),
-        8,
-        6,
-        "policy[0].rule[0].ge",
-        "out of range 16..=32",
-    );
+    invalid(&rule("ge = 8\n"), 8, 6, "policy[0].rule[0].ge", "out of range 16..=32");
     invalid(&rule("ge = 33\n"), 8, 6, "policy[0].rule[0].ge", "16..=32");
-    invalid(
-        &rule("ge = 24\nle = 20\n"),
-        9,
-        6,
-        "policy[0].rule[0].le",
-        "24..=32",
-    );
+    invalid(&rule("ge = 24\nle = 20\n"), 9, 6, "policy[0].rule[0].le", "24..=32");
     invalid(&rule("le = 33\n"), 8, 6, "policy[0].rule[0].le", "16..=32");
     invalid(
         &base("[[policy]]\nname = \"p\"\n[[policy.rule]]\nle = 24\n"),
@@ -919,11 +811,7 @@ fn rule_bad_communities() {
         "originate[0].large_communities[0]",
         "A:B:C",
     );
-    let rule = |line: &str| {
-        base(&format!(
-            "[[policy]]\nname = \"p\"\n[[policy.rule]]\n{line}\n"
-        ))
-    };
+    let rule = |line: &str| base(&format!("[[policy]]\nname = \"p\"\n[[policy.rule]]\n{line}\n"));
     invalid(
         &rule("community = \"no-such\""),
         7,
@@ -951,36 +839,15 @@ fn rule_bad_communities() {
 fn rule_tunnel_device_name() {
     let dev = |v: &str| base(&format!("[kernel]\ntunnel_device = \"{v}\"\n"));
     for bad in ["this-is-too-long", "a/b", "tun 0", "", "..", "a:b"] {
-        invalid(
-            &dev(bad),
-            5,
-            17,
-            "kernel.tunnel_device",
-            "not a valid interface name",
-        );
+        invalid(&dev(bad), 5, 17, "kernel.tunnel_device", "not a valid interface name");
     }
-    assert_eq!(
-        ok(&dev("fifteen-bytes-x")).kernel.tunnel_device,
-        "fifteen-bytes-x"
-    );
+    assert_eq!(ok(&dev("fifteen-bytes-x")).kernel.tunnel_device, "fifteen-bytes-x");
 }
 
 #[test]
 fn rule_table_reserved() {
-    invalid(
-        &base("[kernel]\ntable = 0\n"),
-        5,
-        9,
-        "kernel.table",
-        "reserved",
-    );
-    invalid(
-        &base("[kernel]\ntable = 255\n"),
-        5,
-        9,
-        "kernel.table",
-        "reserved",
-    );
+    invalid(&base("[kernel]\ntable = 0\n"), 5, 9, "kernel.table", "reserved");
+    invalid(&base("[kernel]\ntable = 255\n"), 5, 9, "kernel.table", "reserved");
     invalid(
         &base("[kernel]\ntable = 4294967296\n"),
         5,
@@ -1002,13 +869,7 @@ fn rule_protocol_reserved() {
             "reserved by the kernel",
         );
     }
-    invalid(
-        &base("[kernel]\nprotocol = 256\n"),
-        5,
-        12,
-        "kernel.protocol",
-        "4..=255",
-    );
+    invalid(&base("[kernel]\nprotocol = 256\n"), 5, 12, "kernel.protocol", "4..=255");
     assert_eq!(ok(&base("[kernel]\nprotocol = 4\n")).kernel.protocol, 4);
 }
 
@@ -1029,10 +890,7 @@ fn rule_listen_addresses() {
         "not a socket address",
     );
     let c = ok(&base("listen = [\"[::1]:1179\"]\n"));
-    assert_eq!(
-        c.bgp.listen,
-        vec!["[::1]:1179".parse::<SocketAddr>().unwrap()]
-    );
+    assert_eq!(c.bgp.listen, vec!["[::1]:1179".parse::<SocketAddr>().unwrap()]);
 }
 
 #[test]
@@ -1084,13 +942,7 @@ fn rule_keywords() {
         "peer[0].next_hop",
         "self, keep, auto",
     );
-    invalid(
-        &peer("add_path = \"all\""),
-        7,
-        12,
-        "peer[0].add_path",
-        "none, send",
-    );
+    invalid(&peer("add_path = \"all\""), 7, 12, "peer[0].add_path", "none, send");
     invalid(
         &peer("families = [\"ipv4\", \"l2vpn\"]"),
         7,
@@ -1105,20 +957,8 @@ fn rule_keywords() {
         "peer[0].families[1]",
         "twice",
     );
-    invalid(
-        &peer("families = []"),
-        7,
-        12,
-        "peer[0].families",
-        "at least one",
-    );
-    invalid(
-        &peer("allowas_in = 11"),
-        7,
-        14,
-        "peer[0].allowas_in",
-        "0..=10",
-    );
+    invalid(&peer("families = []"), 7, 12, "peer[0].families", "at least one");
+    invalid(&peer("allowas_in = 11"), 7, 14, "peer[0].allowas_in", "0..=10");
     invalid(&peer("port = 0"), 7, 8, "peer[0].port", "1..=65535");
     invalid(
         &peer(&format!("shutdown_message = \"{}\"", "é".repeat(128))),
@@ -1136,13 +976,7 @@ fn rule_max_prefixes() {
             "[[peer]]\naddress = \"1.1.1.1\"\nasn = 1\n[peer.max_prefixes]\n{l}\n"
         ))
     };
-    invalid(
-        &mp("limit = 0"),
-        8,
-        9,
-        "peer[0].max_prefixes.limit",
-        "1..=4294967295",
-    );
+    invalid(&mp("limit = 0"), 8, 9, "peer[0].max_prefixes.limit", "1..=4294967295");
     invalid(
         &mp("limit = 10\nwarning_percent = 0"),
         9,
@@ -1175,15 +1009,9 @@ fn mesh_passive_rule_both_ways() {
     let ps = c.effective_peers();
     assert_eq!(ps.len(), 2);
     // We are higher than .4: we wait for it to connect.
-    assert_eq!(
-        (ps[0].address, ps[0].passive),
-        ("10.0.0.4".parse().unwrap(), true)
-    );
+    assert_eq!((ps[0].address, ps[0].passive), ("10.0.0.4".parse().unwrap(), true));
     // We are lower than .6: we connect.
-    assert_eq!(
-        (ps[1].address, ps[1].passive),
-        ("10.0.0.6".parse().unwrap(), false)
-    );
+    assert_eq!((ps[1].address, ps[1].passive), ("10.0.0.6".parse().unwrap(), false));
     // The other side of each pair decides the opposite way.
     let other = mesh_cfg("10.0.0.4", "\"10.0.0.5\"").effective_peers();
     assert!(!other[0].passive);
@@ -1210,9 +1038,7 @@ fn mesh_peer_naming_and_resolution() {
 
 #[test]
 fn mesh_local_address_defaults_to_router_id() {
-    let c = ok(&base(
-        "[mesh]\npeers = [\"192.168.1.12\", \"192.168.1.10\"]\n",
-    ));
+    let c = ok(&base("[mesh]\npeers = [\"192.168.1.12\", \"192.168.1.10\"]\n"));
     let m = c.mesh.as_ref().unwrap();
     assert_eq!(m.local_address, IpAddr::from([192, 168, 1, 11]));
     assert_eq!(m.port, 179);
@@ -1245,10 +1071,7 @@ fn explicit_peer_resolution_and_overrides() {
     assert_eq!(ps[1].ttl, TtlMode::Fixed(64));
     // GTSM, own local AS, keepalive override against inherited hold.
     assert_eq!(ps[2].name, "gtsm");
-    assert_eq!(
-        (ps[2].asn, ps[2].local_asn, ps[2].ibgp),
-        (65003, 65100, false)
-    );
+    assert_eq!((ps[2].asn, ps[2].local_asn, ps[2].ibgp), (65003, 65100, false));
     assert_eq!(ps[2].ttl, TtlMode::Gtsm { hops: 2 });
     assert_eq!((ps[2].hold_time, ps[2].keepalive_time), (60, 5));
     assert!(ps[2].passive);
@@ -1277,9 +1100,7 @@ fn serialize_redacts_passwords_and_shows_communities() {
 #[test]
 fn configs_compare_for_reload() {
     let a = ok(&base("[[peer]]\naddress = \"1.1.1.1\"\nasn = 1\n"));
-    let b = ok(&base(
-        "[[peer]]\naddress = \"1.1.1.1\"\nasn = 1\nport = 179\n",
-    ));
+    let b = ok(&base("[[peer]]\naddress = \"1.1.1.1\"\nasn = 1\nport = 179\n"));
     let c = ok(&base("[[peer]]\naddress = \"1.1.1.1\"\nasn = 2\n"));
     assert_eq!(a, b);
     assert_ne!(a, c);
@@ -1327,8 +1148,5 @@ fn mutated_reference_never_panics() {
         }
     }
     // Most single edits break something; if none did, the parser is not looking.
-    assert!(
-        failures > 1000,
-        "only {failures} of 3000 mutations were rejected"
-    );
+    assert!(failures > 1000, "only {failures} of 3000 mutations were rejected");
 }

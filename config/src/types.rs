@@ -51,7 +51,8 @@ impl FromStr for Community {
     type Err = ValueError;
 
     fn from_str(s: &str) -> Result<Self, ValueError> {
-        const EXPECTED: &str = "a community `A:B` (each 0..=65535) or one of no-export, no-advertise, no-export-subconfed, no-peer";
+        const EXPECTED: &str =
+            "a community `A:B` (each 0..=65535) or one of no-export, no-advertise, no-export-subconfed, no-peer";
         match s {
             "no-export" => return Ok(Self::NO_EXPORT),
             "no-advertise" => return Ok(Self::NO_ADVERTISE),
@@ -184,8 +185,7 @@ impl FromStr for ExtCommunity {
     type Err = ValueError;
 
     fn from_str(s: &str) -> Result<Self, ValueError> {
-        const EXPECTED: &str =
-            "`rt:ASN:N` or `soo:ASN:N` (16-bit ASN, 32-bit N) or `rt:IPv4:N` (16-bit N)";
+        const EXPECTED: &str = "`rt:ASN:N` or `soo:ASN:N` (16-bit ASN, 32-bit N) or `rt:IPv4:N` (16-bit N)";
         let parts: Vec<&str> = s.split(':').collect();
         let [k, g, l] = parts[..] else {
             return Err(ValueError::Format(EXPECTED));
@@ -378,10 +378,7 @@ mod tests {
 
     #[test]
     fn keywords() {
-        assert_eq!(
-            IpipMode::parse_keyword("cross-subnet"),
-            Some(IpipMode::CrossSubnet)
-        );
+        assert_eq!(IpipMode::parse_keyword("cross-subnet"), Some(IpipMode::CrossSubnet));
         assert_eq!(IpipMode::parse_keyword("Cross-Subnet"), None);
         assert_eq!(NextHop::SelfAddr.as_str(), "self");
     }

@@ -67,25 +67,12 @@ impl V<'_> {
         }
     }
 
-    fn opt_int<T: TryFrom<i64>>(
-        &mut self,
-        v: &Option<Spanned<i64>>,
-        key: &str,
-        min: i64,
-        max: i64,
-    ) -> Option<T> {
+    fn opt_int<T: TryFrom<i64>>(&mut self, v: &Option<Spanned<i64>>, key: &str, min: i64, max: i64) -> Option<T> {
         let n = self.int(v.as_ref()?, key, min, max)?;
         T::try_from(n).ok()
     }
 
-    fn int_or<T: TryFrom<i64>>(
-        &mut self,
-        v: &Option<Spanned<i64>>,
-        key: &str,
-        min: i64,
-        max: i64,
-        default: T,
-    ) -> T {
+    fn int_or<T: TryFrom<i64>>(&mut self, v: &Option<Spanned<i64>>, key: &str, min: i64, max: i64, default: T) -> T {
         self.opt_int(v, key, min, max).unwrap_or(default)
     }
 
@@ -93,11 +80,7 @@ impl V<'_> {
     fn asn(&mut self, v: &Spanned<i64>, key: &str) -> Option<u32> {
         let n = self.int(v, key, 1, i64::from(u32::MAX))?;
         if n as u64 == AS_TRANS {
-            self.err(
-                v.span(),
-                key,
-                "23456 is AS_TRANS (RFC 6793), not a usable AS number",
-            );
+            self.err(v.span(), key, "23456 is AS_TRANS (RFC 6793), not a usable AS number");
             return None;
         }
         u32::try_from(n).ok()
@@ -110,11 +93,7 @@ impl V<'_> {
         match v.get_ref().parse::<T>() {
             Ok(x) => Some(x),
             Err(e) => {
-                self.err(
-                    v.span(),
-                    key,
-                    format!("`{}` is not {what}: {e}", v.get_ref()),
-                );
+                self.err(v.span(), key, format!("`{}` is not {what}: {e}", v.get_ref()));
                 None
             }
         }
@@ -173,12 +152,7 @@ impl V<'_> {
         }
     }
 
-    fn list<T: FromStr>(
-        &mut self,
-        v: &Option<Vec<Spanned<String>>>,
-        key: &str,
-        what: &str,
-    ) -> Vec<T>
+    fn list<T: FromStr>(&mut self, v: &Option<Vec<Spanned<String>>>, key: &str, what: &str) -> Vec<T>
     where
         T::Err: std::fmt::Display,
     {
@@ -209,10 +183,7 @@ impl V<'_> {
     /// A name usable as a protocol name in the BIRD-compatible CLI.
     fn name(&mut self, v: &Spanned<String>, key: &str) -> bool {
         let s = v.get_ref();
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let ok = !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !ok {
             self.err(
                 v.span(),
@@ -251,47 +222,26 @@ impl V<'_> {
     }
 
     fn names(&mut self, v: &Option<Vec<Spanned<String>>>) -> Vec<String> {
-        v.iter()
-            .flatten()
-            .map(|s| s.get_ref().clone())
-            .collect::<Vec<_>>()
+        v.iter().flatten().map(|s| s.get_ref().clone()).collect::<Vec<_>>()
     }
 
-    fn policy_refs(
-        &mut self,
-        v: &Option<Vec<Spanned<String>>>,
-        key: &str,
-        known: &HashSet<String>,
-    ) -> Vec<String> {
+    fn policy_refs(&mut self, v: &Option<Vec<Spanned<String>>>, key: &str, known: &HashSet<String>) -> Vec<String> {
         for (i, s) in v.iter().flatten().enumerate() {
             if !known.contains(s.get_ref()) {
                 self.err(
                     s.span(),
                     &format!("{key}[{i}]"),
-                    format!(
-                        "unknown policy `{}`: no [[policy]] has this name",
-                        s.get_ref()
-                    ),
+                    format!("unknown policy `{}`: no [[policy]] has this name", s.get_ref()),
                 );
             }
         }
         self.names(v)
     }
 
-    fn max_prefixes(
-        &mut self,
-        v: &Option<Spanned<RawMaxPrefixes>>,
-        key: &str,
-    ) -> Option<MaxPrefixes> {
+    fn max_prefixes(&mut self, v: &Option<Spanned<RawMaxPrefixes>>, key: &str) -> Option<MaxPrefixes> {
         let m = v.as_ref()?.get_ref();
         let limit = self.int(&m.limit, &format!("{key}.limit"), 1, i64::from(u32::MAX));
-        let warning_percent = self.int_or(
-            &m.warning_percent,
-            &format!("{key}.warning_percent"),
-            1,
-            100,
-            75,
-        );
+        let warning_percent = self.int_or(&m.warning_percent, &format!("{key}.warning_percent"), 1, 100, 75);
         let restart_after = self.int_or(
             &m.restart_after,
             &format!("{key}.restart_after"),
@@ -307,13 +257,7 @@ impl V<'_> {
     }
 
     /// Route reflection needs a CLUSTER_ID and an iBGP session (RFC 4456 §7, §8).
-    fn rr_client(
-        &mut self,
-        v: &Option<Spanned<bool>>,
-        key: &str,
-        cluster_id: Option<Ipv4Addr>,
-        ibgp: bool,
-    ) -> bool {
+    fn rr_client(&mut self, v: &Option<Spanned<bool>>, key: &str, cluster_id: Option<Ipv4Addr>, ibgp: bool) -> bool {
         let Some(v) = v else { return false };
         if !*v.get_ref() {
             return false;
@@ -360,22 +304,14 @@ pub(crate) fn validate(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec
     };
     let bgp = validate_bgp(&mut v, rb.get_ref());
     let graceful_restart = validate_gr(&mut v, raw.graceful_restart.as_ref());
-    let kernel = validate_kernel(
-        &mut v,
-        raw.kernel.as_ref(),
-        u32::from(graceful_restart.restart_time),
-    );
+    let kernel = validate_kernel(&mut v, raw.kernel.as_ref(), u32::from(graceful_restart.restart_time));
 
     let mut originate = Vec::new();
     for (i, o) in raw.originate.iter().flatten().enumerate() {
         let o = o.get_ref();
         let k = format!("originate[{i}]");
         let prefix = v.net(&o.prefix, &format!("{k}.prefix"));
-        let communities = v.list(
-            &o.communities,
-            &format!("{k}.communities"),
-            "a standard community",
-        );
+        let communities = v.list(&o.communities, &format!("{k}.communities"), "a standard community");
         let large_communities = v.list(
             &o.large_communities,
             &format!("{k}.large_communities"),
@@ -401,9 +337,7 @@ pub(crate) fn validate(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec
     let mut policy_names = HashSet::new();
     for (i, p) in raw.policy.iter().flatten().enumerate() {
         let name = &p.get_ref().name;
-        if v.name(name, &format!("policy[{i}].name"))
-            && !policy_names.insert(name.get_ref().clone())
-        {
+        if v.name(name, &format!("policy[{i}].name")) && !policy_names.insert(name.get_ref().clone()) {
             v.err(
                 name.span(),
                 &format!("policy[{i}].name"),
@@ -412,21 +346,14 @@ pub(crate) fn validate(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec
         }
     }
 
-    let mesh = raw
-        .mesh
-        .as_ref()
-        .map(|m| validate_mesh(&mut v, m.get_ref(), &bgp));
+    let mesh = raw.mesh.as_ref().map(|m| validate_mesh(&mut v, m.get_ref(), &bgp));
     let dynamic_peers = validate_dynamic(&mut v, raw, &bgp, &policy_names);
     let peers = validate_peers(&mut v, raw, &bgp, &policy_names);
     check_peer_uniqueness(&mut v, raw, mesh.as_ref());
 
     let mut policies = Vec::new();
     for (i, p) in raw.policy.iter().flatten().enumerate() {
-        policies.push(validate_policy(
-            &mut v,
-            p.get_ref(),
-            &format!("policy[{i}]"),
-        ));
+        policies.push(validate_policy(&mut v, p.get_ref(), &format!("policy[{i}]")));
     }
 
     if v.errors.is_empty() {
@@ -455,9 +382,7 @@ fn validate_bgp(v: &mut V<'_>, b: &RawBgp) -> Bgp {
             v.err(
                 b.router_id.span(),
                 "bgp.router_id",
-                format!(
-                    "{id} is not a usable router id (0.0.0.0, multicast and broadcast are not)"
-                ),
+                format!("{id} is not a usable router id (0.0.0.0, multicast and broadcast are not)"),
             );
             Ipv4Addr::UNSPECIFIED
         }
@@ -472,12 +397,7 @@ fn validate_bgp(v: &mut V<'_>, b: &RawBgp) -> Bgp {
     let keepalive_time = v
         .opt_int(&b.keepalive_time, "bgp.keepalive_time", 0, 65535)
         .unwrap_or(hold_time / 3);
-    v.check_keepalive(
-        &b.keepalive_time,
-        "bgp.keepalive_time",
-        hold_time,
-        keepalive_time,
-    );
+    v.check_keepalive(&b.keepalive_time, "bgp.keepalive_time", hold_time, keepalive_time);
     let connect_retry_time = v.int_or(
         &b.connect_retry_time,
         "bgp.connect_retry_time",
@@ -514,13 +434,7 @@ fn validate_gr(v: &mut V<'_>, g: Option<&Spanned<RawGracefulRestart>>) -> Gracef
     };
     out.enabled = g.enabled.unwrap_or(true);
     // RFC 4724 §3: Restart Time is a 12-bit field.
-    out.restart_time = v.int_or(
-        &g.restart_time,
-        "graceful_restart.restart_time",
-        0,
-        4095,
-        120,
-    );
+    out.restart_time = v.int_or(&g.restart_time, "graceful_restart.restart_time", 0, 4095, 120);
     out.stale_routes_time = v.int_or(
         &g.stale_routes_time,
         "graceful_restart.stale_routes_time",
@@ -662,11 +576,7 @@ fn validate_mesh(v: &mut V<'_>, m: &RawMesh, bgp: &Bgp) -> Mesh {
             continue;
         }
         if let Some(j) = seen.insert(a, i) {
-            v.err(
-                p.span(),
-                &key,
-                format!("duplicate peer {a}: also mesh.peers[{j}]"),
-            );
+            v.err(p.span(), &key, format!("duplicate peer {a}: also mesh.peers[{j}]"));
             continue;
         }
         peers.push(a);
@@ -679,12 +589,7 @@ fn validate_mesh(v: &mut V<'_>, m: &RawMesh, bgp: &Bgp) -> Mesh {
     }
 }
 
-fn validate_dynamic(
-    v: &mut V<'_>,
-    raw: &RawConfig,
-    bgp: &Bgp,
-    policies: &HashSet<String>,
-) -> Vec<DynamicPeers> {
+fn validate_dynamic(v: &mut V<'_>, raw: &RawConfig, bgp: &Bgp, policies: &HashSet<String>) -> Vec<DynamicPeers> {
     let mut out: Vec<DynamicPeers> = Vec::new();
     let mut ranges: Vec<(usize, IpNetwork)> = Vec::new();
     for (i, d) in raw.dynamic_peers.iter().flatten().enumerate() {
@@ -705,13 +610,7 @@ fn validate_dynamic(
             Some(a) => v.asn(a, &format!("{k}.asn")).unwrap_or(bgp.asn),
             None => bgp.asn,
         };
-        let limit = v.int_or(
-            &d.limit,
-            &format!("{k}.limit"),
-            1,
-            i64::from(u32::MAX),
-            5000,
-        );
+        let limit = v.int_or(&d.limit, &format!("{k}.limit"), 1, i64::from(u32::MAX), 5000);
         let route_reflector_client = v.rr_client(
             &d.route_reflector_client,
             &format!("{k}.route_reflector_client"),
@@ -744,12 +643,7 @@ fn validate_dynamic(
     out
 }
 
-fn validate_peers(
-    v: &mut V<'_>,
-    raw: &RawConfig,
-    bgp: &Bgp,
-    policies: &HashSet<String>,
-) -> Vec<Peer> {
+fn validate_peers(v: &mut V<'_>, raw: &RawConfig, bgp: &Bgp, policies: &HashSet<String>) -> Vec<Peer> {
     let mut out = Vec::new();
     for (i, p) in raw.peer.iter().flatten().enumerate() {
         let p = p.get_ref();
@@ -773,8 +667,7 @@ fn validate_peers(
         };
         let password = v.password(&p.password, &key("password"));
         let ttl_security = p.ttl_security.as_ref().is_some_and(|t| *t.get_ref());
-        let ttl_security_hops =
-            v.int_or(&p.ttl_security_hops, &key("ttl_security_hops"), 1, 254, 1);
+        let ttl_security_hops = v.int_or(&p.ttl_security_hops, &key("ttl_security_hops"), 1, 254, 1);
         let multihop = v.opt_int(&p.multihop, &key("multihop"), 1, 255);
         if let (true, Some(m)) = (ttl_security, &p.multihop) {
             // RFC 5082 §3: GTSM fixes the outgoing TTL at 255.
@@ -784,10 +677,7 @@ fn validate_peers(
                 "multihop cannot be combined with ttl_security (GTSM sends TTL 255, RFC 5082 §3); use ttl_security_hops",
             );
         }
-        let source_address = p
-            .source_address
-            .as_ref()
-            .and_then(|s| v.ip(s, &key("source_address")));
+        let source_address = p.source_address.as_ref().and_then(|s| v.ip(s, &key("source_address")));
         if let (Some(s), Some(a), Some(raw_s)) = (source_address, address, &p.source_address) {
             if s.is_ipv4() != a.is_ipv4() {
                 v.err(
@@ -820,27 +710,17 @@ fn validate_peers(
             Some(list) => {
                 let mut fams = Vec::new();
                 if list.get_ref().is_empty() {
-                    v.err(
-                        list.span(),
-                        &key("families"),
-                        "at least one family is needed",
-                    );
+                    v.err(list.span(), &key("families"), "at least one family is needed");
                 }
                 for (j, f) in list.get_ref().iter().enumerate() {
                     let fk = format!("{k}.families[{j}]");
                     match Family::parse_keyword(f.get_ref()) {
-                        Some(x) if fams.contains(&x) => {
-                            v.err(f.span(), &fk, format!("family `{x}` listed twice"))
-                        }
+                        Some(x) if fams.contains(&x) => v.err(f.span(), &fk, format!("family `{x}` listed twice")),
                         Some(x) => fams.push(x),
                         None => v.err(
                             f.span(),
                             &fk,
-                            format!(
-                                "`{}` is not one of: {}",
-                                f.get_ref(),
-                                Family::NAMES.join(", ")
-                            ),
+                            format!("`{}` is not one of: {}", f.get_ref(), Family::NAMES.join(", ")),
                         ),
                     }
                 }
@@ -943,11 +823,7 @@ fn check_peer_uniqueness(v: &mut V<'_>, raw: &RawConfig, mesh: Option<&Mesh>) {
                 .filter_map(|s| s.get_ref().parse::<IpAddr>().ok())
                 .any(|a| address_name("Mesh_", &a) == name);
             if clash {
-                v.err(
-                    span,
-                    &key,
-                    format!("duplicate peer name `{name}`: also a [mesh] peer"),
-                );
+                v.err(span, &key, format!("duplicate peer name `{name}`: also a [mesh] peer"));
             }
         }
     }
@@ -1014,11 +890,7 @@ fn validate_rule(v: &mut V<'_>, r: &RawRule, k: &str) -> Rule {
         None => {
             for (f, val) in [("ge", &r.ge), ("le", &r.le)] {
                 if let Some(val) = val {
-                    v.err(
-                        val.span(),
-                        &key(f),
-                        format!("`{f}` needs `prefix` in the same rule"),
-                    );
+                    v.err(val.span(), &key(f), format!("`{f}` needs `prefix` in the same rule"));
                 }
             }
             None
@@ -1053,11 +925,7 @@ fn validate_rule(v: &mut V<'_>, r: &RawRule, k: &str) -> Rule {
         action,
         set_local_pref: v.opt_int(&r.set_local_pref, &key("set_local_pref"), 0, as_max),
         set_med: v.opt_int(&r.set_med, &key("set_med"), 0, as_max),
-        add_communities: v.list(
-            &r.add_communities,
-            &key("add_communities"),
-            "a standard community",
-        ),
+        add_communities: v.list(&r.add_communities, &key("add_communities"), "a standard community"),
         remove_communities: v.list(
             &r.remove_communities,
             &key("remove_communities"),

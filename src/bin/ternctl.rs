@@ -101,12 +101,25 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
     let s = |v: &Value| match v {
         Value::Null => "-".to_string(),
         Value::String(s) => s.clone(),
-        Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(" "),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+            .collect::<Vec<_>>()
+            .join(" "),
         other => other.to_string(),
     };
     match what {
         Show::Peers => table(
-            &["NAME", "ADDRESS", "ASN", "STATE", "SINCE", "RECEIVED", "ADVERTISED", "LAST ERROR"],
+            &[
+                "NAME",
+                "ADDRESS",
+                "ASN",
+                "STATE",
+                "SINCE",
+                "RECEIVED",
+                "ADVERTISED",
+                "LAST ERROR",
+            ],
             rows(&value)
                 .iter()
                 .map(|p| {
@@ -124,7 +137,16 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                 .collect(),
         ),
         Show::Routes { .. } => table(
-            &["", "PREFIX", "NEXT HOP", "FROM", "AS PATH", "LOCPREF", "MED", "COMMUNITIES"],
+            &[
+                "",
+                "PREFIX",
+                "NEXT HOP",
+                "FROM",
+                "AS PATH",
+                "LOCPREF",
+                "MED",
+                "COMMUNITIES",
+            ],
             rows(&value)
                 .iter()
                 .map(|r| {
@@ -134,7 +156,11 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                         comms = format!("{comms} {large}").trim().to_string();
                     }
                     vec![
-                        if r["best"].as_bool() == Some(true) { "*".into() } else { String::new() },
+                        if r["best"].as_bool() == Some(true) {
+                            "*".into()
+                        } else {
+                            String::new()
+                        },
                         s(&r["prefix"]),
                         s(&r["next_hop"]),
                         s(&r["from"]),
@@ -151,7 +177,11 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
             rows(&value)
                 .iter()
                 .map(|r| {
-                    let via = if s(&r["device"]).is_empty() { s(&r["gateways"]) } else { s(&r["device"]) };
+                    let via = if s(&r["device"]).is_empty() {
+                        s(&r["gateways"])
+                    } else {
+                        s(&r["device"])
+                    };
                     vec![s(&r["prefix"]), s(&r["kind"]), via, s(&r["state"])]
                 })
                 .collect(),
@@ -199,8 +229,7 @@ fn run_decode(args: DecodeArgs) -> Result<ExitCode, String> {
         split_stream(&parse_hex(hex)?)
     } else if let Some(path) = &args.pcap {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let capture =
-            tern::pcap::read_capture(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let capture = tern::pcap::read_capture(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         for w in &capture.warnings {
             eprintln!("ternctl: {}: {w}", path.display());
         }
@@ -229,10 +258,7 @@ fn run_decode(args: DecodeArgs) -> Result<ExitCode, String> {
     let outcomes = decode_all(&inputs, &ctx);
     if args.json {
         let all: Vec<_> = outcomes.iter().map(|o| o.json.clone()).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?);
     } else {
         for o in &outcomes {
             print!("{}", o.text);

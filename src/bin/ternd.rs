@@ -48,7 +48,8 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| "info".into());
     // netlink-packet-route warns about every kernel attribute newer than itself.
     let filter = format!("{filter},netlink_packet_route=error");
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
