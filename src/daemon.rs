@@ -465,6 +465,19 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<(), DaemonError> {
     crate::control::serve(cfg.control.socket.clone(), shared.clone())
         .await
         .map_err(|e| DaemonError::Control(cfg.control.socket.clone(), e))?;
+    for (path, what) in [(&cfg.control.bird_socket, "BIRD socket"), (&cfg.control.bird6_socket, "BIRD6 socket")] {
+        if let Some(path) = path {
+            crate::birdcompat::serve(path.clone(), shared.clone())
+                .await
+                .map_err(|e| DaemonError::Control(path.clone(), e))?;
+            info!("{what} on {}", path.display());
+        }
+    }
+    if let Some(m) = &cfg.metrics {
+        crate::metrics::serve(m.listen, shared.clone())
+            .await
+            .map_err(|e| DaemonError::Listen(m.listen, e))?;
+    }
     for p in cfg.effective_peers() {
         shared.start_peer(&cfg, &p);
     }

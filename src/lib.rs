@@ -1,8 +1,10 @@
 //! The tern daemon: peer sessions, RIB, kernel sync, control socket.
 
+pub mod birdcompat;
 pub mod control;
 pub mod daemon;
 pub mod decode;
+pub mod metrics;
 pub mod pcap;
 pub mod peer;
 pub mod rib;
