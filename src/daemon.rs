@@ -465,7 +465,10 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<(), DaemonError> {
     crate::control::serve(cfg.control.socket.clone(), shared.clone())
         .await
         .map_err(|e| DaemonError::Control(cfg.control.socket.clone(), e))?;
-    for (path, what) in [(&cfg.control.bird_socket, "BIRD socket"), (&cfg.control.bird6_socket, "BIRD6 socket")] {
+    for (path, what) in [
+        (&cfg.control.bird_socket, "BIRD socket"),
+        (&cfg.control.bird6_socket, "BIRD6 socket"),
+    ] {
         if let Some(path) = path {
             crate::birdcompat::serve(path.clone(), shared.clone())
                 .await

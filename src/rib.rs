@@ -75,7 +75,7 @@ pub struct PeerOut {
 }
 
 /// A route change for the kernel, handed to fib-sync by the daemon.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KernelOp {
     /// Route via these gateways (several: ECMP).
     Via(IpNetwork, Vec<IpAddr>),
@@ -179,6 +179,9 @@ pub struct PeerCounts {
     pub advertised: usize,
 }
 
+/// The paths of one prefix; one fits without a heap allocation.
+type Paths = smallvec::SmallVec<[Path; 1]>;
+
 #[derive(Clone, Debug)]
 struct Path {
     peer: PeerId,
@@ -205,10 +208,13 @@ struct PeerState {
 pub struct Rib {
     cfg: RibConfig,
     peers: HashMap<PeerId, PeerState>,
-    loc: HashMap<IpNetwork, Vec<Path>>,
+    /// Loc-RIB: every path of every prefix (most prefixes have one: kept inline).
+    loc: HashMap<IpNetwork, Paths>,
     interned: HashSet<Arc<RouteAttrs>>,
     dirty: HashSet<IpNetwork>,
-    kernel: HashMap<IpNetwork, KernelOp>,
+    /// What the kernel was last told per prefix, as a hash of the wanted
+    /// route (8 bytes instead of a copy of every route).
+    kernel: HashMap<IpNetwork, u64>,
     kernel_ops: Vec<KernelOp>,
     originated: HashMap<IpNetwork, Originated>,
     /// Every peer that came up has sent End-of-RIB (or none is configured to).
@@ -588,6 +594,8 @@ impl Rib {
     /// Adj-RIB-Out, and sends what fits in the peers' queues.
     pub fn flush(&mut self) {
         let dirty: Vec<IpNetwork> = self.dirty.drain().collect();
+        // A burst (a full table) must not leave a table-sized set behind.
+        self.dirty.shrink_to(1024);
         let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for prefix in dirty {
             let selected = self.select(&prefix);
@@ -640,17 +648,22 @@ impl Rib {
             Some((_, gateways)) if allowed && !gateways.is_empty() => Some(KernelOp::Via(*prefix, gateways.clone())),
             _ => None,
         };
-        match (want, self.kernel.get(prefix)) {
-            (Some(w), Some(have)) if &w == have => {}
-            (Some(w), _) => {
-                self.kernel.insert(*prefix, w.clone());
+        let digest = want.as_ref().map(|w| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(w, &mut h);
+            std::hash::Hasher::finish(&h)
+        });
+        match (want, digest, self.kernel.get(prefix)) {
+            (Some(_), Some(d), Some(have)) if d == *have => {}
+            (Some(w), Some(d), _) => {
+                self.kernel.insert(*prefix, d);
                 self.kernel_ops.push(w);
             }
-            (None, Some(_)) => {
+            (None, _, Some(_)) => {
                 self.kernel.remove(prefix);
                 self.kernel_ops.push(KernelOp::Remove(*prefix));
             }
-            (None, None) => {}
+            _ => {}
         }
     }
 
