@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bgp_proto::capability::AddPathMode;
 use bgp_proto::Family;
-use config::{Config, EffectivePeer};
+use config::{Config, DynamicPeers, EffectivePeer};
 use fib_sync::{Change, Desired, FibConfig, FibHandle, FibSync, Mode, RouteKind, RouteState, ShutdownMode};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -21,6 +22,7 @@ use tracing::{error, info, warn};
 
 use crate::control::Request;
 use crate::peer::{PeerCmd, PeerHandle, PeerSettings};
+use crate::policy::Policy;
 use crate::rib::{self, KernelOp, NextHopMode, Originated, Query, QueryReply, Rib, RibConfig, RibMsg};
 
 /// Why the daemon could not start.
@@ -46,6 +48,10 @@ pub struct Shared {
     pub fib: Option<FibHandle>,
     pub started: Instant,
     next_peer_id: AtomicU32,
+    /// Compiled `[[policy]]`s of the running configuration.
+    policies: RwLock<Vec<Arc<Policy>>>,
+    /// Listening sockets (fd, IPv6?), for TCP-MD5 keys.
+    listeners: RwLock<Vec<(RawFd, bool)>>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -63,7 +69,8 @@ fn hostname() -> Option<String> {
 }
 
 /// Peer settings from the configuration (ids are assigned by the caller).
-pub fn peer_settings(cfg: &Config, p: &EffectivePeer, id: u32) -> PeerSettings {
+pub fn peer_settings(cfg: &Config, policies: &[Arc<Policy>], p: &EffectivePeer, id: u32) -> PeerSettings {
+    let (import, export) = crate::policy::chains(cfg, policies, &p.import, &p.export, !p.ibgp);
     PeerSettings {
         id,
         name: p.name.clone(),
@@ -108,6 +115,73 @@ pub fn peer_settings(cfg: &Config, p: &EffectivePeer, id: u32) -> PeerSettings {
             .then_some(cfg.graceful_restart.restart_time),
         hostname: hostname(),
         shutdown_message: p.shutdown_message.clone(),
+        password: p.password.clone(),
+        gtsm_hops: match p.ttl {
+            config::TtlMode::Gtsm { hops } => Some(hops),
+            config::TtlMode::Fixed(_) => None,
+        },
+        import,
+        export,
+        max_prefixes: p.max_prefixes.as_ref().map(max_prefixes),
+        dynamic: false,
+    }
+}
+
+fn max_prefixes(m: &config::MaxPrefixes) -> crate::peer::MaxPrefixes {
+    crate::peer::MaxPrefixes {
+        limit: m.limit,
+        warning_percent: m.warning_percent,
+        restart_after: (m.restart_after > 0).then(|| Duration::from_secs(m.restart_after as u64)),
+    }
+}
+
+/// Settings for a peer accepted from a `[[dynamic_peers]]` range: passive,
+/// named `Dynamic_<address>`, ending with its session.
+fn dynamic_settings(
+    cfg: &Config,
+    policies: &[Arc<Policy>],
+    d: &DynamicPeers,
+    address: IpAddr,
+    id: u32,
+) -> PeerSettings {
+    let ibgp = d.asn == cfg.bgp.asn;
+    let (import, export) = crate::policy::chains(cfg, policies, &d.import, &d.export, !ibgp);
+    let hold_time = d.hold_time.unwrap_or(cfg.bgp.hold_time);
+    PeerSettings {
+        id,
+        name: format!("Dynamic_{}", address.to_string().replace(['.', ':'], "_")),
+        address,
+        port: 179,
+        asn: d.asn,
+        local_asn: cfg.bgp.asn,
+        router_id: cfg.bgp.router_id,
+        passive: true,
+        hold_time,
+        keepalive_time: d.keepalive_time.unwrap_or(if d.hold_time.is_some() {
+            hold_time / 3
+        } else {
+            cfg.bgp.keepalive_time
+        }),
+        connect_retry: Duration::from_secs(cfg.bgp.connect_retry_time.max(1) as u64),
+        source_address: None,
+        ttl: Some(if ibgp { 64 } else { 1 }),
+        next_hop: NextHopMode::Auto,
+        rr_client: d.route_reflector_client,
+        families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+        add_path: None,
+        allowas_in: 0,
+        graceful_restart: cfg
+            .graceful_restart
+            .enabled
+            .then_some(cfg.graceful_restart.restart_time),
+        hostname: hostname(),
+        shutdown_message: None,
+        password: d.password.clone(),
+        gtsm_hops: None,
+        import,
+        export,
+        max_prefixes: d.max_prefixes.as_ref().map(max_prefixes),
+        dynamic: true,
     }
 }
 
@@ -156,8 +230,56 @@ impl Shared {
             return;
         }
         let id = self.next_peer_id.fetch_add(1, Ordering::Relaxed);
-        let handle = crate::peer::spawn(peer_settings(cfg, p, id), self.rib.clone());
+        let settings = peer_settings(cfg, &read(&self.policies), p, id);
+        self.set_listener_key(p.address, None, settings.password.as_deref());
+        let handle = crate::peer::spawn(settings, self.rib.clone());
         write(&self.peers).insert(p.address, handle);
+    }
+
+    /// Installs (or removes) the TCP-MD5 key for a peer address or range on
+    /// every listening socket of its family, so its SYNs are verified.
+    fn set_listener_key(&self, addr: IpAddr, prefix_len: Option<u8>, key: Option<&str>) {
+        for (fd, v6) in read(&self.listeners).iter() {
+            if addr.is_ipv6() && !v6 || addr.is_ipv4() && *v6 {
+                continue;
+            }
+            if let Err(e) = crate::sockopt::set_md5(*fd, *v6, addr, prefix_len, key.map(str::as_bytes)) {
+                if key.is_some() {
+                    warn!("TCP-MD5 key for {addr} on a listener: {e}");
+                }
+            }
+        }
+    }
+
+    /// A connection from an address that is not a configured peer: accepted
+    /// if it falls in a `[[dynamic_peers]]` range with room left.
+    fn dynamic_peer(&self, addr: IpAddr) -> Option<PeerHandle> {
+        let cfg = read(&self.config).clone();
+        let (index, range) = cfg
+            .dynamic_peers
+            .iter()
+            .enumerate()
+            .find(|(_, d)| d.range.contains(addr))?;
+        let mut peers = write(&self.peers);
+        // Forget dynamic peers whose task ended with their session.
+        peers.retain(|_, h| !(h.settings.dynamic && h.cmd.is_closed()));
+        let in_range = peers
+            .values()
+            .filter(|h| h.settings.dynamic && range.range.contains(h.settings.address))
+            .count();
+        if in_range >= range.limit as usize {
+            warn!(
+                "refused connection from {addr}: dynamic range {} is full ({} peers)",
+                range.range, range.limit
+            );
+            return None;
+        }
+        let id = self.next_peer_id.fetch_add(1, Ordering::Relaxed);
+        let settings = dynamic_settings(&cfg, &read(&self.policies), range, addr, id);
+        info!(peer = %settings.name, "accepting dynamic peer from range {} (#{index})", range.range);
+        let handle = crate::peer::spawn(settings, self.rib.clone());
+        peers.insert(addr, handle.clone());
+        Some(handle)
     }
 
     /// Re-reads the configuration and applies what changed, leaving
@@ -183,16 +305,23 @@ impl Shared {
         let running: Vec<(IpAddr, PeerHandle)> = read(&self.peers).iter().map(|(a, h)| (*a, h.clone())).collect();
         for (addr, handle) in running {
             let keep = wanted.get(&addr).is_some_and(|p| {
-                let mut want = peer_settings(&new, p, handle.settings.id);
+                let mut want = peer_settings(&new, &crate::policy::compile(&new.policies), p, handle.settings.id);
                 want.hostname = handle.settings.hostname.clone();
                 p.enabled && want == handle.settings
             });
             if !keep {
+                if handle.settings.dynamic {
+                    continue;
+                }
                 info!(peer = %handle.settings.name, "reload: peer removed or changed, stopping it");
                 write(&self.peers).remove(&addr);
-                let _ = handle.cmd.send(PeerCmd::Stop(Some("peer de-configured".into()))).await;
+                if handle.settings.password.is_some() {
+                    self.set_listener_key(addr, None, None);
+                }
+                let _ = handle.cmd.send(PeerCmd::Stop(None)).await;
             }
         }
+        *write(&self.policies) = crate::policy::compile(&new.policies);
         for (addr, p) in &wanted {
             if !read(&self.peers).contains_key(addr) && p.enabled {
                 info!(peer = %p.name, "reload: starting peer");
@@ -394,6 +523,7 @@ fn listen(addr: SocketAddr, shared: Arc<Shared>) -> Result<(), DaemonError> {
         TcpListener::from_std(std::net::TcpListener::from(sock.try_clone()?))
     };
     let listener = setup().map_err(|e| DaemonError::Listen(addr, e))?;
+    write(&shared.listeners).push((listener.as_raw_fd(), addr.is_ipv6()));
     info!("listening on {addr}");
     tokio::spawn(async move {
         loop {
@@ -408,7 +538,8 @@ fn listen(addr: SocketAddr, shared: Arc<Shared>) -> Result<(), DaemonError> {
                 IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
                 v4 => v4,
             };
-            let handle = read(&shared.peers).get(&ip).cloned();
+            let known = read(&shared.peers).get(&ip).cloned();
+            let handle = known.or_else(|| shared.dynamic_peer(ip));
             match handle {
                 Some(h) => {
                     let _ = h.cmd.send(PeerCmd::Incoming(stream)).await;
@@ -451,6 +582,8 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<(), DaemonError> {
         fib: fib.clone(),
         started: Instant::now(),
         next_peer_id: AtomicU32::new(1),
+        policies: RwLock::new(crate::policy::compile(&cfg.policies)),
+        listeners: RwLock::new(Vec::new()),
     });
     if let Some(fib) = &fib {
         tokio::spawn(kernel_task(fib.clone(), kernel_rx, kernel_frozen.clone()));
@@ -481,11 +614,16 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<(), DaemonError> {
             .await
             .map_err(|e| DaemonError::Listen(m.listen, e))?;
     }
-    for p in cfg.effective_peers() {
-        shared.start_peer(&cfg, &p);
-    }
     for addr in &cfg.bgp.listen {
         listen(*addr, shared.clone())?;
+    }
+    for d in &cfg.dynamic_peers {
+        if let Some(key) = &d.password {
+            shared.set_listener_key(d.range.network(), Some(d.range.prefix()), Some(key));
+        }
+    }
+    for p in cfg.effective_peers() {
+        shared.start_peer(&cfg, &p);
     }
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bgp_proto::capability::{AddPathMode, Capability, GracefulRestart, GracefulRestartFamily};
 use bgp_proto::framing::{next_message_len, FrameError, MAX_EXTENDED_MESSAGE_LEN};
 use bgp_proto::fsm::{Action, ConnId, DownReason, Event, Fsm, FsmConfig, Negotiated, State};
+use bgp_proto::notification::Notification;
 use bgp_proto::{Context, DecodeError, Family, FamilySet, Message, MessageType, Reason, Treatment};
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
@@ -22,7 +24,8 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::rib::{NextHopMode, PeerId, PeerInfo, PeerOut, RibMsg};
+use crate::policy::Chain;
+use crate::rib::{NextHopMode, PeerId, PeerInfo, PeerOut, PeerSignal, PrefixLimit, RibMsg};
 use crate::route::RouteAttrs;
 
 /// Everything a peer task needs, resolved from the configuration.
@@ -49,6 +52,24 @@ pub struct PeerSettings {
     pub graceful_restart: Option<u16>,
     pub hostname: Option<String>,
     pub shutdown_message: Option<String>,
+    /// TCP-MD5 key (RFC 2385).
+    pub password: Option<String>,
+    /// GTSM (RFC 5082): send with TTL 255, accept only TTL >= 256 - hops.
+    pub gtsm_hops: Option<u8>,
+    pub import: Chain,
+    pub export: Chain,
+    pub max_prefixes: Option<MaxPrefixes>,
+    /// Accepted from a `[[dynamic_peers]]` range: the task ends with its session.
+    pub dynamic: bool,
+}
+
+/// Prefix limit settings (RFC 4486).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPrefixes {
+    pub limit: u32,
+    pub warning_percent: u8,
+    /// Reconnect this long after the limit tripped; `None`: stay down.
+    pub restart_after: Option<Duration>,
 }
 
 /// What `ternctl show peers` shows of a peer.
@@ -206,6 +227,10 @@ struct PeerTask {
     /// The connection carrying the established session and its contexts.
     established: Option<(ConnId, Context, bool)>,
     stopping: bool,
+    signals_tx: mpsc::UnboundedSender<PeerSignal>,
+    signals_rx: mpsc::UnboundedReceiver<PeerSignal>,
+    /// After the prefix limit tripped: when to start again.
+    restart_at: Option<Instant>,
 }
 
 impl PeerTask {
@@ -220,7 +245,11 @@ impl PeerTask {
         cfg.idle_hold_time = Duration::from_secs(1);
         cfg.max_idle_hold_time = Duration::from_secs(60);
         let (events_tx, events_rx) = mpsc::channel(1024);
+        let (signals_tx, signals_rx) = mpsc::unbounded_channel();
         PeerTask {
+            signals_tx,
+            signals_rx,
+            restart_at: None,
             fsm: Fsm::new(cfg),
             s,
             rib,
@@ -254,6 +283,19 @@ impl PeerTask {
                     }
                 },
                 Some(ev) = self.events_rx.recv() => self.connection_event(ev).await,
+                Some(signal) = self.signals_rx.recv() => self.signal(signal).await,
+                _ = async {
+                    match self.restart_at {
+                        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.restart_at = None;
+                    if !self.stopping {
+                        info!(peer = %self.s.name, "prefix limit hold-down over: starting again");
+                        self.feed(Event::ManualStart).await;
+                    }
+                }
                 _ = sleep => {
                     if let Some((timer, _)) = self.fsm.next_timer() {
                         self.feed(timer.expiry_event()).await;
@@ -263,8 +305,42 @@ impl PeerTask {
             if self.stopping && self.conns.is_empty() {
                 break;
             }
+            // A dynamic peer exists only while its session does.
+            if self.s.dynamic
+                && self.conns.is_empty()
+                && self.established.is_none()
+                && self.fsm.state() != State::Established
+            {
+                break;
+            }
         }
         self.set_state();
+    }
+
+    /// RFC 4486 §4: over the prefix limit: Cease / Maximum Number of Prefixes
+    /// Reached (data: AFI, SAFI, the limit), then stay down for `restart_after`.
+    async fn signal(&mut self, signal: PeerSignal) {
+        let PeerSignal::MaxPrefixes { limit } = signal;
+        let mut data = Vec::with_capacity(7);
+        data.extend_from_slice(&Family::IPV4_UNICAST.afi.0.to_be_bytes());
+        data.push(Family::IPV4_UNICAST.safi.0);
+        data.extend_from_slice(&limit.to_be_bytes());
+        let n = Notification {
+            code: bgp_proto::error::code::CEASE,
+            subcode: bgp_proto::notification::cease::MAX_PREFIXES,
+            data,
+        };
+        warn!(peer = %self.s.name, "prefix limit {limit} exceeded: closing the session");
+        self.feed(Event::AutomaticStop(n)).await;
+        // No automatic restart: the hold-down below decides when to try again.
+        self.feed(Event::ManualStop).await;
+        self.restart_at = self
+            .s
+            .max_prefixes
+            .and_then(|m| m.restart_after)
+            .map(|d| Instant::now() + d);
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).last_error =
+            Some(format!("maximum number of prefixes ({limit}) reached"));
     }
 
     async fn stop(&mut self, message: Option<String>) {
@@ -370,8 +446,8 @@ impl PeerTask {
     /// Starts the reader and writer of a connection.
     fn attach(&mut self, id: ConnId, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
-        if let Some(ttl) = self.s.ttl {
-            let _ = stream.set_ttl(ttl as u32);
+        if let Err(e) = apply_ttl(&self.s, stream.as_raw_fd()) {
+            warn!(peer = %self.s.name, "setting TTL options: {e}");
         }
         let local = stream.local_addr().ok();
         let (rd, wr) = stream.into_split();
@@ -583,6 +659,12 @@ impl PeerTask {
             rx_four_octet_as: n.four_octet_as,
             families,
             allowas_in: self.s.allowas_in,
+            import: self.s.import.clone(),
+            export: self.s.export.clone(),
+            max_prefixes: self.s.max_prefixes.map(|m| PrefixLimit {
+                limit: m.limit,
+                warning: (m.limit as u64 * m.warning_percent as u64 / 100) as u32,
+            }),
         };
         let _ = self
             .rib
@@ -591,6 +673,7 @@ impl PeerTask {
                 PeerOut {
                     queue: qtx,
                     want_writable: flag,
+                    signals: self.signals_tx.clone(),
                 },
             ))
             .await;
@@ -614,6 +697,16 @@ async fn connect(s: &PeerSettings) -> std::io::Result<TcpStream> {
         IpAddr::V4(_) => TcpSocket::new_v4()?,
         IpAddr::V6(_) => TcpSocket::new_v6()?,
     };
+    if let Some(key) = &s.password {
+        crate::sockopt::set_md5(
+            socket.as_raw_fd(),
+            s.address.is_ipv6(),
+            s.address,
+            None,
+            Some(key.as_bytes()),
+        )?;
+    }
+    apply_ttl(s, socket.as_raw_fd())?;
     if let Some(src) = s.source_address {
         socket.bind(SocketAddr::new(src, 0))?;
     }
@@ -622,6 +715,19 @@ async fn connect(s: &PeerSettings) -> std::io::Result<TcpStream> {
         Ok(r) => r,
         Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")),
     }
+}
+
+/// TTL of our segments: 255 with GTSM (and the minimum accepted TTL, RFC 5082 §3),
+/// else the configured multihop TTL.
+fn apply_ttl(s: &PeerSettings, fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    let v6 = s.address.is_ipv6();
+    if let Some(hops) = s.gtsm_hops {
+        crate::sockopt::set_ttl(fd, v6, 255)?;
+        crate::sockopt::set_min_ttl(fd, v6, (256 - hops.max(1) as u16) as u8)?;
+    } else if let Some(ttl) = s.ttl {
+        crate::sockopt::set_ttl(fd, v6, ttl)?;
+    }
+    Ok(())
 }
 
 /// Reads the byte stream and hands whole messages to the peer task.

@@ -19,6 +19,7 @@ use ipnetwork::IpNetwork;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::policy::{Chain, RouteContext};
 use crate::route::RouteAttrs;
 
 /// Identifies a peer inside the daemon; [`LOCAL`] is the daemon itself.
@@ -57,6 +58,25 @@ pub struct PeerInfo {
     pub families: FamilySet,
     /// Accept this many of our own AS in received paths (eBGP loop check).
     pub allowas_in: u8,
+    pub import: Chain,
+    pub export: Chain,
+    /// Prefix limit (RFC 4486 §4: Cease / Maximum Number of Prefixes Reached).
+    pub max_prefixes: Option<PrefixLimit>,
+}
+
+/// A per-peer prefix limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrefixLimit {
+    pub limit: u32,
+    /// Warn once when this many prefixes are reached.
+    pub warning: u32,
+}
+
+/// What the RIB tells a peer task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerSignal {
+    /// The peer sent more prefixes than its limit: tear the session down.
+    MaxPrefixes { limit: u32 },
 }
 
 impl PeerInfo {
@@ -72,6 +92,8 @@ pub struct PeerOut {
     /// Set by the RIB when the queue was full; the writer then reports
     /// [`RibMsg::Writable`] once it has room.
     pub want_writable: Arc<AtomicBool>,
+    /// Signals back to the peer task (prefix limit).
+    pub signals: mpsc::UnboundedSender<PeerSignal>,
 }
 
 /// A route change for the kernel, handed to fib-sync by the daemon.
@@ -202,6 +224,9 @@ struct PeerState {
     eor_due: FamilySet,
     eor_received: FamilySet,
     received: usize,
+    /// The prefix limit tripped: further announcements are ignored until the session resets.
+    limit_tripped: bool,
+    limit_warned: bool,
 }
 
 /// The routing information base. See the module docs.
@@ -313,6 +338,8 @@ impl Rib {
                 eor_due: families,
                 eor_received: FamilySet::new(),
                 received: 0,
+                limit_tripped: false,
+                limit_warned: false,
             },
         );
         self.converged = false;
@@ -370,26 +397,54 @@ impl Rib {
             self.withdraw(peer, nlri);
             return;
         }
-        let attrs = self.intern(attrs);
+        if state.limit_tripped {
+            return;
+        }
+        let import = info.import.clone();
+        let ctx = RouteContext {
+            neighbor: info.address,
+            local_asn: info.local_asn,
+        };
+        let base = self.intern(attrs);
         let mut added = 0usize;
+        let mut rejected = Vec::new();
         for n in nlri {
+            let attrs = match import.run(&n.prefix, &base, &ctx) {
+                None => {
+                    rejected.push(*n);
+                    continue;
+                }
+                Some(None) => base.clone(),
+                Some(Some(changed)) => self.intern(changed),
+            };
             let path_id = n.path_id.unwrap_or(0);
             let paths = self.loc.entry(n.prefix).or_default();
             match paths.iter_mut().find(|p| p.peer == peer && p.path_id == path_id) {
-                Some(p) => p.attrs = attrs.clone(),
+                Some(p) => p.attrs = attrs,
                 None => {
-                    paths.push(Path {
-                        peer,
-                        path_id,
-                        attrs: attrs.clone(),
-                    });
+                    paths.push(Path { peer, path_id, attrs });
                     added += 1;
                 }
             }
             self.dirty.insert(n.prefix);
         }
+        // A rejected route replaces whatever the peer sent for it before.
+        if !rejected.is_empty() {
+            self.withdraw(peer, &rejected);
+        }
         if let Some(s) = self.peers.get_mut(&peer) {
             s.received += added;
+            if let Some(limit) = s.info.max_prefixes {
+                let received = s.received as u64;
+                if received > limit.limit as u64 && !s.limit_tripped {
+                    s.limit_tripped = true;
+                    tracing::warn!(peer = %s.info.name, "{received} prefixes: over the limit of {}", limit.limit);
+                    let _ = s.out.signals.send(PeerSignal::MaxPrefixes { limit: limit.limit });
+                } else if received >= limit.warning as u64 && !s.limit_warned {
+                    s.limit_warned = true;
+                    tracing::warn!(peer = %s.info.name, "{received} prefixes: {}% of the limit of {}", received * 100 / limit.limit.max(1) as u64, limit.limit);
+                }
+            }
         }
     }
 
@@ -577,6 +632,15 @@ impl Rib {
             if peer.next_hop != NextHopMode::Keep || best.peer == LOCAL {
                 out.next_hop = None;
             }
+        }
+        let ctx = RouteContext {
+            neighbor: peer.address,
+            local_asn: peer.local_asn,
+        };
+        match peer.export.run(prefix, &out, &ctx) {
+            None => return None,
+            Some(Some(changed)) => out = changed,
+            Some(None) => {}
         }
         if out.next_hop.is_none() {
             // Next hop self: our address on this session, if of the prefix's family.
@@ -914,10 +978,14 @@ mod tests {
             rx_four_octet_as: true,
             families: [Family::IPV4_UNICAST].into_iter().collect(),
             allowas_in: 0,
+            import: Chain::AcceptAll,
+            export: Chain::AcceptAll,
+            max_prefixes: None,
         };
         let out = PeerOut {
             queue: tx,
             want_writable: Arc::new(AtomicBool::new(false)),
+            signals: mpsc::unbounded_channel().0,
         };
         (info, out, rx)
     }
