@@ -231,6 +231,9 @@ struct PeerTask {
     signals_rx: mpsc::UnboundedReceiver<PeerSignal>,
     /// After the prefix limit tripped: when to start again.
     restart_at: Option<Instant>,
+    /// Graceful restart negotiated on the current session: the peer's
+    /// families with preserved state and its restart time (RFC 4724 §3).
+    graceful: Option<(FamilySet, u16)>,
 }
 
 impl PeerTask {
@@ -250,6 +253,7 @@ impl PeerTask {
             signals_tx,
             signals_rx,
             restart_at: None,
+            graceful: None,
             fsm: Fsm::new(cfg),
             s,
             rib,
@@ -619,6 +623,10 @@ impl PeerTask {
         let rx = n.rx_context();
         let tx = n.tx_context();
         self.established = Some((id, rx, n.four_octet_as));
+        self.graceful = match (&self.s.graceful_restart, &n.graceful_restart) {
+            (Some(_), Some(gr)) => Some((gr.families.iter().map(|f| f.family).collect(), gr.restart_time)),
+            _ => None,
+        };
         info!(
             peer = %self.s.name,
             address = %self.s.address,
@@ -681,9 +689,22 @@ impl PeerTask {
 
     async fn session_down(&mut self, reason: DownReason) {
         let was_up = self.established.take().is_some();
+        let graceful = self.graceful.take();
         if was_up {
             info!(peer = %self.s.name, "session down: {reason}");
-            let _ = self.rib.send(RibMsg::PeerDown(self.s.id)).await;
+            // RFC 4724 §4.2: a session that ends without a NOTIFICATION, with
+            // a peer that announced graceful restart, keeps its routes (stale).
+            let msg = match (graceful, &reason) {
+                (Some((families, restart_time)), DownReason::ConnectionClosed) if !families.is_empty() => {
+                    RibMsg::PeerDownGraceful {
+                        peer: self.s.id,
+                        families,
+                        restart_time: Duration::from_secs(restart_time as u64),
+                    }
+                }
+                _ => RibMsg::PeerDown(self.s.id),
+            };
+            let _ = self.rib.send(msg).await;
         } else {
             debug!(peer = %self.s.name, "session attempt failed: {reason}");
         }

@@ -100,7 +100,7 @@ pub struct PeerOut {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KernelOp {
     /// Route via these gateways (several: ECMP).
-    Via(IpNetwork, Vec<IpAddr>),
+    Via(IpNetwork, Gateways),
     Blackhole(IpNetwork),
     Remove(IpNetwork),
 }
@@ -131,6 +131,13 @@ pub struct RibConfig {
 pub enum RibMsg {
     PeerUp(PeerInfo, PeerOut),
     PeerDown(PeerId),
+    /// The session ended without a NOTIFICATION and the peer announced
+    /// graceful restart: keep its routes of these families, stale, for a while.
+    PeerDownGraceful {
+        peer: PeerId,
+        families: FamilySet,
+        restart_time: std::time::Duration,
+    },
     /// Routes of `family` announced by a peer with one attribute set.
     Announce {
         peer: PeerId,
@@ -201,6 +208,9 @@ pub struct PeerCounts {
     pub advertised: usize,
 }
 
+/// The gateways of one kernel route; up to two without a heap allocation.
+pub type Gateways = smallvec::SmallVec<[IpAddr; 2]>;
+
 /// The paths of one prefix; one fits without a heap allocation.
 type Paths = smallvec::SmallVec<[Path; 1]>;
 
@@ -245,6 +255,18 @@ pub struct Rib {
     /// Every peer that came up has sent End-of-RIB (or none is configured to).
     converged: bool,
     released_since_purge: usize,
+    /// Paths kept for peers in graceful restart (RFC 4724 §4.2), under ids of their own.
+    ghosts: HashMap<PeerId, Ghost>,
+    next_ghost: PeerId,
+}
+
+/// The stale paths of a peer whose session ended while graceful restart was
+/// negotiated; they keep forwarding until the peer's End-of-RIB or the deadline.
+struct Ghost {
+    info: PeerInfo,
+    of: PeerId,
+    families: FamilySet,
+    deadline: std::time::Instant,
 }
 
 fn family_of(prefix: &IpNetwork) -> Family {
@@ -267,7 +289,85 @@ impl Rib {
             originated: HashMap::new(),
             converged: false,
             released_since_purge: 0,
+            ghosts: HashMap::new(),
+            next_ghost: PeerId::MAX,
         }
+    }
+
+    /// Session facts of a live peer or of a peer's stale paths.
+    fn info(&self, id: PeerId) -> Option<&PeerInfo> {
+        self.peers
+            .get(&id)
+            .map(|p| &p.info)
+            .or_else(|| self.ghosts.get(&id).map(|g| &g.info))
+    }
+
+    /// When the earliest stale set runs out.
+    pub fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.ghosts.values().map(|g| g.deadline).min()
+    }
+
+    /// Drops stale paths whose restart time is over (RFC 4724 §4.2).
+    pub fn expire(&mut self, now: std::time::Instant) {
+        let expired: Vec<PeerId> = self
+            .ghosts
+            .iter()
+            .filter(|(_, g)| g.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(g) = self.ghosts.remove(&id) {
+                tracing::info!(peer = %g.info.name, "graceful restart: restart time over, removing stale routes");
+            }
+            self.remove_paths(id, None);
+        }
+    }
+
+    /// Removes the paths of `id` (only of `families` when given).
+    fn remove_paths(&mut self, id: PeerId, families: Option<&FamilySet>) {
+        for (prefix, paths) in self.loc.iter_mut() {
+            if families.is_some_and(|f| !f.contains(family_of(prefix))) {
+                continue;
+            }
+            let before = paths.len();
+            paths.retain(|p| p.peer != id);
+            if paths.len() != before {
+                self.dirty.insert(*prefix);
+            }
+        }
+        self.released_since_purge += 1 << 20;
+    }
+
+    /// The session of a peer that announced graceful restart ended without a
+    /// NOTIFICATION: its routes of `families` stay (stale) for `restart_time`.
+    fn peer_down_graceful(&mut self, id: PeerId, families: FamilySet, restart_time: std::time::Duration) {
+        let Some(state) = self.peers.remove(&id) else {
+            return;
+        };
+        let ghost = self.next_ghost;
+        self.next_ghost -= 1;
+        tracing::info!(peer = %state.info.name, "graceful restart: keeping its routes as stale for {restart_time:?}");
+        for (prefix, paths) in self.loc.iter_mut() {
+            let keep = families.contains(family_of(prefix));
+            let before = paths.len();
+            paths.retain(|p| p.peer != id || keep);
+            for p in paths.iter_mut().filter(|p| p.peer == id) {
+                p.peer = ghost;
+            }
+            if paths.len() != before {
+                self.dirty.insert(*prefix);
+            }
+        }
+        self.ghosts.insert(
+            ghost,
+            Ghost {
+                info: state.info,
+                of: id,
+                families,
+                deadline: std::time::Instant::now() + restart_time,
+            },
+        );
+        self.check_converged();
     }
 
     fn intern(&mut self, attrs: RouteAttrs) -> Arc<RouteAttrs> {
@@ -299,6 +399,11 @@ impl Rib {
         match msg {
             RibMsg::PeerUp(info, out) => self.peer_up(info, out),
             RibMsg::PeerDown(id) => self.peer_down(id),
+            RibMsg::PeerDownGraceful {
+                peer,
+                families,
+                restart_time,
+            } => self.peer_down_graceful(peer, families, restart_time),
             RibMsg::Announce {
                 peer,
                 family,
@@ -471,6 +576,23 @@ impl Rib {
         if let Some(s) = self.peers.get_mut(&peer) {
             s.eor_received.insert(family);
         }
+        // RFC 4724 §4.2: the restarted peer's End-of-RIB ends the stale paths of that family.
+        let ghosts: Vec<PeerId> = self
+            .ghosts
+            .iter()
+            .filter(|(_, g)| g.of == peer && g.families.contains(family))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ghosts {
+            let only: FamilySet = [family].into_iter().collect();
+            self.remove_paths(id, Some(&only));
+            if let Some(g) = self.ghosts.get_mut(&id) {
+                g.families = g.families.iter().filter(|f| *f != family).collect();
+                if g.families.is_empty() {
+                    self.ghosts.remove(&id);
+                }
+            }
+        }
         self.check_converged();
     }
 
@@ -513,7 +635,7 @@ impl Rib {
     /// they may share the forwarding (ECMP).
     fn compare(&self, a: &Path, b: &Path) -> (Ordering, bool) {
         let lp = |p: &Path| p.attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF);
-        let ebgp = |p: &Path| self.peers.get(&p.peer).is_some_and(|s| !s.info.ibgp());
+        let ebgp = |p: &Path| self.info(p.peer).is_some_and(|i| !i.ibgp());
         let local = |p: &Path| p.peer == LOCAL;
         let med = |p: &Path| p.attrs.med.unwrap_or(0);
         let steps = [
@@ -541,10 +663,10 @@ impl Rib {
         let id = |p: &Path| {
             p.attrs
                 .originator_id
-                .or_else(|| self.peers.get(&p.peer).map(|s| s.info.router_id))
+                .or_else(|| self.info(p.peer).map(|i| i.router_id))
                 .unwrap_or(self.cfg.router_id)
         };
-        let addr = |p: &Path| self.peers.get(&p.peer).map(|s| s.info.address);
+        let addr = |p: &Path| self.info(p.peer).map(|i| i.address);
         let tie = [
             id(a).cmp(&id(b)),
             // RFC 4456 §9: shortest CLUSTER_LIST.
@@ -563,11 +685,11 @@ impl Rib {
 
     /// The best usable path of `prefix` and the gateways of every path that
     /// ties with it for forwarding (ECMP).
-    fn select(&self, prefix: &IpNetwork) -> Option<(Path, Vec<IpAddr>)> {
+    fn select(&self, prefix: &IpNetwork) -> Option<(Path, Gateways)> {
         let paths = self.loc.get(prefix)?;
         let usable = |p: &&Path| p.peer == LOCAL || self.next_hop_usable(p);
         let best = paths.iter().filter(usable).min_by(|a, b| self.compare(a, b).0)?.clone();
-        let mut gateways: Vec<IpAddr> = paths
+        let mut gateways: Gateways = paths
             .iter()
             .filter(usable)
             .filter(|p| p.peer != LOCAL && self.compare(p, &best).1)
@@ -580,8 +702,8 @@ impl Rib {
 
     /// A next hop of one of our own addresses is unusable (RFC 4271 §9.1.2).
     fn next_hop_usable(&self, p: &Path) -> bool {
-        match (p.attrs.next_hop, self.peers.get(&p.peer)) {
-            (Some(nh), Some(s)) => nh != s.info.local_address && !nh.is_unspecified(),
+        match (p.attrs.next_hop, self.info(p.peer)) {
+            (Some(nh), Some(i)) => nh != i.local_address && !nh.is_unspecified(),
             _ => false,
         }
     }
@@ -593,7 +715,7 @@ impl Rib {
         if best.peer == to || !peer.families.contains(family_of(prefix)) {
             return None;
         }
-        let src = self.peers.get(&best.peer).map(|s| &s.info);
+        let src = self.info(best.peer);
         let attrs = &best.attrs;
         if attrs.communities.contains(&Community::NO_ADVERTISE) {
             return None;
@@ -694,7 +816,7 @@ impl Rib {
         }
     }
 
-    fn update_kernel(&mut self, prefix: &IpNetwork, selected: Option<&(Path, Vec<IpAddr>)>) {
+    fn update_kernel(&mut self, prefix: &IpNetwork, selected: Option<&(Path, Gateways)>) {
         if !self.cfg.kernel {
             return;
         }
@@ -864,9 +986,10 @@ impl Rib {
         RouteView {
             prefix: prefix.to_string(),
             best,
-            from: match self.peers.get(&path.peer) {
-                Some(p) => p.info.name.clone(),
-                None => "local".into(),
+            from: match (self.info(path.peer), self.ghosts.contains_key(&path.peer)) {
+                (Some(i), true) => format!("{} (stale)", i.name),
+                (Some(i), false) => i.name.clone(),
+                (None, _) => "local".into(),
             },
             next_hop: a.next_hop.map(|n| n.to_string()),
             as_path: a.as_path.to_string(),
@@ -922,8 +1045,24 @@ pub async fn run(
     kernel: mpsc::UnboundedSender<Vec<KernelOp>>,
     converged: tokio::sync::watch::Sender<bool>,
 ) {
-    while let Some(first) = inbox.recv().await {
-        rib.handle(first);
+    loop {
+        let deadline = rib.next_deadline();
+        let first = tokio::select! {
+            m = inbox.recv() => match m {
+                Some(m) => Some(m),
+                None => break,
+            },
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            } => None,
+        };
+        rib.expire(std::time::Instant::now());
+        if let Some(first) = first {
+            rib.handle(first);
+        }
         // Batch whatever else is already queued, bounded so queries stay prompt.
         for _ in 0..4096 {
             match inbox.try_recv() {
@@ -1078,7 +1217,7 @@ mod tests {
             rib.take_kernel_ops(),
             vec![KernelOp::Via(
                 "10.244.2.0/26".parse().unwrap(),
-                vec!["192.168.1.12".parse().unwrap()]
+                Gateways::from_elem("192.168.1.12".parse().unwrap(), 1)
             )]
         );
         assert!(received(&mut rx2).is_empty(), "iBGP split horizon");
@@ -1113,7 +1252,7 @@ mod tests {
         longer.local_pref = Some(100);
         announce(&mut rib, 3, p, longer);
         rib.flush();
-        let gw = |s: &[&str]| s.iter().map(|a| a.parse().unwrap()).collect::<Vec<IpAddr>>();
+        let gw = |s: &[&str]| s.iter().map(|a| a.parse().unwrap()).collect::<Gateways>();
         assert_eq!(
             rib.take_kernel_ops(),
             vec![KernelOp::Via(p.parse().unwrap(), gw(&["192.168.1.12", "192.168.1.13"]))]
@@ -1154,7 +1293,10 @@ mod tests {
         rib.flush();
         assert_eq!(
             rib.take_kernel_ops(),
-            vec![KernelOp::Via(p.parse().unwrap(), vec!["192.168.1.13".parse().unwrap()])]
+            vec![KernelOp::Via(
+                p.parse().unwrap(),
+                Gateways::from_elem("192.168.1.13".parse().unwrap(), 1)
+            )]
         );
     }
 
@@ -1282,6 +1424,60 @@ mod tests {
             "every announced prefix was withdrawn in the end"
         );
         assert!(rib.peers[&1].adj_out.is_empty());
+    }
+
+    #[test]
+    fn graceful_restart_keeps_stale_routes_until_end_of_rib() {
+        let mut rib = rib();
+        let _a = up(&mut rib, 1, "192.168.1.12", ASN);
+        announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+        announce(&mut rib, 1, "10.244.3.0/26", learned("192.168.1.12", vec![]));
+        rib.flush();
+        assert_eq!(rib.take_kernel_ops().len(), 2);
+        rib.handle(RibMsg::PeerDownGraceful {
+            peer: 1,
+            families: [Family::IPV4_UNICAST].into_iter().collect(),
+            restart_time: std::time::Duration::from_secs(120),
+        });
+        rib.flush();
+        assert!(rib.take_kernel_ops().is_empty(), "stale routes keep forwarding");
+        // The peer comes back and re-announces one block, then End-of-RIB.
+        let _a = up(&mut rib, 1, "192.168.1.12", ASN);
+        announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+        rib.flush();
+        assert!(rib.take_kernel_ops().is_empty(), "same forwarding, nothing to change");
+        rib.handle(RibMsg::EndOfRib(1, Family::IPV4_UNICAST));
+        rib.flush();
+        assert_eq!(
+            rib.take_kernel_ops(),
+            vec![KernelOp::Remove("10.244.3.0/26".parse().unwrap())]
+        );
+        assert!(rib.ghosts.is_empty());
+    }
+
+    #[test]
+    fn graceful_restart_stale_routes_expire() {
+        let mut rib = rib();
+        let _a = up(&mut rib, 1, "192.168.1.12", ASN);
+        announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+        rib.flush();
+        rib.take_kernel_ops();
+        rib.handle(RibMsg::PeerDownGraceful {
+            peer: 1,
+            families: [Family::IPV4_UNICAST].into_iter().collect(),
+            restart_time: std::time::Duration::from_secs(120),
+        });
+        rib.flush();
+        let deadline = rib.next_deadline().expect("a stale set is pending");
+        rib.expire(deadline - std::time::Duration::from_secs(1));
+        rib.flush();
+        assert!(rib.take_kernel_ops().is_empty(), "not yet");
+        rib.expire(deadline);
+        rib.flush();
+        assert_eq!(
+            rib.take_kernel_ops(),
+            vec![KernelOp::Remove("10.244.2.0/26".parse().unwrap())]
+        );
     }
 
     #[test]
