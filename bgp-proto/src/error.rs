@@ -38,8 +38,6 @@ pub enum Reason {
     UnacceptableHoldTime(u16),
     #[error("unsupported capability")]
     UnsupportedCapability,
-    #[error("BGP role mismatch")]
-    RoleMismatch,
     #[error("malformed OPEN: {0}")]
     MalformedOpen(&'static str),
     // --- UPDATE Message Error (3), RFC 4271 §6.3 ---
@@ -85,7 +83,6 @@ impl Reason {
             UnsupportedOptionalParameter(_) => (2, 4),
             UnacceptableHoldTime(_) => (2, 6),
             UnsupportedCapability => (2, 7),
-            RoleMismatch => (2, 11),
             // RFC 4271 §6.2: a malformed OPEN without a specific subcode uses subcode 0.
             MalformedOpen(_) => (2, 0),
             MalformedAttributeList(_) => (3, 1),

@@ -2421,7 +2421,7 @@ mod tests {
         .collect();
         // Through the wire codec, so the capabilities are what a decoder yields.
         let mut body = Vec::new();
-        theirs.encode_body(&mut body);
+        theirs.encode_body(&mut body).unwrap();
         let theirs = Open::decode(&body).expect("valid OPEN");
         let n = Negotiated::new(&ours, &theirs);
         assert_eq!(n.peer_asn, 4_200_000_001);

@@ -36,4 +36,6 @@ pub enum EncodeError {
     AttributesTooLarge,
     #[error("IPv4 unicast in the NLRI field needs an IPv4 next hop")]
     NextHopFamily,
+    #[error("capability {0} is longer than 255 octets")]
+    CapabilityTooLong(u8),
 }

@@ -136,7 +136,12 @@ impl Message {
         let start = out.len();
         write_header(out, self.message_type());
         match self {
-            Message::Open(o) => o.encode_body(out),
+            Message::Open(o) => {
+                if let Err(e) = o.encode_body(out) {
+                    out.truncate(start);
+                    return Err(e);
+                }
+            }
             Message::Notification(n) => n.encode_body(out),
             Message::RouteRefresh(r) => r.encode_body(out),
             Message::Keepalive | Message::Update(_) => {}

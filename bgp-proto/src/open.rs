@@ -153,26 +153,25 @@ impl Open {
     }
 
     /// Appends the OPEN body (no header). Switches to the RFC 9072 encoding
-    /// when the parameters do not fit in 255 octets, or when asked to.
-    pub fn encode_body(&self, out: &mut Vec<u8>) {
+    /// when the parameters do not fit in 255 octets, or when asked to. A
+    /// capability value over 255 octets cannot be sent and is an error.
+    pub fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), crate::EncodeError> {
+        let mut groups: Vec<Vec<u8>> = Vec::with_capacity(self.capability_groups.len());
+        for group in &self.capability_groups {
+            let mut v = Vec::new();
+            for cap in group {
+                let value = cap.encode_value();
+                let len = u8::try_from(value.len()).map_err(|_| crate::EncodeError::CapabilityTooLong(cap.code()))?;
+                v.push(cap.code());
+                v.push(len);
+                v.extend_from_slice(&value);
+            }
+            groups.push(v);
+        }
         out.push(self.version);
         out.extend_from_slice(&self.my_as.to_be_bytes());
         out.extend_from_slice(&self.hold_time.to_be_bytes());
         out.extend_from_slice(&self.bgp_id.octets());
-        let groups: Vec<Vec<u8>> = self
-            .capability_groups
-            .iter()
-            .map(|group| {
-                let mut v = Vec::new();
-                for cap in group {
-                    let value = cap.encode_value();
-                    v.push(cap.code());
-                    v.push(value.len().min(255) as u8);
-                    v.extend_from_slice(&value[..value.len().min(255)]);
-                }
-                v
-            })
-            .collect();
         let short_len: usize = groups.iter().map(|g| 2 + g.len()).sum();
         let extended = self.extended_params || short_len > 255 || groups.iter().any(|g| g.len() > 255);
         if extended {
@@ -193,6 +192,7 @@ impl Open {
                 out.extend_from_slice(g);
             }
         }
+        Ok(())
     }
 }
 
@@ -294,7 +294,7 @@ mod tests {
         assert_eq!(open.my_as, AS_TRANS);
         assert_eq!(open.asn(), 4_200_000_001);
         let mut body = Vec::new();
-        open.encode_body(&mut body);
+        open.encode_body(&mut body).unwrap();
         assert_eq!(Open::decode(&body).unwrap(), open);
     }
 
@@ -310,7 +310,7 @@ mod tests {
             })
             .collect();
         let mut body = Vec::new();
-        open.encode_body(&mut body);
+        open.encode_body(&mut body).unwrap();
         assert_eq!(body[9], 255);
         assert_eq!(body[10], 255);
         let decoded = Open::decode(&body).unwrap();
@@ -319,9 +319,23 @@ mod tests {
     }
 
     #[test]
+    fn capability_too_long_is_an_error_not_a_truncation() {
+        let mut open = sample();
+        open.capability_groups = vec![vec![Capability::Unknown {
+            code: 200,
+            value: vec![0; 300],
+        }]];
+        let mut body = Vec::new();
+        assert_eq!(
+            open.encode_body(&mut body),
+            Err(crate::EncodeError::CapabilityTooLong(200))
+        );
+    }
+
+    #[test]
     fn rejects_bad_version_hold_time_and_id() {
         let mut body = Vec::new();
-        sample().encode_body(&mut body);
+        sample().encode_body(&mut body).unwrap();
         let mut v3 = body.clone();
         v3[0] = 3;
         let err = Open::decode(&v3).unwrap_err();
