@@ -784,6 +784,9 @@ async fn reader(id: ConnId, mut rd: OwnedReadHalf, events: mpsc::Sender<ConnEven
     }
 }
 
+/// Bytes gathered into one write from the RIB's queue.
+const WRITE_BATCH: usize = 64 * 1024;
+
 /// Writes control messages first, then what the RIB queued.
 async fn writer(
     _id: ConnId,
@@ -808,7 +811,23 @@ async fn writer(
         };
         match next {
             Some(WriterMsg::Send(b)) => {
-                if wr.write_all(&b).await.is_err() {
+                // Coalesce whatever else the RIB queued into one write (fewer syscalls).
+                let mut batch = Vec::new();
+                if let Some((rx, _)) = rib.as_mut() {
+                    while batch.len() + b.len() < WRITE_BATCH {
+                        match rx.try_recv() {
+                            Ok(more) => {
+                                if batch.is_empty() {
+                                    batch.extend_from_slice(&b);
+                                }
+                                batch.extend_from_slice(&more);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                let data: &[u8] = if batch.is_empty() { &b } else { &batch };
+                if wr.write_all(data).await.is_err() {
                     return;
                 }
                 if let Some((_, flag)) = &rib {
