@@ -318,7 +318,12 @@ impl Shared {
                 if handle.settings.password.is_some() {
                     self.set_listener_key(addr, None, None);
                 }
-                let _ = handle.cmd.send(PeerCmd::Stop(None)).await;
+                // RFC 8203: the new configuration's shutdown text, if it has one for this peer.
+                let message = wanted
+                    .get(&addr)
+                    .and_then(|p| p.shutdown_message.clone())
+                    .or_else(|| handle.settings.shutdown_message.clone());
+                let _ = handle.cmd.send(PeerCmd::Stop(message)).await;
             }
         }
         *write(&self.policies) = crate::policy::compile(&new.policies);
