@@ -72,3 +72,40 @@ fn sighup_changes_originated_prefixes_without_session_reset() {
     assert_eq!(t2.peers()[0]["state"], "Established");
     assert_eq!((since(&t1), since(&t2)), (s1, s2), "sessions were reset by the reload");
 }
+
+#[test]
+fn disabling_a_peer_on_reload_sends_the_shutdown_message() {
+    if !require("disabling_a_peer_on_reload_sends_the_shutdown_message", &[]) {
+        return;
+    }
+    let topo = Topology::single_segment(2);
+    let (h1, h2) = (topo.host(1), topo.host(2));
+    let peer = |enabled: bool| {
+        format!(
+            "[[peer]]\nname = \"Node_2\"\naddress = \"{}\"\nasn = 64512\nenabled = {enabled}\nshutdown_message = \"maintenance window\"\n",
+            h2.addr
+        )
+    };
+    let conf = |enabled: bool| {
+        ternd_mesh_config(h1.addr, &[], &h1.block(), "never", 90, "").replace("[mesh]\npeers = []\n", "")
+            + &peer(enabled)
+    };
+    let t1 = Ternd::start(&h1.ns, &conf(true));
+    let t2 = Ternd::start(
+        &h2.ns,
+        &ternd_mesh_config(h2.addr, &[h1.addr], &h2.block(), "never", 90, ""),
+    );
+    wait_until(Duration::from_secs(20), "session up", || t2.established() == 1);
+    std::fs::write(
+        &t1.config,
+        format!("{}\n[control]\nsocket = \"{}\"\n", conf(false), t1.socket.display()),
+    )
+    .unwrap();
+    signal(t1.pid().unwrap(), "HUP");
+    wait_until(Duration::from_secs(10), "h2 hears the shutdown communication", || {
+        t2.peers()[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("maintenance window"))
+    });
+    assert!(t1.peers().is_empty(), "the disabled peer is gone from h1");
+}
