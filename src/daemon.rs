@@ -336,13 +336,18 @@ impl Shared {
         *write(&self.config) = new;
     }
 
-    async fn rib_query(&self, q: Query) -> Result<QueryReply, String> {
+    /// Asks the RIB task; answered between batches, given up after 5 s.
+    pub(crate) async fn rib_query(&self, q: Query) -> Result<QueryReply, String> {
         let (tx, rx) = oneshot::channel();
         self.rib
             .send(RibMsg::Query(q, tx))
             .await
             .map_err(|_| "RIB task is gone")?;
-        rx.await.map_err(|_| "RIB task is gone".to_string())
+        match tokio::time::timeout(Duration::from_secs(5), rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err("RIB task is gone".into()),
+            Err(_) => Err("RIB did not answer within 5 s".into()),
+        }
     }
 
     /// Answers a control request.
