@@ -9,11 +9,13 @@
 
 pub mod error;
 pub mod fib;
+mod intern;
 pub mod memory;
 pub mod model;
 pub mod netlink;
 pub mod reconcile;
 pub mod resolve;
+mod slot;
 pub mod sync;
 
 pub use error::FibError;

@@ -39,7 +39,7 @@ impl Inner {
             if hops.is_empty() {
                 return Err(Errno(libc::EINVAL));
             }
-            for h in hops {
+            for h in hops.iter() {
                 let l = self.links.get(&h.ifindex).ok_or(Errno(libc::ENODEV))?;
                 if !l.up {
                     return Err(Errno(libc::ENETDOWN));

@@ -1,8 +1,10 @@
 //! Route, next-hop and link model shared by the pure logic and both `Fib` implementations.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 
@@ -31,16 +33,36 @@ impl NextHop {
 /// What the caller wants for one prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Desired {
-    /// Forward via these next hops (several = one ECMP route).
-    Via(Vec<NextHop>),
+    /// Forward via these next hops (several = one ECMP route). Shared: routes towards the
+    /// same gateways can hold one allocation (`Vec<NextHop>` converts with `.into()`).
+    Via(Arc<[NextHop]>),
     /// Drop traffic (own pod blocks).
     Blackhole,
 }
 
+thread_local! {
+    /// The last gateway set `Desired::via` built on this thread: a batch of routes
+    /// towards one peer then shares one allocation instead of one per route.
+    static LAST_VIA: RefCell<Option<Arc<[NextHop]>>> = const { RefCell::new(None) };
+}
+
 impl Desired {
-    /// Convenience: forward via these gateways, devices resolved by the crate.
+    /// Convenience: forward via these gateways, devices resolved by the crate. Repeated
+    /// calls with the same gateways (on one thread) return the same shared set.
     pub fn via<I: IntoIterator<Item = IpAddr>>(gateways: I) -> Self {
-        Desired::Via(gateways.into_iter().map(NextHop::via).collect())
+        let hops: Vec<NextHop> = gateways.into_iter().map(NextHop::via).collect();
+        let shared = LAST_VIA.with(|last| {
+            let mut last = last.borrow_mut();
+            match last.as_ref() {
+                Some(l) if l[..] == hops[..] => l.clone(),
+                _ => {
+                    let a: Arc<[NextHop]> = hops.into();
+                    *last = Some(a.clone());
+                    a
+                }
+            }
+        });
+        Desired::Via(shared)
     }
 }
 
@@ -69,8 +91,9 @@ pub struct Hop {
 pub enum RouteKind {
     /// `RTN_BLACKHOLE`.
     Blackhole,
-    /// `RTN_UNICAST` with one or more hops, kept sorted so equal sets compare equal.
-    Unicast(Vec<Hop>),
+    /// `RTN_UNICAST` with one or more hops, kept sorted so equal sets compare equal;
+    /// shared, since many routes use the same hops.
+    Unicast(Arc<[Hop]>),
     /// Any other route type (local, unreachable, prohibit, ...), by `rtm_type`.
     Other(u8),
 }
@@ -78,10 +101,15 @@ pub enum RouteKind {
 impl RouteKind {
     /// Unicast kind with hops put in canonical (sorted, deduplicated) order.
     pub fn unicast(mut hops: Vec<Hop>) -> Self {
-        hops.sort();
-        hops.dedup();
-        RouteKind::Unicast(hops)
+        canonical(&mut hops);
+        RouteKind::Unicast(hops.into())
     }
+}
+
+/// Put hops in the canonical order [`RouteKind::Unicast`] keeps them in.
+pub(crate) fn canonical(hops: &mut Vec<Hop>) {
+    hops.sort_unstable();
+    hops.dedup();
 }
 
 /// A route in a kernel table (ours or foreign).
@@ -319,5 +347,26 @@ impl fmt::Display for Hop {
             write!(f, " onlink")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn via_shares_equal_gateway_sets() {
+        let gw: IpAddr = "192.168.1.12".parse().unwrap();
+        let other: IpAddr = "192.168.1.13".parse().unwrap();
+        let (Desired::Via(a), Desired::Via(b)) = (Desired::via([gw]), Desired::via([gw])) else {
+            panic!("via builds Via");
+        };
+        assert!(Arc::ptr_eq(&a, &b), "same gateways, one allocation");
+        let Desired::Via(c) = Desired::via([gw, other]) else {
+            panic!("via builds Via");
+        };
+        assert_eq!(c.len(), 2);
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(Desired::via([gw]), Desired::Via(vec![NextHop::via(gw)].into()));
     }
 }

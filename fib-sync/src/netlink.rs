@@ -24,7 +24,8 @@ use tokio::task::JoinHandle;
 
 use crate::error::FibError;
 use crate::fib::{Fib, FibEvent, OpResult};
-use crate::model::{normalize, Errno, Hop, KernelRoute, Link, Op, RouteKind};
+use crate::intern::Interner;
+use crate::model::{canonical, normalize, Errno, Hop, KernelRoute, Link, Op, RouteKind};
 
 const RECV_BUF: usize = 1 << 20;
 /// Receive buffer of the listener: big enough that a 100k-route burst of our own
@@ -152,7 +153,7 @@ pub fn route_to_msg(r: &KernelRoute) -> RouteMessage {
         RouteKind::Other(t) => m.header.kind = RouteType::from(*t),
         RouteKind::Unicast(hops) => {
             m.header.kind = RouteType::Unicast;
-            match hops.as_slice() {
+            match &hops[..] {
                 [h] => {
                     if let Some(g) = h.gateway {
                         m.attributes.push(RouteAttribute::Gateway(g.into()));
@@ -209,58 +210,79 @@ fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
 /// Parse a route message; `None` for routes outside our model (cloned/cache entries,
 /// tos or source-specific routes, non-IP families).
 pub fn route_from_msg(m: &RouteMessage) -> Option<KernelRoute> {
-    let h = &m.header;
-    if h.flags.contains(RouteFlags::Cloned) || h.tos != 0 || h.source_prefix_length != 0 {
-        return None;
+    RouteParser::default().parse(m)
+}
+
+/// Route parsing that shares hop sets: the echo of each of our 100k installs (and each
+/// route of a dump) then costs no allocation of its own.
+#[derive(Default)]
+struct RouteParser {
+    hops: Interner<Hop>,
+    scratch: Vec<Hop>,
+}
+
+impl std::fmt::Debug for RouteParser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteParser")
     }
-    let unspec = match h.address_family {
-        AddressFamily::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        _ => return None,
-    };
-    let (mut table, mut dst, mut gw, mut oif, mut metric, mut mp) = (u32::from(h.table), unspec, None, 0, 0, None);
-    for a in &m.attributes {
-        match a {
-            RouteAttribute::Table(t) => table = *t,
-            RouteAttribute::Destination(d) => dst = ip_of(d)?,
-            RouteAttribute::Gateway(g) => gw = ip_of(g),
-            RouteAttribute::Oif(i) => oif = *i,
-            RouteAttribute::Priority(p) => metric = *p,
-            RouteAttribute::MultiPath(hops) => mp = Some(hops),
-            _ => {}
+}
+
+impl RouteParser {
+    fn parse(&mut self, m: &RouteMessage) -> Option<KernelRoute> {
+        let h = &m.header;
+        if h.flags.contains(RouteFlags::Cloned) || h.tos != 0 || h.source_prefix_length != 0 {
+            return None;
         }
-    }
-    let prefix = normalize(IpNetwork::new(dst, h.destination_prefix_length).ok()?);
-    let kind = match h.kind {
-        RouteType::Unicast => match mp {
-            Some(hops) => RouteKind::unicast(
-                hops.iter()
-                    .map(|nh| Hop {
+        let unspec = match h.address_family {
+            AddressFamily::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            _ => return None,
+        };
+        let (mut table, mut dst, mut gw, mut oif, mut metric, mut mp) = (u32::from(h.table), unspec, None, 0, 0, None);
+        for a in &m.attributes {
+            match a {
+                RouteAttribute::Table(t) => table = *t,
+                RouteAttribute::Destination(d) => dst = ip_of(d)?,
+                RouteAttribute::Gateway(g) => gw = ip_of(g),
+                RouteAttribute::Oif(i) => oif = *i,
+                RouteAttribute::Priority(p) => metric = *p,
+                RouteAttribute::MultiPath(hops) => mp = Some(hops),
+                _ => {}
+            }
+        }
+        let prefix = normalize(IpNetwork::new(dst, h.destination_prefix_length).ok()?);
+        let kind = match h.kind {
+            RouteType::Unicast => {
+                self.scratch.clear();
+                match mp {
+                    Some(hops) => self.scratch.extend(hops.iter().map(|nh| Hop {
                         gateway: nh.attributes.iter().find_map(|a| match a {
                             RouteAttribute::Gateway(g) => ip_of(g),
                             _ => None,
                         }),
                         ifindex: nh.interface_index,
                         onlink: nh.flags.contains(RouteNextHopFlags::Onlink),
-                    })
-                    .collect(),
-            ),
-            None => RouteKind::unicast(vec![Hop {
-                gateway: gw,
-                ifindex: oif,
-                onlink: h.flags.contains(RouteFlags::Onlink),
-            }]),
-        },
-        RouteType::BlackHole => RouteKind::Blackhole,
-        other => RouteKind::Other(u8::from(other)),
-    };
-    Some(KernelRoute {
-        prefix,
-        table,
-        protocol: u8::from(h.protocol),
-        metric,
-        kind,
-    })
+                    })),
+                    None => self.scratch.push(Hop {
+                        gateway: gw,
+                        ifindex: oif,
+                        onlink: h.flags.contains(RouteFlags::Onlink),
+                    }),
+                }
+                canonical(&mut self.scratch);
+                RouteKind::Unicast(self.hops.intern_fat(&self.scratch))
+            }
+            RouteType::BlackHole => RouteKind::Blackhole,
+            other => RouteKind::Other(u8::from(other)),
+        };
+        Some(KernelRoute {
+            prefix,
+            table,
+            protocol: u8::from(h.protocol),
+            metric,
+            kind,
+        })
+    }
 }
 
 fn link_from_msg(m: &LinkMessage) -> Option<(u32, String, bool)> {
@@ -285,12 +307,11 @@ fn addr_from_msg(m: &AddressMessage) -> Option<(u32, IpNetwork)> {
     Some((m.header.index, IpNetwork::new(ip, m.header.prefix_len).ok()?))
 }
 
-fn to_event(msg: RouteNetlinkMessage, table: u32) -> Option<FibEvent> {
+fn to_event(msg: RouteNetlinkMessage, table: u32, parser: &mut RouteParser) -> Option<FibEvent> {
     match msg {
-        RouteNetlinkMessage::NewRoute(r) => route_from_msg(&r)
-            .filter(|r| r.table == table)
-            .map(FibEvent::RouteAdded),
-        RouteNetlinkMessage::DelRoute(r) => route_from_msg(&r)
+        RouteNetlinkMessage::NewRoute(r) => parser.parse(&r).filter(|r| r.table == table).map(FibEvent::RouteAdded),
+        RouteNetlinkMessage::DelRoute(r) => parser
+            .parse(&r)
             .filter(|r| r.table == table)
             .map(FibEvent::RouteDeleted),
         RouteNetlinkMessage::NewLink(l) => {
@@ -311,12 +332,13 @@ fn to_event(msg: RouteNetlinkMessage, table: u32) -> Option<FibEvent> {
 
 async fn monitor(sock: AsyncFd<Socket>, tx: mpsc::UnboundedSender<FibEvent>, table: u32) {
     let mut buf = Vec::with_capacity(RECV_BUF);
+    let mut parser = RouteParser::default();
     while !tx.is_closed() {
         match recv_into(&sock, &mut buf).await {
             Ok(_) => {
                 for m in messages(&buf) {
                     if let NetlinkPayload::InnerMessage(inner) = m.payload {
-                        if let Some(ev) = to_event(inner, table) {
+                        if let Some(ev) = to_event(inner, table, &mut parser) {
                             if tx.send(ev).is_err() {
                                 return;
                             }
@@ -352,6 +374,7 @@ pub struct NetlinkFib {
     batch: usize,
     events: Option<mpsc::UnboundedReceiver<FibEvent>>,
     monitor: JoinHandle<()>,
+    parser: RouteParser,
 }
 
 impl Drop for NetlinkFib {
@@ -386,6 +409,7 @@ impl NetlinkFib {
             batch: batch.max(1),
             events: Some(rx),
             monitor,
+            parser: RouteParser::default(),
         })
     }
 
@@ -394,13 +418,20 @@ impl NetlinkFib {
         self.seq
     }
 
-    async fn dump(&mut self, req: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, FibError> {
+    /// Run a dump, folding each message into `acc` as it arrives (no copy of the whole
+    /// table is held). On NLM_F_DUMP_INTR `acc` is reset to `fresh` and the dump repeated.
+    async fn dump<S: Clone + Send>(
+        &mut self,
+        req: RouteNetlinkMessage,
+        acc: &mut S,
+        each: impl Fn(&mut RouteParser, &mut S, RouteNetlinkMessage) + Send,
+    ) -> Result<(), FibError> {
+        let fresh = acc.clone();
         for _ in 0..8 {
             let seq = self.next_seq();
             self.out.clear();
             encode(&mut self.out, req.clone(), NLM_F_REQUEST | NLM_F_DUMP, seq);
             send_all(&self.sock, &self.out).await?;
-            let mut got = Vec::new();
             let mut interrupted = false;
             'recv: loop {
                 recv_into(&self.sock, &mut self.buf).await?;
@@ -417,14 +448,15 @@ impl NetlinkFib {
                             Some(c) => return Err(FibError::Dump(Errno(-c.get()))),
                             None => break 'recv,
                         },
-                        NetlinkPayload::InnerMessage(x) => got.push(x),
+                        NetlinkPayload::InnerMessage(x) => each(&mut self.parser, acc, x),
                         _ => {}
                     }
                 }
             }
             if !interrupted {
-                return Ok(got);
+                return Ok(());
             }
+            *acc = fresh.clone();
         }
         Err(FibError::DumpInterrupted)
     }
@@ -437,38 +469,52 @@ impl Fib for NetlinkFib {
 
     async fn dump_links(&mut self) -> Result<Vec<Link>, FibError> {
         let mut table = crate::model::LinkTable::default();
-        for m in self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default())).await? {
+        let link = |_: &mut RouteParser, t: &mut crate::model::LinkTable, m| {
             if let RouteNetlinkMessage::NewLink(l) = m {
                 if let Some((i, name, up)) = link_from_msg(&l) {
-                    table.upsert(i, &name, up);
+                    t.upsert(i, &name, up);
                 }
             }
-        }
-        for m in self
-            .dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))
-            .await?
-        {
+        };
+        self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()), &mut table, link)
+            .await?;
+        let mut addrs = Vec::new();
+        let addr = |_: &mut RouteParser, v: &mut Vec<(u32, IpNetwork)>, m| {
             if let RouteNetlinkMessage::NewAddress(a) = m {
-                if let Some((i, addr)) = addr_from_msg(&a) {
-                    table.add_addr(i, addr);
-                }
+                v.extend(addr_from_msg(&a));
             }
+        };
+        self.dump(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            &mut addrs,
+            addr,
+        )
+        .await?;
+        for (i, a) in addrs {
+            table.add_addr(i, a);
         }
         Ok(table.iter().cloned().collect())
     }
 
     async fn dump_routes(&mut self, table: u32) -> Result<Vec<KernelRoute>, FibError> {
-        let mut out = Vec::new();
+        let mut all = Vec::new();
         for v4 in [true, false] {
             let mut req = RouteMessage::default();
             req.header.address_family = family(v4);
-            for m in self.dump(RouteNetlinkMessage::GetRoute(req)).await? {
+            let mut got = Vec::new();
+            let each = |p: &mut RouteParser, v: &mut Vec<KernelRoute>, m| {
                 if let RouteNetlinkMessage::NewRoute(r) = m {
-                    out.extend(route_from_msg(&r).filter(|r| r.table == table));
+                    v.extend(p.parse(&r).filter(|r| r.table == table));
                 }
+            };
+            self.dump(RouteNetlinkMessage::GetRoute(req), &mut got, each).await?;
+            if all.is_empty() {
+                all = got;
+            } else {
+                all.append(&mut got);
             }
         }
-        Ok(out)
+        Ok(all)
     }
 
     async fn apply(&mut self, ops: &[Op]) -> Result<Vec<OpResult>, FibError> {

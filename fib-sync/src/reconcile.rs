@@ -114,13 +114,19 @@ pub fn desired_route(
 /// Reconcile one key. Ours differing -> Replace; absent -> Add; foreign -> conflict, no op;
 /// not desired and ours and not stale -> Delete; stale ones wait for `sweep_stale`.
 pub fn reconcile_key(key: RouteKey, want: Option<&Result<KernelRoute, Unresolved>>, actual: &Actual) -> Decision {
-    let own = actual.own.get(&key);
+    decide(want, actual.own.get(&key), actual.foreign.get(&key).copied())
+}
+
+/// [`reconcile_key`] on the parts of one key: what we want, our route there (if any) and
+/// the protocol of a foreign route holding the key (if any). The sync worker calls this
+/// with its compact per-prefix record, so both paths share one rule set.
+pub fn decide(want: Option<&Result<KernelRoute, Unresolved>>, own: Option<&OwnRoute>, foreign: Option<u8>) -> Decision {
     match want {
         Some(Ok(route)) => {
-            if let Some(p) = actual.foreign.get(&key) {
+            if let Some(p) = foreign {
                 return Decision {
                     op: None,
-                    blocked: Some(Blocked::Conflict(*p)),
+                    blocked: Some(Blocked::Conflict(p)),
                 };
             }
             let op = match own {

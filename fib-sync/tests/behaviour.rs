@@ -304,10 +304,13 @@ async fn link_local_v6_with_device_hint<K: Kernel>(k: K) {
     let (h, _task) = start(&k, Mode::Plain).await;
     h.set_route(
         net("fd20::/64"),
-        Desired::Via(vec![NextHop {
-            gateway: ip("fe80::12"),
-            device: Some("eth0".into()),
-        }]),
+        Desired::Via(
+            vec![NextHop {
+                gateway: ip("fe80::12"),
+                device: Some("eth0".into()),
+            }]
+            .into(),
+        ),
     )
     .await
     .unwrap();

@@ -77,7 +77,9 @@ async fn host_bits_are_cleared_and_bad_input_does_not_panic() {
     let (h, _task) = FibSync::start_with(k.fib(), FibConfig::default()).await.unwrap();
     h.set_route(net("10.244.1.7/26"), Desired::Blackhole).await.unwrap();
     // No next hops, wrong family: unresolvable, reported, not sent.
-    h.set_route(net("10.244.2.0/26"), Desired::Via(vec![])).await.unwrap();
+    h.set_route(net("10.244.2.0/26"), Desired::Via(Vec::new().into()))
+        .await
+        .unwrap();
     h.set_route(net("10.244.3.0/26"), Desired::via(["fd00::1".parse().unwrap()]))
         .await
         .unwrap();
