@@ -468,8 +468,11 @@ impl Shared {
 /// `frozen` is set (shutdown), the kernel is left exactly as it is.
 async fn kernel_task(fib: FibHandle, mut rx: mpsc::UnboundedReceiver<Vec<KernelOp>>, frozen: Arc<AtomicBool>) {
     while let Some(mut ops) = rx.recv().await {
-        while let Ok(more) = rx.try_recv() {
-            ops.extend(more);
+        while ops.len() < 8192 {
+            match rx.try_recv() {
+                Ok(more) => ops.extend(more),
+                Err(_) => break,
+            }
         }
         if frozen.load(Ordering::Acquire) {
             continue;

@@ -211,8 +211,32 @@ pub struct PeerCounts {
 /// The gateways of one kernel route; up to two without a heap allocation.
 pub type Gateways = smallvec::SmallVec<[IpAddr; 2]>;
 
+/// Kernel changes handed over per chunk during a large flush.
+const KERNEL_CHUNK: usize = 4096;
+
 /// The paths of one prefix; one fits without a heap allocation.
 type Paths = smallvec::SmallVec<[Path; 1]>;
+
+/// A Loc-RIB entry: the prefix's paths, and a digest of what the kernel was
+/// last told for it (0: nothing) — kept here rather than in a second map.
+#[derive(Default)]
+struct Entry {
+    paths: Paths,
+    kernel: u64,
+}
+
+impl std::ops::Deref for Entry {
+    type Target = Paths;
+    fn deref(&self) -> &Paths {
+        &self.paths
+    }
+}
+
+impl std::ops::DerefMut for Entry {
+    fn deref_mut(&mut self) -> &mut Paths {
+        &mut self.paths
+    }
+}
 
 #[derive(Clone, Debug)]
 struct Path {
@@ -244,13 +268,12 @@ pub struct Rib {
     cfg: RibConfig,
     peers: HashMap<PeerId, PeerState>,
     /// Loc-RIB: every path of every prefix (most prefixes have one: kept inline).
-    loc: HashMap<IpNetwork, Paths>,
+    loc: HashMap<IpNetwork, Entry>,
     interned: HashSet<Arc<RouteAttrs>>,
     dirty: HashSet<IpNetwork>,
-    /// What the kernel was last told per prefix, as a hash of the wanted
-    /// route (8 bytes instead of a copy of every route).
-    kernel: HashMap<IpNetwork, u64>,
     kernel_ops: Vec<KernelOp>,
+    /// Where kernel changes go as soon as a chunk is ready (the daemon's kernel task).
+    kernel_sink: Option<mpsc::UnboundedSender<Vec<KernelOp>>>,
     originated: HashMap<IpNetwork, Originated>,
     /// Every peer that came up has sent End-of-RIB (or none is configured to).
     converged: bool,
@@ -284,8 +307,8 @@ impl Rib {
             loc: HashMap::new(),
             interned: HashSet::new(),
             dirty: HashSet::new(),
-            kernel: HashMap::new(),
             kernel_ops: Vec::new(),
+            kernel_sink: None,
             originated: HashMap::new(),
             converged: false,
             released_since_purge: 0,
@@ -778,8 +801,9 @@ impl Rib {
 
     /// Recomputes every changed prefix, updates the kernel and each peer's
     /// Adj-RIB-Out, and sends what fits in the peers' queues.
-    pub fn flush(&mut self) {
+    pub fn flush(&mut self) -> usize {
         let dirty: Vec<IpNetwork> = self.dirty.drain().collect();
+        let changed = dirty.len();
         // A burst (a full table) must not leave a table-sized set behind.
         self.dirty.shrink_to(1024);
         let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
@@ -814,6 +838,7 @@ impl Rib {
         if self.released_since_purge > self.interned.len().max(1024) {
             self.purge_interned();
         }
+        changed
     }
 
     fn update_kernel(&mut self, prefix: &IpNetwork, selected: Option<&(Path, Gateways)>) {
@@ -837,19 +862,29 @@ impl Rib {
         let digest = want.as_ref().map(|w| {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             std::hash::Hash::hash(w, &mut h);
-            std::hash::Hasher::finish(&h)
+            std::hash::Hasher::finish(&h) | 1
         });
-        match (want, digest, self.kernel.get(prefix)) {
-            (Some(_), Some(d), Some(have)) if d == *have => {}
-            (Some(w), Some(d), _) => {
-                self.kernel.insert(*prefix, d);
+        let Some(entry) = self.loc.get_mut(prefix) else {
+            return;
+        };
+        match (want, digest) {
+            (Some(_), Some(d)) if d == entry.kernel => return,
+            (Some(w), Some(d)) => {
+                entry.kernel = d;
                 self.kernel_ops.push(w);
             }
-            (None, _, Some(_)) => {
-                self.kernel.remove(prefix);
+            _ if entry.kernel != 0 => {
+                entry.kernel = 0;
                 self.kernel_ops.push(KernelOp::Remove(*prefix));
             }
-            _ => {}
+            _ => return,
+        }
+        // Hand large bursts over in chunks, so the kernel work starts early
+        // and no table-sized list of changes builds up.
+        if self.kernel_ops.len() >= KERNEL_CHUNK {
+            if let Some(sink) = &self.kernel_sink {
+                let _ = sink.send(std::mem::take(&mut self.kernel_ops));
+            }
         }
     }
 
@@ -952,7 +987,7 @@ impl Rib {
                 prefixes.sort();
                 for prefix in prefixes {
                     let best = self.select(prefix).map(|(b, _)| (b.peer, b.path_id));
-                    for path in &self.loc[prefix] {
+                    for path in self.loc[prefix].iter() {
                         out.push(self.view(prefix, path, best == Some((path.peer, path.path_id))));
                     }
                 }
@@ -973,7 +1008,7 @@ impl Rib {
                     prefixes: self.loc.len(),
                     paths: self.loc.values().map(|v| v.len()).sum(),
                     attribute_sets: self.interned.len(),
-                    kernel_routes: self.kernel.len(),
+                    kernel_routes: self.loc.values().filter(|e| e.kernel != 0).count(),
                     peers,
                     converged: self.converged,
                 })
@@ -1037,6 +1072,15 @@ impl EncodeCache {
     }
 }
 
+/// Returns freed heap pages to the system after a burst (glibc keeps them otherwise).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The RIB task: drains its inbox in batches, flushes after each batch, and
 /// hands kernel changes to `kernel` and convergence to `converged`.
 pub async fn run(
@@ -1045,6 +1089,7 @@ pub async fn run(
     kernel: mpsc::UnboundedSender<Vec<KernelOp>>,
     converged: tokio::sync::watch::Sender<bool>,
 ) {
+    rib.kernel_sink = Some(kernel.clone());
     loop {
         let deadline = rib.next_deadline();
         let first = tokio::select! {
@@ -1070,10 +1115,14 @@ pub async fn run(
                 Err(_) => break,
             }
         }
-        rib.flush();
+        let changed = rib.flush();
         let ops = rib.take_kernel_ops();
         if !ops.is_empty() && kernel.send(ops).is_err() {
             tracing::warn!("kernel sync task is gone; routes are no longer installed");
+        }
+        if changed > 10_000 {
+            // A full table went through: give the allocator's free pages back.
+            release_free_memory();
         }
         converged.send_if_modified(|c| {
             let changed = *c != rib.converged();

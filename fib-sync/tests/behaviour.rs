@@ -387,3 +387,38 @@ suite!(
     link_local_v6_with_device_hint,
     many_routes,
 );
+
+/// The kernel's notifications about our own installs are filtered out before
+/// they reach us (a socket filter on our netlink port), while someone else's
+/// changes still arrive.
+#[test]
+fn own_echoes_are_filtered_in_the_kernel() {
+    crate::common::in_netns(|k| async move {
+        base(&k);
+        let (h, _task) = start(&k, Mode::Plain).await;
+        let before = h.stats().events;
+        let changes: Vec<Change> = (0..1000u32)
+            .map(|i| {
+                let p = ipnetwork::IpNetwork::V4(
+                    ipnetwork::Ipv4Network::new(std::net::Ipv4Addr::from(0x0a00_0000 + (i << 6)), 26).unwrap(),
+                );
+                Change::Set(p, Desired::via([ip("192.168.1.12")]))
+            })
+            .collect();
+        h.apply(changes).await.unwrap();
+        h.settle().await.unwrap();
+        assert_eq!(ours(&k).len(), 1000);
+        let after_install = h.stats().events;
+        assert!(
+            after_install - before < 50,
+            "{} notifications for our own 1000 installs",
+            after_install - before
+        );
+        // A foreign change is still seen: the restore works.
+        k.ip("route del 10.0.0.0/26 proto 12");
+        wait_for("deleted route restored", || {
+            find(&k, "10.0.0.0/26").iter().any(|r| r.proto == 12)
+        })
+        .await;
+    });
+}
