@@ -211,6 +211,9 @@ pub struct PeerCounts {
 /// The gateways of one kernel route; up to two without a heap allocation.
 pub type Gateways = smallvec::SmallVec<[IpAddr; 2]>;
 
+/// Export results within one flush: (source attributes, source peer, target peer, IPv4?).
+type ExportCache = HashMap<(usize, PeerId, PeerId, bool), Option<Arc<RouteAttrs>>>;
+
 /// Kernel changes handed over per chunk during a large flush.
 const KERNEL_CHUNK: usize = 4096;
 
@@ -473,10 +476,12 @@ impl Rib {
         self.converged = false;
         // The initial table: everything we would send this peer.
         let prefixes: Vec<IpNetwork> = self.loc.keys().copied().collect();
+        let mut cache = ExportCache::new();
         for prefix in prefixes {
-            let best = self.select(&prefix).map(|(b, _)| b);
-            if let Some(attrs) = best.and_then(|b| self.export(id, &prefix, &b)) {
-                let attrs = self.intern(attrs);
+            let Some((best, _)) = self.select(&prefix) else {
+                continue;
+            };
+            if let Some(attrs) = self.export_cached(&mut cache, id, &prefix, &best) {
                 if let Some(p) = self.peers.get_mut(&id) {
                     p.pending.insert(prefix, Some(attrs));
                 }
@@ -743,14 +748,15 @@ impl Rib {
         if attrs.communities.contains(&Community::NO_ADVERTISE) {
             return None;
         }
-        let mut out = (**attrs).clone();
         let reflecting = src.is_some_and(|s| s.ibgp()) && peer.ibgp();
+        // RFC 4456 §6: client routes go to everyone, non-client routes to
+        // clients only; without a cluster id, iBGP routes stay put (split horizon).
+        if reflecting && (self.cfg.cluster_id.is_none() || !src.is_some_and(|s| s.rr_client || peer.rr_client)) {
+            return None;
+        }
+        let mut out = (**attrs).clone();
         if reflecting {
-            // RFC 4456 §6: client routes go to everyone, non-client routes to clients only.
             let src = src?;
-            if self.cfg.cluster_id.is_none() || !(src.rr_client || peer.rr_client) {
-                return None;
-            }
             // RFC 4456 §8: ORIGINATOR_ID set once, our CLUSTER_ID prepended.
             out.originator_id.get_or_insert(src.router_id);
             out.cluster_list.insert(0, self.cfg.cluster_id?);
@@ -799,11 +805,38 @@ impl Rib {
         Some(out)
     }
 
+    /// [`Rib::export`], interned, remembered for routes that share attributes
+    /// (unless the peer's export policy looks at the prefix).
+    fn export_cached(
+        &mut self,
+        cache: &mut ExportCache,
+        to: PeerId,
+        prefix: &IpNetwork,
+        best: &Path,
+    ) -> Option<Arc<RouteAttrs>> {
+        let key = (Arc::as_ptr(&best.attrs) as usize, best.peer, to, prefix.is_ipv4());
+        let cacheable = self
+            .peers
+            .get(&to)
+            .is_some_and(|p| !matches!(p.info.export, Chain::Policies(_)));
+        if cacheable {
+            if let Some(hit) = cache.get(&key) {
+                return hit.clone();
+            }
+        }
+        let fresh = self.export(to, prefix, best).map(|a| self.intern(a));
+        if cacheable {
+            cache.insert(key, fresh.clone());
+        }
+        fresh
+    }
+
     /// Recomputes every changed prefix, updates the kernel and each peer's
     /// Adj-RIB-Out, and sends what fits in the peers' queues.
     pub fn flush(&mut self) -> usize {
         let dirty: Vec<IpNetwork> = self.dirty.drain().collect();
         let changed = dirty.len();
+        let mut export_cache = ExportCache::new();
         // A burst (a full table) must not leave a table-sized set behind.
         self.dirty.shrink_to(1024);
         let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
@@ -811,8 +844,10 @@ impl Rib {
             let selected = self.select(&prefix);
             self.update_kernel(&prefix, selected.as_ref());
             for &id in &peer_ids {
-                let exported = selected.as_ref().and_then(|(best, _)| self.export(id, &prefix, best));
-                let exported = exported.map(|a| self.intern(a));
+                let exported = match selected.as_ref() {
+                    None => None,
+                    Some((best, _)) => self.export_cached(&mut export_cache, id, &prefix, best),
+                };
                 let Some(p) = self.peers.get_mut(&id) else {
                     continue;
                 };
