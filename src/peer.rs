@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use bgp_proto::capability::{AddPathMode, Capability, GracefulRestart, GracefulRestartFamily};
+use bgp_proto::capability::{AddPathMode, Capability, ExtendedNextHop, GracefulRestart, GracefulRestartFamily};
 use bgp_proto::framing::{next_message_len, FrameError, MAX_EXTENDED_MESSAGE_LEN};
 use bgp_proto::fsm::{Action, ConnId, DownReason, Event, Fsm, FsmConfig, Negotiated, State};
 use bgp_proto::notification::Notification;
@@ -204,6 +204,13 @@ fn capabilities(s: &PeerSettings) -> Vec<Capability> {
         }));
     }
     caps.push(Capability::FourOctetAs(s.local_asn));
+    // RFC 8950: on an IPv6 session, IPv4 routes may carry IPv6 next hops.
+    if s.address.is_ipv6() && families.contains(&Family::IPV4_UNICAST) {
+        caps.push(Capability::ExtendedNextHop(vec![ExtendedNextHop {
+            family: Family::IPV4_UNICAST,
+            next_hop_afi: bgp_proto::Afi::IPV6,
+        }]));
+    }
     if let Some(mode) = s.add_path {
         caps.push(Capability::AddPath(families.iter().map(|f| (*f, mode)).collect()));
     }
@@ -667,6 +674,10 @@ impl PeerTask {
             rx_four_octet_as: n.four_octet_as,
             families,
             allowas_in: self.s.allowas_in,
+            ipv4_via_ipv6: n
+                .extended_next_hop
+                .iter()
+                .any(|e| e.family == Family::IPV4_UNICAST && e.next_hop_afi == bgp_proto::Afi::IPV6),
             import: self.s.import.clone(),
             export: self.s.export.clone(),
             max_prefixes: self.s.max_prefixes.map(|m| PrefixLimit {

@@ -58,6 +58,8 @@ pub struct PeerInfo {
     pub families: FamilySet,
     /// Accept this many of our own AS in received paths (eBGP loop check).
     pub allowas_in: u8,
+    /// RFC 8950 negotiated: IPv4 routes may be sent with an IPv6 next hop.
+    pub ipv4_via_ipv6: bool,
     pub import: Chain,
     pub export: Chain,
     /// Prefix limit (RFC 4486 §4: Cease / Maximum Number of Prefixes Reached).
@@ -796,7 +798,8 @@ impl Rib {
         if out.next_hop.is_none() {
             // Next hop self: our address on this session, if of the prefix's family.
             let nh = peer.local_address;
-            if nh.is_ipv4() != prefix.is_ipv4() {
+            let rfc8950 = prefix.is_ipv4() && nh.is_ipv6() && peer.ipv4_via_ipv6;
+            if nh.is_ipv4() != prefix.is_ipv4() && !rfc8950 {
                 return None;
             }
             out.next_hop = Some(nh);
@@ -1194,13 +1197,14 @@ mod tests {
             local_address: "192.168.1.11".parse().unwrap(),
             asn,
             local_asn: ASN,
-            router_id: addr.parse().unwrap(),
+            router_id: addr.parse().unwrap_or(Ipv4Addr::new(10, 0, 0, id as u8)),
             rr_client: false,
             next_hop: NextHopMode::Auto,
             tx: Context::default(),
             rx_four_octet_as: true,
             families: [Family::IPV4_UNICAST].into_iter().collect(),
             allowas_in: 0,
+            ipv4_via_ipv6: false,
             import: Chain::AcceptAll,
             export: Chain::AcceptAll,
             max_prefixes: None,
@@ -1562,6 +1566,33 @@ mod tests {
             rib.take_kernel_ops(),
             vec![KernelOp::Remove("10.244.2.0/26".parse().unwrap())]
         );
+    }
+
+    #[test]
+    fn ipv4_blocks_go_over_ipv6_sessions_only_with_rfc8950() {
+        let mut rib = rib();
+        originate(&mut rib, &["10.244.1.0/26"]);
+        let (mut plain, out, mut rx_plain) = peer(1, "fd00::12", ASN, 64);
+        plain.local_address = "fd00::11".parse().unwrap();
+        rib.handle(RibMsg::PeerUp(plain, out));
+        let (mut ext, out, mut rx_ext) = peer(2, "fd00::13", ASN, 64);
+        ext.local_address = "fd00::11".parse().unwrap();
+        ext.ipv4_via_ipv6 = true;
+        rib.handle(RibMsg::PeerUp(ext, out));
+        rib.flush();
+        assert!(
+            received(&mut rx_plain).iter().all(|u| u.as_end_of_rib().is_some()),
+            "no IPv6 next hop without RFC 8950"
+        );
+        let got: Vec<Update> = received(&mut rx_ext)
+            .into_iter()
+            .filter(|u| u.as_end_of_rib().is_none())
+            .collect();
+        assert_eq!(got.len(), 1);
+        let mp = got[0].mp_reach().expect("IPv4 NLRI in MP_REACH_NLRI");
+        assert_eq!(mp.family, Family::IPV4_UNICAST);
+        assert_eq!(mp.next_hop.addr(), "fd00::11".parse::<IpAddr>().unwrap());
+        assert_eq!(mp.nlri, nlri("10.244.1.0/26"));
     }
 
     #[test]

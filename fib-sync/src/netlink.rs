@@ -14,7 +14,7 @@ use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHop, RouteNextHopFlags, RouteProtocol, RouteScope,
-    RouteType,
+    RouteType, RouteVia,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -210,7 +210,7 @@ pub fn route_to_msg(r: &KernelRoute) -> RouteMessage {
             match &hops[..] {
                 [h] => {
                     if let Some(g) = h.gateway {
-                        m.attributes.push(RouteAttribute::Gateway(g.into()));
+                        m.attributes.push(gateway_attr(r.prefix, g));
                     } else {
                         m.header.scope = RouteScope::Link;
                     }
@@ -231,7 +231,7 @@ pub fn route_to_msg(r: &KernelRoute) -> RouteMessage {
                                 nh.flags |= RouteNextHopFlags::Onlink;
                             }
                             if let Some(g) = h.gateway {
-                                nh.attributes.push(RouteAttribute::Gateway(g.into()));
+                                nh.attributes.push(gateway_attr(r.prefix, g));
                             }
                             nh
                         })
@@ -251,6 +251,23 @@ pub fn delete_msg(r: &KernelRoute) -> RouteMessage {
     m.header.scope = RouteScope::NoWhere;
     m.header.kind = RouteType::Unspec;
     m
+}
+
+/// RTA_GATEWAY for a gateway of the route's own family; RTA_VIA for an IPv6
+/// gateway of an IPv4 route (RFC 8950 next hops: `10.0.0.0/26 via inet6 fd00::12`).
+fn gateway_attr(prefix: IpNetwork, gateway: IpAddr) -> RouteAttribute {
+    match (prefix, gateway) {
+        (IpNetwork::V4(_), IpAddr::V6(v6)) => RouteAttribute::Via(RouteVia::Inet6(v6)),
+        _ => RouteAttribute::Gateway(gateway.into()),
+    }
+}
+
+fn via_ip(v: &RouteVia) -> Option<IpAddr> {
+    match v {
+        RouteVia::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteVia::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
 }
 
 fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
@@ -298,6 +315,7 @@ impl RouteParser {
                 RouteAttribute::Table(t) => table = *t,
                 RouteAttribute::Destination(d) => dst = ip_of(d)?,
                 RouteAttribute::Gateway(g) => gw = ip_of(g),
+                RouteAttribute::Via(v) => gw = via_ip(v),
                 RouteAttribute::Oif(i) => oif = *i,
                 RouteAttribute::Priority(p) => metric = *p,
                 RouteAttribute::MultiPath(hops) => mp = Some(hops),
@@ -312,6 +330,7 @@ impl RouteParser {
                     Some(hops) => self.scratch.extend(hops.iter().map(|nh| Hop {
                         gateway: nh.attributes.iter().find_map(|a| match a {
                             RouteAttribute::Gateway(g) => ip_of(g),
+                            RouteAttribute::Via(v) => via_ip(v),
                             _ => None,
                         }),
                         ifindex: nh.interface_index,

@@ -31,7 +31,7 @@ pub enum Unresolved {
     /// IPv6 link-local gateways are ambiguous without a device hint.
     #[error("link-local gateway {0} needs a device")]
     LinkLocalNeedsDevice(IpAddr),
-    /// Gateway family differs from the prefix family (RFC 5549 is not supported).
+    /// An IPv4 gateway for an IPv6 prefix (the reverse, RFC 8950, is supported).
     #[error("gateway {0} is not of the prefix's address family")]
     FamilyMismatch(IpAddr),
     /// A route with no next hops at all.
@@ -110,7 +110,8 @@ pub fn resolve_hops(
     }
     hops.iter()
         .map(|h| {
-            if h.gateway.is_ipv4() != v4 {
+            // RFC 8950: IPv4 routes may use IPv6 next hops; not the other way round.
+            if !v4 && h.gateway.is_ipv4() {
                 return Err(Unresolved::FamilyMismatch(h.gateway));
             }
             resolve_hop(h, mode, tunnel_device, links)
@@ -199,8 +200,12 @@ mod tests {
     #[test]
     fn family_mismatch_and_empty() {
         assert_eq!(
-            resolve_hops(&[nh("fd00::12")], true, Mode::Plain, "tunl0", &links()),
-            Err(Unresolved::FamilyMismatch("fd00::12".parse().unwrap()))
+            resolve_hops(&[nh("192.168.1.12")], false, Mode::Plain, "tunl0", &links()),
+            Err(Unresolved::FamilyMismatch("192.168.1.12".parse().unwrap()))
+        );
+        assert!(
+            resolve_hops(&[nh("fd00::12")], true, Mode::Plain, "tunl0", &links()).is_ok(),
+            "an IPv6 next hop for an IPv4 route (RFC 8950)"
         );
         assert_eq!(
             resolve_hops(&[], true, Mode::Plain, "tunl0", &links()),

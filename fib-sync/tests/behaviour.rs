@@ -422,3 +422,30 @@ fn own_echoes_are_filtered_in_the_kernel() {
         .await;
     });
 }
+
+/// RFC 8950 next hops: an IPv4 route via an IPv6 gateway goes in with RTA_VIA
+/// (`via inet6 ...`) on the interface that reaches the gateway.
+#[test]
+fn ipv4_route_via_ipv6_gateway() {
+    crate::common::in_netns(|k| async move {
+        base(&k);
+        let (h, _task) = start(&k, Mode::Plain).await;
+        h.set_route(net("10.244.9.0/26"), Desired::via([ip("fd00::12")]))
+            .await
+            .unwrap();
+        h.settle().await.unwrap();
+        let shown = k.ip("-4 route show 10.244.9.0/26");
+        let state = h.snapshot().await.unwrap();
+        assert!(shown.contains("via inet6 fd00::12 dev eth0"), "{shown} {state:?}");
+        assert!(shown.contains("proto bird"), "{shown}");
+        let snapshot = h.snapshot().await.unwrap();
+        let st = snapshot
+            .iter()
+            .find(|r| r.prefix == net("10.244.9.0/26"))
+            .expect("in the snapshot");
+        assert_eq!(st.state, RouteState::Installed, "{st:?}");
+        h.remove_route(net("10.244.9.0/26")).await.unwrap();
+        h.settle().await.unwrap();
+        assert!(k.ip("-4 route show 10.244.9.0/26").trim().is_empty());
+    });
+}
