@@ -3,16 +3,28 @@
 //! (malformed ones included) and reports what comes back. Blocking std I/O.
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bgp_proto::attributes::{AsPath, AttrValue, MpNextHop, Origin, PathAttribute};
 use bgp_proto::capability::Capability;
 use bgp_proto::framing::{next_message_len, MAX_EXTENDED_MESSAGE_LEN};
+use bgp_proto::notification::Notification;
 use bgp_proto::open::{receive_context, Open};
-use bgp_proto::update::pack_announcements;
+use bgp_proto::update::{pack_announcements, Update};
 use bgp_proto::{decode, Context, Decoded, Family, Message, Nlri};
 use ipnetwork::{IpNetwork, Ipv4Network};
+
+/// Socket options for [`TestPeer::connect_with`]; the default is a plain connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Source address (kernel-chosen when `None`).
+    pub local: Option<IpAddr>,
+    /// IP TTL / hop limit of our segments (system default when `None`).
+    pub ttl: Option<u8>,
+    /// TCP-MD5 key for the connection.
+    pub md5_key: Option<Vec<u8>>,
+}
 
 /// An established session with the daemon under test.
 pub struct TestPeer {
@@ -31,10 +43,54 @@ fn invalid(msg: String) -> io::Error {
 }
 
 impl TestPeer {
-    /// Connects (optionally from `local`), exchanges OPEN and KEEPALIVE.
+    /// Connects, exchanges OPEN and KEEPALIVE (IPv4 unicast, hold time 90 s).
     pub fn connect(to: SocketAddr, asn: u32, router_id: Ipv4Addr, timeout: Duration) -> io::Result<TestPeer> {
-        let stream = TcpStream::connect_timeout(&to, timeout)?;
-        stream.set_nodelay(true)?;
+        TestPeer::connect_from(None, to, asn, router_id, timeout)
+    }
+
+    /// [`TestPeer::connect`] from the local address `local` (kernel-chosen port),
+    /// so one process can stand in for many peers with distinct addresses.
+    pub fn connect_from(
+        local: Option<IpAddr>,
+        to: SocketAddr,
+        asn: u32,
+        router_id: Ipv4Addr,
+        timeout: Duration,
+    ) -> io::Result<TestPeer> {
+        let opts = ConnectOptions {
+            local,
+            ..ConnectOptions::default()
+        };
+        TestPeer::connect_with(to, asn, router_id, timeout, &opts)
+    }
+
+    /// [`TestPeer::connect`] with socket options: source address, TTL of our
+    /// segments (GTSM tests), TCP-MD5 key (RFC 2385).
+    pub fn connect_with(
+        to: SocketAddr,
+        asn: u32,
+        router_id: Ipv4Addr,
+        timeout: Duration,
+        opts: &ConnectOptions,
+    ) -> io::Result<TestPeer> {
+        use std::os::fd::AsRawFd;
+        let domain = if to.is_ipv4() {
+            socket2::Domain::IPV4
+        } else {
+            socket2::Domain::IPV6
+        };
+        let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+        if let Some(ip) = opts.local {
+            sock.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        if let Some(key) = &opts.md5_key {
+            crate::sockopt::set_md5(sock.as_raw_fd(), to.is_ipv6(), to.ip(), None, Some(key))?;
+        }
+        if let Some(ttl) = opts.ttl {
+            crate::sockopt::set_ttl(sock.as_raw_fd(), to.is_ipv6(), ttl)?;
+        }
+        sock.connect_timeout(&to.into(), timeout)?;
+        let stream = TcpStream::from(sock);
         let caps = vec![
             Capability::Multiprotocol(Family::IPV4_UNICAST),
             Capability::RouteRefresh,
@@ -105,6 +161,45 @@ impl TestPeer {
         }
     }
 
+    /// Sends a KEEPALIVE (tests that run longer than a third of the hold time call this).
+    pub fn keepalive(&mut self) -> io::Result<()> {
+        self.send_message(&Message::Keepalive)
+    }
+
+    /// Sends End-of-RIB for IPv4 unicast (RFC 4724 §2).
+    pub fn end_of_rib(&mut self) -> io::Result<()> {
+        self.send_message(&Message::Update(Update::end_of_rib(Family::IPV4_UNICAST)))
+    }
+
+    /// Reads until a NOTIFICATION arrives or the daemon closes the connection
+    /// (`Ok(None)` then), skipping other messages; `TimedOut` at the deadline.
+    pub fn expect_notification(&mut self, deadline: Instant) -> io::Result<Option<Notification>> {
+        loop {
+            match self.recv(deadline) {
+                Ok(Some(Decoded {
+                    message: Message::Notification(n),
+                    ..
+                })) => return Ok(Some(n)),
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(io::Error::new(io::ErrorKind::TimedOut, "no NOTIFICATION")),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// True once the daemon has closed the connection (reads and discards
+    /// anything still in flight); false when it is still open at the deadline.
+    pub fn wait_closed(&mut self, deadline: Instant) -> bool {
+        loop {
+            match self.recv(deadline) {
+                Ok(Some(_)) => {}
+                Ok(None) => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+
     /// Announces `prefixes` via `next_hop` with a plain attribute set, packed.
     pub fn announce(&mut self, prefixes: &[IpNetwork], next_hop: Ipv4Addr, as_path: Vec<u32>) -> io::Result<usize> {
         let attrs = [
@@ -112,13 +207,24 @@ impl TestPeer {
             PathAttribute::new(AttrValue::AsPath(AsPath::sequence(as_path))),
             PathAttribute::new(AttrValue::LocalPref(100)),
         ];
+        self.announce_with(prefixes, next_hop, &attrs)
+    }
+
+    /// Announces IPv4 `prefixes` via `next_hop` with the attribute set `attrs`
+    /// (without NEXT_HOP/MP_*, sorted by type code); returns the UPDATE count.
+    pub fn announce_with(
+        &mut self,
+        prefixes: &[IpNetwork],
+        next_hop: Ipv4Addr,
+        attrs: &[PathAttribute],
+    ) -> io::Result<usize> {
         let nlri: Vec<Nlri> = prefixes.iter().map(|p| Nlri::new(*p)).collect();
         let mut out = Vec::new();
         let n = pack_announcements(
             &self.tx,
             Family::IPV4_UNICAST,
             MpNextHop::V4(next_hop),
-            &attrs,
+            attrs,
             &nlri,
             &mut out,
         )
@@ -136,4 +242,26 @@ pub fn blocks(base: Ipv4Addr, count: u32) -> Vec<IpNetwork> {
             Ipv4Network::new(addr, 26).ok().map(IpNetwork::V4)
         })
         .collect()
+}
+
+/// Runs `f` on a new thread that joined the network namespace `name` (the
+/// `/run/netns/NAME` that `ip netns add` makes), so sockets `f` opens live
+/// there; they stay there when handed back to another thread. Needs root.
+pub fn in_netns<T, F>(name: &str, f: F) -> io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let file = std::fs::File::open(format!("/run/netns/{name}"))?;
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns on a valid namespace fd affects only this thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(f())
+    })
+    .join()
+    .map_err(|_| io::Error::other("thread in the namespace panicked"))?
 }
