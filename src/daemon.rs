@@ -539,11 +539,19 @@ fn listen(addr: SocketAddr, shared: Arc<Shared>) -> Result<(), DaemonError> {
     write(&shared.listeners).push((listener.as_raw_fd(), addr.is_ipv6()));
     info!("listening on {addr}");
     tokio::spawn(async move {
+        let mut last_accept_warning: Option<Instant> = None;
         loop {
             let (stream, remote) = match listener.accept().await {
                 Ok(x) => x,
                 Err(e) => {
-                    warn!("accept on {addr}: {e}");
+                    // Out of descriptors or memory: the pending connection stays
+                    // queued, so back off instead of spinning on the same error.
+                    let now = Instant::now();
+                    if last_accept_warning.is_none_or(|t: Instant| now.duration_since(t) > Duration::from_secs(10)) {
+                        warn!("accept on {addr}: {e} (retrying)");
+                        last_accept_warning = Some(now);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             };
@@ -568,7 +576,27 @@ fn listen(addr: SocketAddr, shared: Arc<Shared>) -> Result<(), DaemonError> {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
+/// Raises the open-file limit to its hard maximum: a reflector holds one
+/// socket per client (5,000 clients need more than the usual soft 1,024).
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let old = lim.rlim_cur;
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                tracing::debug!("open-file limit raised from {old} to {}", lim.rlim_max);
+            }
+        }
+    }
+}
+
 pub async fn run(config_path: PathBuf, cfg: Config) -> Result<(), DaemonError> {
+    raise_nofile_limit();
     let (fib, fib_task) = if cfg.kernel.enabled {
         let (handle, task) = FibSync::start(fib_config(&cfg)).await?;
         (Some(handle), Some(task))

@@ -668,9 +668,12 @@ impl Rib {
         let ebgp = |p: &Path| self.info(p.peer).is_some_and(|i| !i.ibgp());
         let local = |p: &Path| p.peer == LOCAL;
         let med = |p: &Path| p.attrs.med.unwrap_or(0);
+        let stale = |p: &Path| self.ghosts.contains_key(&p.peer);
         let steps = [
             // Our own routes win over learned ones (like BIRD's preference).
             local(b).cmp(&local(a)),
+            // A live path beats a stale one kept for a restarting peer (RFC 4724).
+            stale(a).cmp(&stale(b)),
             // a) highest LOCAL_PREF.
             lp(b).cmp(&lp(a)),
             // a) shortest AS_PATH.
