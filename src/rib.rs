@@ -216,6 +216,9 @@ pub type Gateways = smallvec::SmallVec<[IpAddr; 2]>;
 /// Export results within one flush: (source attributes, source peer, target peer, IPv4?).
 type ExportCache = HashMap<(usize, PeerId, PeerId, bool), Option<Arc<RouteAttrs>>>;
 
+/// Prefix ids covered per step of an initial table dump.
+const DUMP_SLICE: usize = 4096;
+
 /// Kernel changes handed over per chunk during a large flush.
 const KERNEL_CHUNK: usize = 4096;
 
@@ -224,10 +227,33 @@ type Paths = smallvec::SmallVec<[Path; 1]>;
 
 /// A Loc-RIB entry: the prefix's paths, and a digest of what the kernel was
 /// last told for it (0: nothing) — kept here rather than in a second map.
-#[derive(Default)]
 struct Entry {
     paths: Paths,
     kernel: u64,
+    /// Index into every peer's Adj-RIB-Out bitset.
+    id: u32,
+    /// Which path was best at the last flush (0: none); unchanged means
+    /// nothing to tell the peers.
+    best: u64,
+}
+
+impl Entry {
+    fn new(id: u32) -> Entry {
+        Entry {
+            paths: Paths::new(),
+            kernel: 0,
+            id,
+            best: 0,
+        }
+    }
+}
+
+/// Identifies the best path (its peer, path id and attribute set) so a
+/// flush can tell whether the peers need to hear anything.
+fn best_digest(best: &Path) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&(best.peer, best.path_id, Arc::as_ptr(&best.attrs) as usize), &mut h);
+    std::hash::Hasher::finish(&h) | 1
 }
 
 impl std::ops::Deref for Entry {
@@ -253,10 +279,15 @@ struct Path {
 struct PeerState {
     info: PeerInfo,
     out: PeerOut,
-    /// What this peer has been sent, per prefix.
-    adj_out: HashMap<IpNetwork, Arc<RouteAttrs>>,
+    /// Adj-RIB-Out as one bit per prefix id: announced (or queued to be).
+    /// What was sent follows from the Loc-RIB, so a reflector with thousands
+    /// of clients keeps bits, not copies of routes.
+    advertised: Bits,
     /// Changes not yet encoded: new attributes, or `None` for a withdrawal.
     pending: HashMap<IpNetwork, Option<Arc<RouteAttrs>>>,
+    /// The initial table (or a route refresh) is sent lazily, in prefix-id
+    /// order from here, as the peer's queue drains.
+    dump_next: Option<u32>,
     /// Encoded messages that did not fit the queue.
     backlog: VecDeque<Bytes>,
     /// Families whose End-of-RIB we still owe after the initial table.
@@ -268,6 +299,68 @@ struct PeerState {
     limit_warned: bool,
 }
 
+/// A growable bitset indexed by prefix id.
+#[derive(Default)]
+struct Bits {
+    words: Vec<u64>,
+    count: usize,
+}
+
+impl Bits {
+    fn get(&self, i: u32) -> bool {
+        self.words
+            .get(i as usize / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    fn set(&mut self, i: u32, on: bool) {
+        let (word, bit) = (i as usize / 64, 1u64 << (i % 64));
+        if word >= self.words.len() {
+            if !on {
+                return;
+            }
+            self.words.resize(word + 1, 0);
+        }
+        let was = self.words[word] & bit != 0;
+        if on && !was {
+            self.words[word] |= bit;
+            self.count += 1;
+        } else if !on && was {
+            self.words[word] &= !bit;
+            self.count -= 1;
+        }
+    }
+}
+
+/// Small stable ids for prefixes (index of the per-peer bitsets), reused when freed.
+#[derive(Default)]
+struct PrefixIds {
+    prefixes: Vec<Option<IpNetwork>>,
+    free: Vec<u32>,
+}
+
+impl PrefixIds {
+    fn alloc(&mut self, prefix: IpNetwork) -> u32 {
+        match self.free.pop() {
+            Some(id) => {
+                self.prefixes[id as usize] = Some(prefix);
+                id
+            }
+            None => {
+                self.prefixes.push(Some(prefix));
+                (self.prefixes.len() - 1) as u32
+            }
+        }
+    }
+
+    fn release(&mut self, id: u32) {
+        if let Some(slot) = self.prefixes.get_mut(id as usize) {
+            *slot = None;
+            self.free.push(id);
+        }
+    }
+}
+
 /// The routing information base. See the module docs.
 pub struct Rib {
     cfg: RibConfig,
@@ -277,6 +370,7 @@ pub struct Rib {
     interned: HashSet<Arc<RouteAttrs>>,
     dirty: HashSet<IpNetwork>,
     kernel_ops: Vec<KernelOp>,
+    ids: PrefixIds,
     /// Where kernel changes go as soon as a chunk is ready (the daemon's kernel task).
     kernel_sink: Option<mpsc::UnboundedSender<Vec<KernelOp>>>,
     originated: HashMap<IpNetwork, Originated>,
@@ -313,6 +407,7 @@ impl Rib {
             interned: HashSet::new(),
             dirty: HashSet::new(),
             kernel_ops: Vec::new(),
+            ids: PrefixIds::default(),
             kernel_sink: None,
             originated: HashMap::new(),
             converged: false,
@@ -443,13 +538,14 @@ impl Rib {
             RibMsg::Originate(list) => self.set_originated(list),
             RibMsg::Writable(peer) => self.drain_backlog(peer),
             RibMsg::RouteRefresh(peer, family) => {
-                if let Some(p) = self.peers.get_mut(&peer) {
-                    for (prefix, attrs) in &p.adj_out {
-                        if family_of(prefix) == family {
-                            p.pending.insert(*prefix, Some(attrs.clone()));
-                        }
+                // RFC 2918 §4: send the whole table of the family again.
+                let Some(p) = self.peers.get_mut(&peer) else { return };
+                for (id, prefix) in self.ids.prefixes.iter().enumerate() {
+                    if prefix.is_some_and(|pr| family_of(&pr) == family) {
+                        p.advertised.set(id as u32, false);
                     }
                 }
+                p.dump_next = Some(0);
             }
             RibMsg::Query(q, reply) => {
                 let _ = reply.send(self.query(q));
@@ -465,8 +561,9 @@ impl Rib {
             PeerState {
                 info,
                 out,
-                adj_out: HashMap::new(),
+                advertised: Bits::default(),
                 pending: HashMap::new(),
+                dump_next: Some(0),
                 backlog: VecDeque::new(),
                 eor_due: families,
                 eor_received: FamilySet::new(),
@@ -475,20 +572,8 @@ impl Rib {
                 limit_warned: false,
             },
         );
+        // The initial table goes out lazily as the queue drains (send_pending).
         self.converged = false;
-        // The initial table: everything we would send this peer.
-        let prefixes: Vec<IpNetwork> = self.loc.keys().copied().collect();
-        let mut cache = ExportCache::new();
-        for prefix in prefixes {
-            let Some((best, _)) = self.select(&prefix) else {
-                continue;
-            };
-            if let Some(attrs) = self.export_cached(&mut cache, id, &prefix, &best) {
-                if let Some(p) = self.peers.get_mut(&id) {
-                    p.pending.insert(prefix, Some(attrs));
-                }
-            }
-        }
     }
 
     fn peer_down(&mut self, id: PeerId) {
@@ -553,7 +638,10 @@ impl Rib {
                 Some(Some(changed)) => self.intern(changed),
             };
             let path_id = n.path_id.unwrap_or(0);
-            let paths = self.loc.entry(n.prefix).or_default();
+            let paths = self
+                .loc
+                .entry(n.prefix)
+                .or_insert_with(|| Entry::new(self.ids.alloc(n.prefix)));
             match paths.iter_mut().find(|p| p.peer == peer && p.path_id == path_id) {
                 Some(p) => p.attrs = attrs,
                 None => {
@@ -648,7 +736,10 @@ impl Rib {
                 continue;
             }
             let attrs = self.intern(RouteAttrs::local(o.communities.clone(), o.large_communities.clone()));
-            let paths = self.loc.entry(*prefix).or_default();
+            let paths = self
+                .loc
+                .entry(*prefix)
+                .or_insert_with(|| Entry::new(self.ids.alloc(*prefix)));
             paths.retain(|p| p.peer != LOCAL);
             paths.push(Path {
                 peer: LOCAL,
@@ -849,27 +940,41 @@ impl Rib {
         for prefix in dirty {
             let selected = self.select(&prefix);
             self.update_kernel(&prefix, selected.as_ref());
-            for &id in &peer_ids {
-                let exported = match selected.as_ref() {
-                    None => None,
-                    Some((best, _)) => self.export_cached(&mut export_cache, id, &prefix, best),
-                };
-                let Some(p) = self.peers.get_mut(&id) else {
-                    continue;
-                };
-                let same_as_sent = match (&exported, p.adj_out.get(&prefix)) {
-                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                    (None, None) => true,
-                    _ => false,
-                };
-                if same_as_sent {
-                    p.pending.remove(&prefix);
-                } else {
-                    p.pending.insert(prefix, exported);
+            let digest = selected.as_ref().map_or(0, |(best, _)| best_digest(best));
+            let Some(entry) = self.loc.get_mut(&prefix) else {
+                continue;
+            };
+            let entry_id = entry.id;
+            if entry.best != digest {
+                entry.best = digest;
+                for &id in &peer_ids {
+                    let exported = match selected.as_ref() {
+                        None => None,
+                        Some((best, _)) => self.export_cached(&mut export_cache, id, &prefix, best),
+                    };
+                    let Some(p) = self.peers.get_mut(&id) else {
+                        continue;
+                    };
+                    match exported {
+                        Some(attrs) => {
+                            p.advertised.set(entry_id, true);
+                            p.pending.insert(prefix, Some(attrs));
+                        }
+                        None if p.advertised.get(entry_id) => {
+                            p.advertised.set(entry_id, false);
+                            p.pending.insert(prefix, None);
+                        }
+                        // Never announced (or its announcement not yet encoded): nothing to withdraw.
+                        None => {
+                            p.pending.remove(&prefix);
+                        }
+                    }
                 }
             }
             if self.loc.get(&prefix).is_some_and(|p| p.is_empty()) {
+                // No path, no best: every peer's bit was cleared above.
                 self.loc.remove(&prefix);
+                self.ids.release(entry_id);
             }
         }
         let mut cache = EncodeCache::default();
@@ -929,88 +1034,125 @@ impl Rib {
         }
     }
 
-    /// Encodes a peer's pending changes (unless older bytes still wait) and
-    /// queues them; sends End-of-RIB once the initial table is out.
+    /// Feeds a peer's queue until it is full: first changes not yet encoded,
+    /// then the next slice of the initial table, then End-of-RIB.
     fn send_pending(&mut self, id: PeerId, cache: &mut EncodeCache) {
-        let Some(p) = self.peers.get_mut(&id) else {
-            return;
-        };
-        if !p.backlog.is_empty() {
-            return;
-        }
-        if !p.pending.is_empty() {
-            let pending = std::mem::take(&mut p.pending);
-            let mut withdrawn: HashMap<Family, Vec<Nlri>> = HashMap::new();
-            let mut groups: HashMap<(usize, Family), (Arc<RouteAttrs>, Vec<Nlri>)> = HashMap::new();
-            for (prefix, change) in pending {
-                let family = family_of(&prefix);
-                match change {
-                    None => {
-                        if p.adj_out.remove(&prefix).is_some() {
-                            withdrawn.entry(family).or_default().push(Nlri::new(prefix));
-                        }
-                    }
-                    Some(attrs) => {
-                        p.adj_out.insert(prefix, attrs.clone());
-                        groups
-                            .entry((Arc::as_ptr(&attrs) as usize, family))
-                            .or_insert_with(|| (attrs, Vec::new()))
-                            .1
-                            .push(Nlri::new(prefix));
+        loop {
+            if !self.drain_backlog_only(id) {
+                return;
+            }
+            let Some(p) = self.peers.get_mut(&id) else { return };
+            if !p.pending.is_empty() {
+                let pending = std::mem::take(&mut p.pending);
+                self.encode_changes(id, pending, cache);
+            } else if let Some(start) = p.dump_next {
+                self.dump_slice(id, start, cache);
+            } else if !p.eor_due.is_empty() {
+                for family in std::mem::take(&mut p.eor_due).iter() {
+                    if let Ok(b) = Message::Update(Update::end_of_rib(family)).to_bytes(&p.info.tx) {
+                        p.backlog.push_back(Bytes::from(b));
                     }
                 }
-            }
-            let ctx = p.info.tx.clone();
-            for (family, mut nlri) in withdrawn {
-                nlri.sort();
-                let mut buf = Vec::new();
-                if pack_withdrawals(&ctx, family, &nlri, &mut buf).is_ok() {
-                    p.backlog.push_back(Bytes::from(buf));
-                }
-            }
-            let mut groups: Vec<_> = groups.into_iter().collect();
-            groups.sort_by(|a, b| a.1 .1.first().cmp(&b.1 .1.first()));
-            for ((_, family), (attrs, mut nlri)) in groups {
-                nlri.sort();
-                if let Some(bytes) = cache.encode(&ctx, family, &attrs, nlri) {
-                    p.backlog.push_back(bytes);
-                }
+            } else {
+                self.drain_backlog_only(id);
+                return;
             }
         }
-        if p.pending.is_empty() && p.backlog.is_empty() && !p.eor_due.is_empty() {
-            for family in std::mem::take(&mut p.eor_due).iter() {
-                if let Ok(b) = Message::Update(Update::end_of_rib(family)).to_bytes(&p.info.tx) {
-                    p.backlog.push_back(Bytes::from(b));
-                }
-            }
-        }
-        self.drain_backlog(id);
     }
 
-    /// Moves queued bytes into the peer's channel until it is full.
-    fn drain_backlog(&mut self, id: PeerId) {
-        let Some(p) = self.peers.get_mut(&id) else {
-            return;
-        };
+    /// Encodes announcements (grouped by attribute set) and withdrawals into the backlog.
+    fn encode_changes(
+        &mut self,
+        id: PeerId,
+        changes: HashMap<IpNetwork, Option<Arc<RouteAttrs>>>,
+        cache: &mut EncodeCache,
+    ) {
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        let mut withdrawn: HashMap<Family, Vec<Nlri>> = HashMap::new();
+        let mut groups: HashMap<(usize, Family), (Arc<RouteAttrs>, Vec<Nlri>)> = HashMap::new();
+        for (prefix, change) in changes {
+            let family = family_of(&prefix);
+            match change {
+                None => withdrawn.entry(family).or_default().push(Nlri::new(prefix)),
+                Some(attrs) => {
+                    groups
+                        .entry((Arc::as_ptr(&attrs) as usize, family))
+                        .or_insert_with(|| (attrs, Vec::new()))
+                        .1
+                        .push(Nlri::new(prefix));
+                }
+            }
+        }
+        let ctx = p.info.tx.clone();
+        for (family, mut nlri) in withdrawn {
+            nlri.sort();
+            let mut buf = Vec::new();
+            if pack_withdrawals(&ctx, family, &nlri, &mut buf).is_ok() {
+                p.backlog.push_back(Bytes::from(buf));
+            }
+        }
+        let mut groups: Vec<_> = groups.into_iter().collect();
+        groups.sort_by(|a, b| a.1 .1.first().cmp(&b.1 .1.first()));
+        for ((_, family), (attrs, mut nlri)) in groups {
+            nlri.sort();
+            if let Some(bytes) = cache.encode(&ctx, family, &attrs, nlri) {
+                p.backlog.push_back(bytes);
+            }
+        }
+    }
+
+    /// Sends the next slice of the table to a peer that is being dumped to.
+    fn dump_slice(&mut self, id: PeerId, start: u32, cache: &mut EncodeCache) {
+        let end = (start as usize + DUMP_SLICE).min(self.ids.prefixes.len());
+        let mut export_cache = ExportCache::new();
+        let mut changes = HashMap::new();
+        for index in start as usize..end {
+            let Some(prefix) = self.ids.prefixes[index] else {
+                continue;
+            };
+            if self.peers.get(&id).is_none_or(|p| p.advertised.get(index as u32)) {
+                continue;
+            }
+            let Some((best, _)) = self.select(&prefix) else {
+                continue;
+            };
+            if let Some(attrs) = self.export_cached(&mut export_cache, id, &prefix, &best) {
+                changes.insert(prefix, Some(attrs));
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.advertised.set(index as u32, true);
+                }
+            }
+        }
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.dump_next = (end < self.ids.prefixes.len()).then_some(end as u32);
+        }
+        self.encode_changes(id, changes, cache);
+    }
+
+    /// Moves queued bytes into the peer's channel; false once it is full.
+    fn drain_backlog_only(&mut self, id: PeerId) -> bool {
+        let Some(p) = self.peers.get_mut(&id) else { return false };
         while let Some(b) = p.backlog.pop_front() {
             match p.out.queue.try_send(b) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(b)) => {
                     p.backlog.push_front(b);
                     p.out.want_writable.store(true, AtomicOrdering::Release);
-                    return;
+                    return false;
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     p.backlog.clear();
-                    return;
+                    return false;
                 }
             }
         }
-        // Everything went out: changes that piled up meanwhile can follow.
-        if !p.pending.is_empty() || !p.eor_due.is_empty() {
-            let mut cache = EncodeCache::default();
-            self.send_pending(id, &mut cache);
-        }
+        true
+    }
+
+    /// The peer's queue has room: carry on where it stopped.
+    fn drain_backlog(&mut self, id: PeerId) {
+        let mut cache = EncodeCache::default();
+        self.send_pending(id, &mut cache);
     }
 
     fn query(&self, q: Query) -> QueryReply {
@@ -1041,7 +1183,7 @@ impl Rib {
                     .map(|p| PeerCounts {
                         name: p.info.name.clone(),
                         received: p.received,
-                        advertised: p.adj_out.len(),
+                        advertised: p.advertised.count,
                     })
                     .collect();
                 peers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1514,7 +1656,7 @@ mod tests {
             state.values().all(|up| !up),
             "every announced prefix was withdrawn in the end"
         );
-        assert!(rib.peers[&1].adj_out.is_empty());
+        assert_eq!(rib.peers[&1].advertised.count, 0);
     }
 
     #[test]
