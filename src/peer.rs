@@ -762,9 +762,14 @@ fn apply_ttl(s: &PeerSettings, fd: std::os::fd::RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Bytes of free space the reader keeps before each read.
+const READ_CHUNK: usize = 8 * 1024;
+
 /// Reads the byte stream and hands whole messages to the peer task.
 async fn reader(id: ConnId, mut rd: OwnedReadHalf, events: mpsc::Sender<ConnEvent>) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    // Small to start with: a reflector holds thousands of these; it grows
+    // for a burst of UPDATEs and the space is reused.
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
         loop {
             match next_message_len(&buf, MAX_EXTENDED_MESSAGE_LEN) {
@@ -780,6 +785,9 @@ async fn reader(id: ConnId, mut rd: OwnedReadHalf, events: mpsc::Sender<ConnEven
                     return;
                 }
             }
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK {
+            buf.reserve(READ_CHUNK);
         }
         match rd.read_buf(&mut buf).await {
             Ok(0) => {

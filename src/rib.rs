@@ -213,8 +213,35 @@ pub struct PeerCounts {
 /// The gateways of one kernel route; up to two without a heap allocation.
 pub type Gateways = smallvec::SmallVec<[IpAddr; 2]>;
 
-/// Export results within one flush: (source attributes, source peer, target peer, IPv4?).
-type ExportCache = HashMap<(usize, PeerId, PeerId, bool), Option<Arc<RouteAttrs>>>;
+/// Export results: (source attributes, source peer, target export class, IPv4?).
+type ExportCache = HashMap<(usize, PeerId, u64, bool), Option<Arc<RouteAttrs>>>;
+
+/// Peers that get identical exports of the same route share a class: same
+/// session kind, AS, next-hop rule and address, families, reflection role and
+/// export chain. 0 (never cached): a policy that looks at each prefix.
+fn export_class(info: &PeerInfo) -> u64 {
+    let chain = match &info.export {
+        Chain::Policies(_) => return 0,
+        Chain::AcceptAll => 1usize,
+        Chain::RejectAll => 2,
+        Chain::Within(nets) => Arc::as_ptr(nets) as usize,
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(
+        &(
+            info.ibgp(),
+            info.local_asn,
+            info.rr_client,
+            info.next_hop as u8,
+            info.local_address,
+            info.ipv4_via_ipv6,
+            info.families.iter().collect::<Vec<_>>(),
+            chain,
+        ),
+        &mut h,
+    );
+    std::hash::Hasher::finish(&h) | 1
+}
 
 /// Prefix ids covered per step of an initial table dump.
 const DUMP_SLICE: usize = 4096;
@@ -279,12 +306,18 @@ struct Path {
 struct PeerState {
     info: PeerInfo,
     out: PeerOut,
+    /// See [`export_class`].
+    export_class: u64,
     /// Adj-RIB-Out as one bit per prefix id: announced (or queued to be).
     /// What was sent follows from the Loc-RIB, so a reflector with thousands
     /// of clients keeps bits, not copies of routes.
     advertised: Bits,
-    /// Changes not yet encoded: new attributes, or `None` for a withdrawal.
-    pending: HashMap<IpNetwork, Option<Arc<RouteAttrs>>>,
+    /// Prefixes whose best path changed since they were last sent: they are
+    /// re-evaluated when encoded, so repeated changes coalesce (`queued` dedups).
+    queue: VecDeque<u32>,
+    queued: Bits,
+    /// Advertised prefixes that left the Loc-RIB (their ids may be reused).
+    withdraw: Vec<IpNetwork>,
     /// The initial table (or a route refresh) is sent lazily, in prefix-id
     /// order from here, as the peer's queue drains.
     dump_next: Option<u32>,
@@ -371,6 +404,10 @@ pub struct Rib {
     dirty: HashSet<IpNetwork>,
     kernel_ops: Vec<KernelOp>,
     ids: PrefixIds,
+    /// Export results by (source attributes, source peer, export class,
+    /// IPv4?). Keys hold attribute pointers, so the cache is emptied whenever
+    /// attribute sets may be freed (purge) and at every flush.
+    export_cache: ExportCache,
     /// Where kernel changes go as soon as a chunk is ready (the daemon's kernel task).
     kernel_sink: Option<mpsc::UnboundedSender<Vec<KernelOp>>>,
     originated: HashMap<IpNetwork, Originated>,
@@ -408,6 +445,7 @@ impl Rib {
             dirty: HashSet::new(),
             kernel_ops: Vec::new(),
             ids: PrefixIds::default(),
+            export_cache: ExportCache::new(),
             kernel_sink: None,
             originated: HashMap::new(),
             converged: false,
@@ -504,6 +542,7 @@ impl Rib {
 
     /// Drops attribute sets no route uses any more.
     fn purge_interned(&mut self) {
+        self.export_cache.clear();
         self.interned.retain(|a| Arc::strong_count(a) > 1);
         self.released_since_purge = 0;
     }
@@ -555,14 +594,18 @@ impl Rib {
 
     fn peer_up(&mut self, info: PeerInfo, out: PeerOut) {
         let id = info.id;
+        let export_class = export_class(&info);
         let families = info.families.clone();
         self.peers.insert(
             id,
             PeerState {
                 info,
                 out,
+                export_class,
                 advertised: Bits::default(),
-                pending: HashMap::new(),
+                queue: VecDeque::new(),
+                queued: Bits::default(),
+                withdraw: Vec::new(),
                 dump_next: Some(0),
                 backlog: VecDeque::new(),
                 eor_due: families,
@@ -904,26 +947,19 @@ impl Rib {
 
     /// [`Rib::export`], interned, remembered for routes that share attributes
     /// (unless the peer's export policy looks at the prefix).
-    fn export_cached(
-        &mut self,
-        cache: &mut ExportCache,
-        to: PeerId,
-        prefix: &IpNetwork,
-        best: &Path,
-    ) -> Option<Arc<RouteAttrs>> {
-        let key = (Arc::as_ptr(&best.attrs) as usize, best.peer, to, prefix.is_ipv4());
-        let cacheable = self
-            .peers
-            .get(&to)
-            .is_some_and(|p| !matches!(p.info.export, Chain::Policies(_)));
-        if cacheable {
-            if let Some(hit) = cache.get(&key) {
-                return hit.clone();
-            }
+    fn export_cached(&mut self, to: PeerId, prefix: &IpNetwork, best: &Path) -> Option<Arc<RouteAttrs>> {
+        let peer = self.peers.get(&to)?;
+        if best.peer == to {
+            return None;
+        }
+        let class = peer.export_class;
+        let key = (Arc::as_ptr(&best.attrs) as usize, best.peer, class, prefix.is_ipv4());
+        if let Some(hit) = self.export_cache.get(&key) {
+            return hit.clone();
         }
         let fresh = self.export(to, prefix, best).map(|a| self.intern(a));
-        if cacheable {
-            cache.insert(key, fresh.clone());
+        if class != 0 {
+            self.export_cache.insert(key, fresh.clone());
         }
         fresh
     }
@@ -933,7 +969,7 @@ impl Rib {
     pub fn flush(&mut self) -> usize {
         let dirty: Vec<IpNetwork> = self.dirty.drain().collect();
         let changed = dirty.len();
-        let mut export_cache = ExportCache::new();
+        self.export_cache = ExportCache::new();
         // A burst (a full table) must not leave a table-sized set behind.
         self.dirty.shrink_to(1024);
         let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
@@ -945,29 +981,20 @@ impl Rib {
                 continue;
             };
             let entry_id = entry.id;
+            let gone = entry.paths.is_empty();
             if entry.best != digest {
                 entry.best = digest;
                 for &id in &peer_ids {
-                    let exported = match selected.as_ref() {
-                        None => None,
-                        Some((best, _)) => self.export_cached(&mut export_cache, id, &prefix, best),
-                    };
-                    let Some(p) = self.peers.get_mut(&id) else {
-                        continue;
-                    };
-                    match exported {
-                        Some(attrs) => {
-                            p.advertised.set(entry_id, true);
-                            p.pending.insert(prefix, Some(attrs));
-                        }
-                        None if p.advertised.get(entry_id) => {
+                    let Some(p) = self.peers.get_mut(&id) else { continue };
+                    if gone {
+                        // The id is released below: withdraw by prefix, not by id.
+                        if p.advertised.get(entry_id) {
                             p.advertised.set(entry_id, false);
-                            p.pending.insert(prefix, None);
+                            p.withdraw.push(prefix);
                         }
-                        // Never announced (or its announcement not yet encoded): nothing to withdraw.
-                        None => {
-                            p.pending.remove(&prefix);
-                        }
+                    } else if !p.queued.get(entry_id) {
+                        p.queued.set(entry_id, true);
+                        p.queue.push_back(entry_id);
                     }
                 }
             }
@@ -1042,9 +1069,20 @@ impl Rib {
                 return;
             }
             let Some(p) = self.peers.get_mut(&id) else { return };
-            if !p.pending.is_empty() {
-                let pending = std::mem::take(&mut p.pending);
-                self.encode_changes(id, pending, cache);
+            if !p.withdraw.is_empty() {
+                let changes = std::mem::take(&mut p.withdraw)
+                    .into_iter()
+                    .map(|prefix| (prefix, None))
+                    .collect();
+                self.encode_changes(id, changes, cache);
+            } else if !p.queue.is_empty() {
+                let take = p.queue.len().min(DUMP_SLICE);
+                let ids: Vec<u32> = p.queue.drain(..take).collect();
+                for &i in &ids {
+                    p.queued.set(i, false);
+                }
+                let changes = self.evaluate(id, &ids, false);
+                self.encode_changes(id, changes, cache);
             } else if let Some(start) = p.dump_next {
                 self.dump_slice(id, start, cache);
             } else if !p.eor_due.is_empty() {
@@ -1064,7 +1102,7 @@ impl Rib {
     fn encode_changes(
         &mut self,
         id: PeerId,
-        changes: HashMap<IpNetwork, Option<Arc<RouteAttrs>>>,
+        changes: Vec<(IpNetwork, Option<Arc<RouteAttrs>>)>,
         cache: &mut EncodeCache,
     ) {
         let Some(p) = self.peers.get_mut(&id) else { return };
@@ -1104,29 +1142,50 @@ impl Rib {
     /// Sends the next slice of the table to a peer that is being dumped to.
     fn dump_slice(&mut self, id: PeerId, start: u32, cache: &mut EncodeCache) {
         let end = (start as usize + DUMP_SLICE).min(self.ids.prefixes.len());
-        let mut export_cache = ExportCache::new();
-        let mut changes = HashMap::new();
-        for index in start as usize..end {
-            let Some(prefix) = self.ids.prefixes[index] else {
-                continue;
-            };
-            if self.peers.get(&id).is_none_or(|p| p.advertised.get(index as u32)) {
-                continue;
-            }
-            let Some((best, _)) = self.select(&prefix) else {
-                continue;
-            };
-            if let Some(attrs) = self.export_cached(&mut export_cache, id, &prefix, &best) {
-                changes.insert(prefix, Some(attrs));
-                if let Some(p) = self.peers.get_mut(&id) {
-                    p.advertised.set(index as u32, true);
-                }
-            }
-        }
+        let ids: Vec<u32> = (start..end as u32).collect();
         if let Some(p) = self.peers.get_mut(&id) {
             p.dump_next = (end < self.ids.prefixes.len()).then_some(end as u32);
         }
+        let changes = self.evaluate(id, &ids, true);
         self.encode_changes(id, changes, cache);
+    }
+
+    /// What a peer must be told about these prefixes now: an announcement of
+    /// the current export, or a withdrawal of what it was sent. A dump
+    /// (`skip_advertised`) only adds what the peer does not have yet.
+    fn evaluate(
+        &mut self,
+        id: PeerId,
+        ids: &[u32],
+        skip_advertised: bool,
+    ) -> Vec<(IpNetwork, Option<Arc<RouteAttrs>>)> {
+        let mut changes = Vec::with_capacity(ids.len());
+        for &index in ids {
+            let Some(prefix) = self.ids.prefixes.get(index as usize).copied().flatten() else {
+                continue;
+            };
+            let advertised = self.peers.get(&id).is_some_and(|p| p.advertised.get(index));
+            if skip_advertised && advertised {
+                continue;
+            }
+            let exported = match self.select(&prefix) {
+                Some((best, _)) => self.export_cached(id, &prefix, &best),
+                None => None,
+            };
+            let Some(p) = self.peers.get_mut(&id) else { break };
+            match exported {
+                Some(attrs) => {
+                    p.advertised.set(index, true);
+                    changes.push((prefix, Some(attrs)));
+                }
+                None if advertised => {
+                    p.advertised.set(index, false);
+                    changes.push((prefix, None));
+                }
+                None => {}
+            }
+        }
+        changes
     }
 
     /// Moves queued bytes into the peer's channel; false once it is full.
@@ -1634,8 +1693,8 @@ mod tests {
             });
         }
         rib.flush();
-        let pending = rib.peers[&1].pending.len();
-        assert!(pending <= 50, "one pending entry per prefix, got {pending}");
+        let queued = rib.peers[&1].queue.len();
+        assert!(queued <= 50, "one queued entry per prefix, got {queued}");
         // Drain: the peer ends up with nothing announced.
         let mut all = Vec::new();
         for _ in 0..200 {
