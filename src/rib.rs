@@ -244,7 +244,7 @@ fn export_class(info: &PeerInfo) -> u64 {
 }
 
 /// Prefix ids covered per step of an initial table dump.
-const DUMP_SLICE: usize = 4096;
+const DUMP_SLICE: usize = 1024;
 
 /// Kernel changes handed over per chunk during a large flush.
 const KERNEL_CHUNK: usize = 4096;
@@ -408,6 +408,7 @@ pub struct Rib {
     /// IPv4?). Keys hold attribute pointers, so the cache is emptied whenever
     /// attribute sets may be freed (purge) and at every flush.
     export_cache: ExportCache,
+    encode_cache: EncodeCache,
     /// Where kernel changes go as soon as a chunk is ready (the daemon's kernel task).
     kernel_sink: Option<mpsc::UnboundedSender<Vec<KernelOp>>>,
     originated: HashMap<IpNetwork, Originated>,
@@ -446,6 +447,7 @@ impl Rib {
             kernel_ops: Vec::new(),
             ids: PrefixIds::default(),
             export_cache: ExportCache::new(),
+            encode_cache: EncodeCache::default(),
             kernel_sink: None,
             originated: HashMap::new(),
             converged: false,
@@ -543,6 +545,7 @@ impl Rib {
     /// Drops attribute sets no route uses any more.
     fn purge_interned(&mut self) {
         self.export_cache.clear();
+        self.encode_cache = EncodeCache::default();
         self.interned.retain(|a| Arc::strong_count(a) > 1);
         self.released_since_purge = 0;
     }
@@ -970,6 +973,7 @@ impl Rib {
         let dirty: Vec<IpNetwork> = self.dirty.drain().collect();
         let changed = dirty.len();
         self.export_cache = ExportCache::new();
+        self.encode_cache = EncodeCache::default();
         // A burst (a full table) must not leave a table-sized set behind.
         self.dirty.shrink_to(1024);
         let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
@@ -1004,9 +1008,8 @@ impl Rib {
                 self.ids.release(entry_id);
             }
         }
-        let mut cache = EncodeCache::default();
         for id in peer_ids {
-            self.send_pending(id, &mut cache);
+            self.send_pending(id);
         }
         if self.released_since_purge > self.interned.len().max(1024) {
             self.purge_interned();
@@ -1063,7 +1066,7 @@ impl Rib {
 
     /// Feeds a peer's queue until it is full: first changes not yet encoded,
     /// then the next slice of the initial table, then End-of-RIB.
-    fn send_pending(&mut self, id: PeerId, cache: &mut EncodeCache) {
+    fn send_pending(&mut self, id: PeerId) {
         loop {
             if !self.drain_backlog_only(id) {
                 return;
@@ -1074,7 +1077,7 @@ impl Rib {
                     .into_iter()
                     .map(|prefix| (prefix, None))
                     .collect();
-                self.encode_changes(id, changes, cache);
+                self.encode_changes(id, changes);
             } else if !p.queue.is_empty() {
                 let take = p.queue.len().min(DUMP_SLICE);
                 let ids: Vec<u32> = p.queue.drain(..take).collect();
@@ -1082,9 +1085,9 @@ impl Rib {
                     p.queued.set(i, false);
                 }
                 let changes = self.evaluate(id, &ids, false);
-                self.encode_changes(id, changes, cache);
+                self.encode_changes(id, changes);
             } else if let Some(start) = p.dump_next {
-                self.dump_slice(id, start, cache);
+                self.dump_slice(id, start);
             } else if !p.eor_due.is_empty() {
                 for family in std::mem::take(&mut p.eor_due).iter() {
                     if let Ok(b) = Message::Update(Update::end_of_rib(family)).to_bytes(&p.info.tx) {
@@ -1098,56 +1101,36 @@ impl Rib {
         }
     }
 
-    /// Encodes announcements (grouped by attribute set) and withdrawals into the backlog.
-    fn encode_changes(
-        &mut self,
-        id: PeerId,
-        changes: Vec<(IpNetwork, Option<Arc<RouteAttrs>>)>,
-        cache: &mut EncodeCache,
-    ) {
+    /// Queues the UPDATEs for a change set, encoded once per distinct set and context.
+    fn encode_changes(&mut self, id: PeerId, changes: Vec<(IpNetwork, Option<Arc<RouteAttrs>>)>) {
+        if changes.is_empty() {
+            return;
+        }
         let Some(p) = self.peers.get_mut(&id) else { return };
-        let mut withdrawn: HashMap<Family, Vec<Nlri>> = HashMap::new();
-        let mut groups: HashMap<(usize, Family), (Arc<RouteAttrs>, Vec<Nlri>)> = HashMap::new();
-        for (prefix, change) in changes {
-            let family = family_of(&prefix);
-            match change {
-                None => withdrawn.entry(family).or_default().push(Nlri::new(prefix)),
-                Some(attrs) => {
-                    groups
-                        .entry((Arc::as_ptr(&attrs) as usize, family))
-                        .or_insert_with(|| (attrs, Vec::new()))
-                        .1
-                        .push(Nlri::new(prefix));
-                }
+        let key = changes_key(&changes);
+        let slot = self.encode_cache.entries.entry(key).or_default();
+        let bytes = match slot.iter().find(|(c, _)| *c == p.info.tx) {
+            Some((_, b)) => b.clone(),
+            None => {
+                let b = Bytes::from(encode_change_set(&p.info.tx, &changes));
+                slot.push((p.info.tx.clone(), b.clone()));
+                b
             }
-        }
-        let ctx = p.info.tx.clone();
-        for (family, mut nlri) in withdrawn {
-            nlri.sort();
-            let mut buf = Vec::new();
-            if pack_withdrawals(&ctx, family, &nlri, &mut buf).is_ok() {
-                p.backlog.push_back(Bytes::from(buf));
-            }
-        }
-        let mut groups: Vec<_> = groups.into_iter().collect();
-        groups.sort_by(|a, b| a.1 .1.first().cmp(&b.1 .1.first()));
-        for ((_, family), (attrs, mut nlri)) in groups {
-            nlri.sort();
-            if let Some(bytes) = cache.encode(&ctx, family, &attrs, nlri) {
-                p.backlog.push_back(bytes);
-            }
+        };
+        if !bytes.is_empty() {
+            p.backlog.push_back(bytes);
         }
     }
 
     /// Sends the next slice of the table to a peer that is being dumped to.
-    fn dump_slice(&mut self, id: PeerId, start: u32, cache: &mut EncodeCache) {
+    fn dump_slice(&mut self, id: PeerId, start: u32) {
         let end = (start as usize + DUMP_SLICE).min(self.ids.prefixes.len());
         let ids: Vec<u32> = (start..end as u32).collect();
         if let Some(p) = self.peers.get_mut(&id) {
             p.dump_next = (end < self.ids.prefixes.len()).then_some(end as u32);
         }
         let changes = self.evaluate(id, &ids, true);
-        self.encode_changes(id, changes, cache);
+        self.encode_changes(id, changes);
     }
 
     /// What a peer must be told about these prefixes now: an announcement of
@@ -1210,8 +1193,7 @@ impl Rib {
 
     /// The peer's queue has room: carry on where it stopped.
     fn drain_backlog(&mut self, id: PeerId) {
-        let mut cache = EncodeCache::default();
-        self.send_pending(id, &mut cache);
+        self.send_pending(id);
     }
 
     fn query(&self, q: Query) -> QueryReply {
@@ -1286,32 +1268,63 @@ fn family_of_nlri_mismatch(family: Family, nlri: &[Nlri]) -> bool {
     nlri.iter().any(|n| family_of(&n.prefix) != family)
 }
 
-/// Encodings made during one flush, shared by peers that get the same
-/// attributes, prefixes and context — the UPDATE is encoded once for all.
+/// Encoded change sets, shared by every peer that is sent the same changes
+/// with the same context — the UPDATEs are encoded once for all of them.
+/// Keys hash attribute pointers: emptied at every flush and purge.
 #[derive(Default)]
 struct EncodeCache {
-    entries: HashMap<(usize, Family), Vec<CachedEncoding>>,
+    entries: HashMap<u64, Vec<(Context, Bytes)>>,
 }
 
-/// Bytes made for one context and prefix list.
-type CachedEncoding = (Context, Vec<Nlri>, Bytes);
+/// Identifies a change set: its prefixes and attribute sets, in order.
+fn changes_key(changes: &[(IpNetwork, Option<Arc<RouteAttrs>>)]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (prefix, attrs) in changes {
+        std::hash::Hash::hash(prefix, &mut h);
+        std::hash::Hash::hash(&attrs.as_ref().map_or(0, |a| Arc::as_ptr(a) as usize), &mut h);
+    }
+    std::hash::Hasher::finish(&h)
+}
 
-impl EncodeCache {
-    fn encode(&mut self, ctx: &Context, family: Family, attrs: &Arc<RouteAttrs>, nlri: Vec<Nlri>) -> Option<Bytes> {
-        let slot = self.entries.entry((Arc::as_ptr(attrs) as usize, family)).or_default();
-        if let Some((_, _, b)) = slot.iter().find(|(c, n, _)| c == ctx && *n == nlri) {
-            return Some(b.clone());
+/// UPDATEs for a change set: withdrawals, then announcements grouped by attribute set.
+fn encode_change_set(ctx: &Context, changes: &[(IpNetwork, Option<Arc<RouteAttrs>>)]) -> Vec<u8> {
+    let mut withdrawn: HashMap<Family, Vec<Nlri>> = HashMap::new();
+    let mut groups: Vec<(Arc<RouteAttrs>, Family, Vec<Nlri>)> = Vec::new();
+    let mut group_of: HashMap<(usize, Family), usize> = HashMap::new();
+    for (prefix, change) in changes {
+        let family = family_of(prefix);
+        match change {
+            None => withdrawn.entry(family).or_default().push(Nlri::new(*prefix)),
+            Some(attrs) => {
+                let g = *group_of
+                    .entry((Arc::as_ptr(attrs) as usize, family))
+                    .or_insert_with(|| {
+                        groups.push((attrs.clone(), family, Vec::new()));
+                        groups.len() - 1
+                    });
+                groups[g].2.push(Nlri::new(*prefix));
+            }
         }
-        let next_hop = match (attrs.next_hop?, attrs.link_local) {
+    }
+    let mut buf = Vec::new();
+    let mut withdrawn: Vec<_> = withdrawn.into_iter().collect();
+    withdrawn.sort_by_key(|(f, _)| *f);
+    for (family, nlri) in withdrawn {
+        if let Err(e) = pack_withdrawals(ctx, family, &nlri, &mut buf) {
+            tracing::warn!("cannot encode withdrawals: {e}");
+        }
+    }
+    for (attrs, family, nlri) in groups {
+        let Some(next_hop) = attrs.next_hop else { continue };
+        let next_hop = match (next_hop, attrs.link_local) {
             (IpAddr::V4(a), _) => MpNextHop::V4(a),
             (IpAddr::V6(global), link_local) => MpNextHop::V6 { global, link_local },
         };
-        let mut buf = Vec::new();
-        pack_announcements(ctx, family, next_hop, &attrs.to_path_attributes(ctx), &nlri, &mut buf).ok()?;
-        let bytes = Bytes::from(buf);
-        slot.push((ctx.clone(), nlri, bytes.clone()));
-        Some(bytes)
+        if let Err(e) = pack_announcements(ctx, family, next_hop, &attrs.to_path_attributes(ctx), &nlri, &mut buf) {
+            tracing::warn!("cannot encode announcements: {e}");
+        }
     }
+    buf
 }
 
 /// Returns freed heap pages to the system after a burst (glibc keeps them otherwise).
