@@ -612,7 +612,11 @@ impl PeerTask {
             let _ = self.rib.send(RibMsg::Withdraw { peer, family, nlri }).await;
         }
         for (family, nlri) in announced {
-            let attrs = RouteAttrs::from_update(&update, family, four_octet);
+            let mut attrs = RouteAttrs::from_update(&update, family, four_octet);
+            if self.s.asn != self.s.local_asn {
+                // RFC 7606 §7.5 / RFC 4271 §5.1.5: LOCAL_PREF from an external peer is discarded.
+                attrs.local_pref = None;
+            }
             let _ = self
                 .rib
                 .send(RibMsg::Announce {
