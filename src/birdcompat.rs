@@ -24,8 +24,7 @@ use bgp_proto::capability::AddPathMode;
 use bgp_proto::Family;
 use ipnetwork::IpNetwork;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
-use tracing::{debug, warn};
+use tokio::net::UnixStream;
 
 use crate::daemon::Shared;
 use crate::peer::PeerHandle;
@@ -1485,30 +1484,7 @@ pub async fn execute(line: &str, shared: &Shared) -> Option<Reply> {
 /// Binds the BIRD CLI socket at `path` (replacing a stale one), spawns the
 /// task serving it and returns.
 pub async fn serve(path: PathBuf, shared: Arc<Shared>) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path)?;
-    tokio::spawn(async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = client(stream, shared).await {
-                            debug!("BIRD socket client: {e}");
-                        }
-                    });
-                }
-                Err(e) => {
-                    warn!("BIRD socket accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    });
-    Ok(())
+    crate::control::serve_unix(path, shared, "BIRD socket", client)
 }
 
 async fn client(stream: UnixStream, shared: Arc<Shared>) -> std::io::Result<()> {

@@ -23,8 +23,19 @@ pub enum Request {
     Status,
 }
 
-/// Binds the socket (replacing a stale one) and serves until the task is dropped.
+/// Binds the socket (replacing a stale one), spawns the task serving it and returns.
 pub async fn serve(path: PathBuf, shared: Arc<Shared>) -> std::io::Result<()> {
+    serve_unix(path, shared, "control socket", client)
+}
+
+/// Binds a Unix socket at `path` (creating its directory, replacing a stale
+/// socket) and runs `handler` for every connection, backing off after accept
+/// errors. Shared by the ternctl and BIRD-compatible sockets.
+pub fn serve_unix<F, Fut>(path: PathBuf, shared: Arc<Shared>, what: &'static str, handler: F) -> std::io::Result<()>
+where
+    F: Fn(UnixStream, Arc<Shared>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -34,14 +45,17 @@ pub async fn serve(path: PathBuf, shared: Arc<Shared>) -> std::io::Result<()> {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let shared = shared.clone();
+                    let fut = handler(stream, shared.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = client(stream, shared).await {
-                            warn!("control client: {e}");
+                        if let Err(e) = fut.await {
+                            tracing::debug!("{what} client: {e}");
                         }
                     });
                 }
-                Err(e) => warn!("control socket accept: {e}"),
+                Err(e) => {
+                    warn!("{what} accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
             }
         }
     });

@@ -92,22 +92,7 @@ pub fn set_min_ttl(fd: RawFd, v6: bool, min_ttl: u8) -> io::Result<()> {
     } else {
         (libc::IPPROTO_IP, IP_MINTTL)
     };
-    let value: libc::c_int = min_ttl as libc::c_int;
-    // SAFETY: an int option value of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            opt,
-            &value as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    setsockopt_int(fd, level, opt, min_ttl as libc::c_int)
 }
 
 /// Sets the unicast TTL / hop limit of outgoing segments.
@@ -117,7 +102,10 @@ pub fn set_ttl(fd: RawFd, v6: bool, ttl: u8) -> io::Result<()> {
     } else {
         (libc::IPPROTO_IP, libc::IP_TTL)
     };
-    let value: libc::c_int = ttl as libc::c_int;
+    setsockopt_int(fd, level, opt, ttl as libc::c_int)
+}
+
+fn setsockopt_int(fd: RawFd, level: libc::c_int, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: an int option value of the right size.
     let rc = unsafe {
         libc::setsockopt(
