@@ -213,8 +213,13 @@ pub struct PeerCounts {
 /// The gateways of one kernel route; up to two without a heap allocation.
 pub type Gateways = smallvec::SmallVec<[IpAddr; 2]>;
 
+/// Hash maps keyed by what peers send: aHash is fast and keyed per process,
+/// so crafted prefixes cannot force collisions.
+type Map<K, V> = HashMap<K, V, ahash::RandomState>;
+type Set<T> = HashSet<T, ahash::RandomState>;
+
 /// Export results: (source attributes, source peer, target export class, IPv4?).
-type ExportCache = HashMap<(usize, PeerId, u64, bool), Option<Arc<RouteAttrs>>>;
+type ExportCache = Map<(usize, PeerId, u64, bool), Option<Arc<RouteAttrs>>>;
 
 /// Peers that get identical exports of the same route share a class: same
 /// session kind, AS, next-hop rule and address, families, reflection role and
@@ -397,11 +402,11 @@ impl PrefixIds {
 /// The routing information base. See the module docs.
 pub struct Rib {
     cfg: RibConfig,
-    peers: HashMap<PeerId, PeerState>,
+    peers: Map<PeerId, PeerState>,
     /// Loc-RIB: every path of every prefix (most prefixes have one: kept inline).
-    loc: HashMap<IpNetwork, Entry>,
-    interned: HashSet<Arc<RouteAttrs>>,
-    dirty: HashSet<IpNetwork>,
+    loc: Map<IpNetwork, Entry>,
+    interned: Set<Arc<RouteAttrs>>,
+    dirty: Set<IpNetwork>,
     kernel_ops: Vec<KernelOp>,
     ids: PrefixIds,
     /// Export results by (source attributes, source peer, export class,
@@ -411,12 +416,12 @@ pub struct Rib {
     encode_cache: EncodeCache,
     /// Where kernel changes go as soon as a chunk is ready (the daemon's kernel task).
     kernel_sink: Option<mpsc::UnboundedSender<Vec<KernelOp>>>,
-    originated: HashMap<IpNetwork, Originated>,
+    originated: Map<IpNetwork, Originated>,
     /// Every peer that came up has sent End-of-RIB (or none is configured to).
     converged: bool,
     released_since_purge: usize,
     /// Paths kept for peers in graceful restart (RFC 4724 §4.2), under ids of their own.
-    ghosts: HashMap<PeerId, Ghost>,
+    ghosts: Map<PeerId, Ghost>,
     next_ghost: PeerId,
 }
 
@@ -440,19 +445,19 @@ impl Rib {
     pub fn new(cfg: RibConfig) -> Rib {
         Rib {
             cfg,
-            peers: HashMap::new(),
-            loc: HashMap::new(),
-            interned: HashSet::new(),
-            dirty: HashSet::new(),
+            peers: Map::default(),
+            loc: Map::default(),
+            interned: Set::default(),
+            dirty: Set::default(),
             kernel_ops: Vec::new(),
             ids: PrefixIds::default(),
-            export_cache: ExportCache::new(),
+            export_cache: ExportCache::default(),
             encode_cache: EncodeCache::default(),
             kernel_sink: None,
-            originated: HashMap::new(),
+            originated: Map::default(),
             converged: false,
             released_since_purge: 0,
-            ghosts: HashMap::new(),
+            ghosts: Map::default(),
             next_ghost: PeerId::MAX,
         }
     }
@@ -769,7 +774,7 @@ impl Rib {
     }
 
     fn set_originated(&mut self, list: Vec<Originated>) {
-        let new: HashMap<IpNetwork, Originated> = list.into_iter().map(|o| (o.prefix, o)).collect();
+        let new: Map<IpNetwork, Originated> = list.into_iter().map(|o| (o.prefix, o)).collect();
         let old = std::mem::take(&mut self.originated);
         for prefix in old.keys().filter(|p| !new.contains_key(p)) {
             if let Some(paths) = self.loc.get_mut(prefix) {
@@ -972,7 +977,7 @@ impl Rib {
     pub fn flush(&mut self) -> usize {
         let dirty: Vec<IpNetwork> = self.dirty.drain().collect();
         let changed = dirty.len();
-        self.export_cache = ExportCache::new();
+        self.export_cache = ExportCache::default();
         self.encode_cache = EncodeCache::default();
         // A burst (a full table) must not leave a table-sized set behind.
         self.dirty.shrink_to(1024);
@@ -996,6 +1001,9 @@ impl Rib {
                             p.advertised.set(entry_id, false);
                             p.withdraw.push(prefix);
                         }
+                    } else if selected.as_ref().is_some_and(|(best, _)| best.peer == id) && !p.advertised.get(entry_id)
+                    {
+                        // Its own route, never sent to it: nothing to tell it.
                     } else if !p.queued.get(entry_id) {
                         p.queued.set(entry_id, true);
                         p.queue.push_back(entry_id);
@@ -1273,7 +1281,7 @@ fn family_of_nlri_mismatch(family: Family, nlri: &[Nlri]) -> bool {
 /// Keys hash attribute pointers: emptied at every flush and purge.
 #[derive(Default)]
 struct EncodeCache {
-    entries: HashMap<u64, Vec<(Context, Bytes)>>,
+    entries: Map<u64, Vec<(Context, Bytes)>>,
 }
 
 /// Identifies a change set: its prefixes and attribute sets, in order.
