@@ -511,9 +511,8 @@ impl PeerTask {
             }
             ConnEvent::Message(id, bytes) => self.message(id, bytes).await,
             ConnEvent::Writable => {
-                if let Some((id, _, _)) = self.established {
+                if self.established.is_some() {
                     let _ = self.rib.send(RibMsg::Writable(self.s.id)).await;
-                    let _ = id;
                 }
             }
         }
