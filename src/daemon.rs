@@ -23,7 +23,7 @@ use tracing::{error, info, warn};
 use crate::control::Request;
 use crate::peer::{PeerCmd, PeerHandle, PeerSettings};
 use crate::policy::Policy;
-use crate::rib::{self, KernelOp, NextHopMode, Originated, Query, QueryReply, Rib, RibConfig, RibMsg};
+use crate::rib::{self, KernelOp, KernelWork, NextHopMode, Originated, Query, QueryReply, Rib, RibConfig, RibMsg};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -464,37 +464,58 @@ impl Shared {
     }
 }
 
-/// Hands RIB kernel changes to fib-sync, batching what piled up. Once
-/// `frozen` is set (shutdown), the kernel is left exactly as it is.
-async fn kernel_task(fib: FibHandle, mut rx: mpsc::UnboundedReceiver<Vec<KernelOp>>, frozen: Arc<AtomicBool>) {
-    while let Some(mut ops) = rx.recv().await {
-        while ops.len() < 8192 {
+/// Hands RIB kernel changes to fib-sync, batching what piled up, and runs the
+/// stale sweep in its place in the queue. Once `frozen` is set (shutdown), the
+/// kernel is left exactly as it is.
+async fn kernel_task(fib: FibHandle, mut rx: mpsc::UnboundedReceiver<KernelWork>, frozen: Arc<AtomicBool>) {
+    let mut sweep_next = false;
+    while let Some(first) = rx.recv().await {
+        let mut ops = Vec::new();
+        match first {
+            KernelWork::Ops(o) => ops = o,
+            KernelWork::SweepStale => sweep_next = true,
+        }
+        while !sweep_next && ops.len() < 8192 {
             match rx.try_recv() {
-                Ok(more) => ops.extend(more),
+                Ok(KernelWork::Ops(more)) => ops.extend(more),
+                Ok(KernelWork::SweepStale) => sweep_next = true,
                 Err(_) => break,
             }
         }
         if frozen.load(Ordering::Acquire) {
             continue;
         }
-        let changes: Vec<Change> = ops
-            .into_iter()
-            .map(|op| match op {
-                KernelOp::Via(p, gws) => Change::Set(p, Desired::via(gws)),
-                KernelOp::Blackhole(p) => Change::Set(p, Desired::Blackhole),
-                KernelOp::Remove(p) => Change::Remove(p),
-            })
-            .collect();
-        if let Err(e) = fib.apply(changes).await {
-            error!("kernel route sync stopped: {e}");
-            return;
+        if !ops.is_empty() {
+            let changes: Vec<Change> = ops
+                .into_iter()
+                .map(|op| match op {
+                    KernelOp::Via(p, gws) => Change::Set(p, Desired::via(gws)),
+                    KernelOp::Blackhole(p) => Change::Set(p, Desired::Blackhole),
+                    KernelOp::Remove(p) => Change::Remove(p),
+                })
+                .collect();
+            if let Err(e) = fib.apply(changes).await {
+                error!("kernel route sync stopped: {e}");
+                return;
+            }
+        }
+        if std::mem::take(&mut sweep_next) {
+            match fib.sweep_stale().await {
+                Ok(n) => info!("removed {n} stale kernel routes left from before the start"),
+                Err(e) => warn!("sweeping stale kernel routes: {e}"),
+            }
         }
     }
 }
 
-/// Removes adopted routes nobody confirmed, once every peer is up and has
-/// sent End-of-RIB, or after `[kernel] sweep_after` seconds.
-async fn sweeper(shared: Arc<Shared>, fib: FibHandle, mut converged: watch::Receiver<bool>, after: Duration) {
+/// Decides when routes adopted at start are swept: once every peer is up and
+/// has sent End-of-RIB, or after `[kernel] sweep_after` seconds.
+async fn sweeper(
+    shared: Arc<Shared>,
+    kernel: mpsc::UnboundedSender<KernelWork>,
+    mut converged: watch::Receiver<bool>,
+    after: Duration,
+) {
     let deadline = tokio::time::sleep(after);
     tokio::pin!(deadline);
     loop {
@@ -510,10 +531,7 @@ async fn sweeper(shared: Arc<Shared>, fib: FibHandle, mut converged: watch::Rece
             }
         }
     }
-    match fib.sweep_stale().await {
-        Ok(n) => info!("removed {n} stale kernel routes left from before the start"),
-        Err(e) => warn!("sweeping stale kernel routes: {e}"),
-    }
+    let _ = kernel.send(KernelWork::SweepStale);
 }
 
 /// Listens on `addr` and hands connections from configured peers to their tasks.
@@ -605,6 +623,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<(), DaemonError> {
     };
     let (rib_tx, rib_rx) = mpsc::channel(4096);
     let (kernel_tx, kernel_rx) = mpsc::unbounded_channel();
+    let kernel_tx_sweep = kernel_tx.clone();
     let (converged_tx, converged_rx) = watch::channel(false);
     let kernel_frozen = Arc::new(AtomicBool::new(false));
     let rib = Rib::new(RibConfig {
@@ -630,7 +649,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<(), DaemonError> {
         tokio::spawn(kernel_task(fib.clone(), kernel_rx, kernel_frozen.clone()));
         tokio::spawn(sweeper(
             shared.clone(),
-            fib.clone(),
+            kernel_tx_sweep,
             converged_rx,
             Duration::from_secs(cfg.kernel.sweep_after as u64),
         ));

@@ -107,6 +107,15 @@ pub enum KernelOp {
     Remove(IpNetwork),
 }
 
+/// Work for the kernel task, in order: route changes, and the one-time sweep
+/// of routes adopted at start — queued behind the changes before it, so a
+/// route just re-learned is never swept.
+#[derive(Debug)]
+pub enum KernelWork {
+    Ops(Vec<KernelOp>),
+    SweepStale,
+}
+
 /// A prefix this host originates.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Originated {
@@ -415,7 +424,7 @@ pub struct Rib {
     export_cache: ExportCache,
     encode_cache: EncodeCache,
     /// Where kernel changes go as soon as a chunk is ready (the daemon's kernel task).
-    kernel_sink: Option<mpsc::UnboundedSender<Vec<KernelOp>>>,
+    kernel_sink: Option<mpsc::UnboundedSender<KernelWork>>,
     originated: Map<IpNetwork, Originated>,
     /// Every peer that came up has sent End-of-RIB (or none is configured to).
     converged: bool,
@@ -1067,7 +1076,7 @@ impl Rib {
         // and no table-sized list of changes builds up.
         if self.kernel_ops.len() >= KERNEL_CHUNK {
             if let Some(sink) = &self.kernel_sink {
-                let _ = sink.send(std::mem::take(&mut self.kernel_ops));
+                let _ = sink.send(KernelWork::Ops(std::mem::take(&mut self.kernel_ops)));
             }
         }
     }
@@ -1349,7 +1358,7 @@ fn release_free_memory() {
 pub async fn run(
     mut rib: Rib,
     mut inbox: mpsc::Receiver<RibMsg>,
-    kernel: mpsc::UnboundedSender<Vec<KernelOp>>,
+    kernel: mpsc::UnboundedSender<KernelWork>,
     converged: tokio::sync::watch::Sender<bool>,
 ) {
     rib.kernel_sink = Some(kernel.clone());
@@ -1380,7 +1389,7 @@ pub async fn run(
         }
         let changed = rib.flush();
         let ops = rib.take_kernel_ops();
-        if !ops.is_empty() && kernel.send(ops).is_err() {
+        if !ops.is_empty() && kernel.send(KernelWork::Ops(ops)).is_err() {
             tracing::warn!("kernel sync task is gone; routes are no longer installed");
         }
         if changed > 10_000 {
