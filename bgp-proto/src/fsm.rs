@@ -1034,8 +1034,21 @@ impl Fsm {
             out.push(Action::CloseConnection(id));
             return;
         }
+        // One connection per direction. An earlier incoming connection that
+        // never produced an OPEN (a half-open leftover of a restarted peer, or
+        // a probe that cannot pass GTSM) gives way to the new one, so it
+        // cannot lock the peer out until the OpenSent hold time runs out.
+        let silent: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|c| c.dir == Direction::Incoming && c.negotiated.is_none())
+            .map(|c| c.id)
+            .collect();
+        for old in silent {
+            self.close_conn(old, None, out);
+        }
         if self.conns.iter().any(|c| c.dir == Direction::Incoming) {
-            // One connection per direction: the first incoming one is kept.
+            // The first incoming connection that sent an OPEN is kept.
             out.push(Action::CloseConnection(id));
             return;
         }
@@ -2240,6 +2253,29 @@ mod tests {
     }
 
     #[test]
+    fn a_silent_incoming_connection_gives_way_to_a_new_one() {
+        let clock = Clock::new();
+        let mut f = Fsm::new(FsmConfig {
+            passive: true,
+            ..ibgp()
+        });
+        f.handle(Event::ManualStart, clock.at(0));
+        let first = f.new_conn_id();
+        f.handle(Event::TcpConnectionConfirmed(first), clock.at(1));
+        assert_eq!(f.connection_state(first), Some(State::OpenSent));
+        // The peer never sends an OPEN on it; a second connection arrives.
+        let second = f.new_conn_id();
+        let a = f.handle(Event::TcpConnectionConfirmed(second), clock.at(2));
+        assert!(a.contains(&Action::CloseConnection(first)), "{a:?}");
+        assert!(
+            a.iter().any(|x| matches!(x, Action::SendOpen(c, _) if *c == second)),
+            "{a:?}"
+        );
+        assert_eq!(f.connection_state(first), None);
+        assert_eq!(f.connection_state(second), Some(State::OpenSent));
+    }
+
+    #[test]
     fn incoming_while_established_is_closed() {
         let clock = Clock::new();
         let mut f = established(ibgp(), &clock);
@@ -2277,13 +2313,16 @@ mod tests {
             f.handle(Event::TcpCrAcked(C1), clock.at(2)),
             vec![Action::CloseConnection(C1)]
         );
-        // A second incoming connection while one is pending is refused.
+        // Once the incoming connection has carried the peer's OPEN, a second
+        // incoming connection is refused.
+        f.handle(Event::BgpOpen(c2, peer_open(64512, PEER_ID, 90)), clock.at(2));
+        assert_eq!(f.connection_state(c2), Some(State::OpenConfirm));
         let c3 = f.new_conn_id();
         assert_eq!(
             f.handle(Event::TcpConnectionConfirmed(c3), clock.at(2)),
             vec![Action::CloseConnection(c3)]
         );
-        assert_eq!(f.connection_state(c2), Some(State::OpenSent));
+        assert_eq!(f.connection_state(c2), Some(State::OpenConfirm));
     }
 
     #[test]
