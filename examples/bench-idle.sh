@@ -25,10 +25,11 @@ ip -n "$H" link set lo up
 {
   for i in $(seq 1 "$N"); do
     a=$(( i / 250 )); b=$(( i % 250 + 2 ))
-    echo "link add cali$i netns $H type veth peer name pod$i netns $P"
+    echo "link add cali$i type veth peer name pod$i"
+    echo "link set pod$i netns $P"
   done
 } > "$TMP/links.batch"
-ip -batch "$TMP/links.batch"
+ip -n "$H" -batch "$TMP/links.batch"
 {
   for i in $(seq 1 "$N"); do
     a=$(( i / 250 )); b=$(( i % 250 + 2 ))
