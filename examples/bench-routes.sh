@@ -57,7 +57,9 @@ run_case() {
   [ "$(count_routes)" -ge "$N" ] || { echo "$name: kernel has fewer than $N routes"; exit 1; }
   local full; full=$(rss_kb "$dpid")
   local cpu; cpu=$(awk '{printf "%.2f", ($14+$15)/100}' "/proc/$dpid/stat")
-  printf '%-8s %10d %12d %14d %14d %10s\n' "$name" "$N" "$((t1 - t0))" "$idle" "$full" "$cpu"
+  sleep 2
+  local settled; settled=$(rss_kb "$dpid")
+  printf '%-8s %10d %12d %14d %14d %14d %10s\n' "$name" "$N" "$((t1 - t0))" "$idle" "$full" "$settled" "$cpu"
   kill "$ipid" "$dpid" 2>/dev/null || true; wait "$ipid" "$dpid" 2>/dev/null || true
   ip -n "$A" route flush proto bird 2>/dev/null || true
 }
@@ -82,7 +84,7 @@ protocol kernel { ipv4 { export all; }; merge paths on; }
 protocol bgp inject { local as 64512; neighbor 192.168.7.2 as 65002; passive on; ipv4 { import all; export none; }; }
 EOC
 
-printf '%-8s %10s %12s %14s %14s %10s\n' daemon routes to_kernel_ms rss_idle_kb rss_loaded_kb cpu_s
+printf '%-8s %10s %12s %14s %14s %14s %10s\n' daemon routes to_kernel_ms rss_idle_kb rss_loaded_kb rss_2s_later cpu_s
 run_case ternd "$BIN/ternd" --config "$TMP/ternd.toml"
 if command -v bird >/dev/null; then
   run_case bird bird -f -c "$TMP/bird.conf" -s "$TMP/bird.ctl" -P "$TMP/bird.pid"

@@ -469,6 +469,7 @@ impl Shared {
 /// kernel is left exactly as it is.
 async fn kernel_task(fib: FibHandle, mut rx: mpsc::UnboundedReceiver<KernelWork>, frozen: Arc<AtomicBool>) {
     let mut sweep_next = false;
+    let mut since_trim = 0usize;
     while let Some(first) = rx.recv().await {
         let mut ops = Vec::new();
         match first {
@@ -494,9 +495,17 @@ async fn kernel_task(fib: FibHandle, mut rx: mpsc::UnboundedReceiver<KernelWork>
                     KernelOp::Remove(p) => Change::Remove(p),
                 })
                 .collect();
+            since_trim += changes.len();
             if let Err(e) = fib.apply(changes).await {
                 error!("kernel route sync stopped: {e}");
                 return;
+            }
+            // After a full table, once the kernel has it: give the burst's
+            // memory back to the system.
+            if since_trim > 10_000 && rx.is_empty() {
+                let _ = fib.settle().await;
+                rib::release_free_memory();
+                since_trim = 0;
             }
         }
         if std::mem::take(&mut sweep_next) {

@@ -1345,7 +1345,7 @@ fn encode_change_set(ctx: &Context, changes: &[(IpNetwork, Option<Arc<RouteAttrs
 }
 
 /// Returns freed heap pages to the system after a burst (glibc keeps them otherwise).
-fn release_free_memory() {
+pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim has no preconditions; it only releases free memory.
     unsafe {
