@@ -66,6 +66,24 @@ protocol bgp T {{
     )
 }
 
+/// IPv6 addresses on both hosts, ternd on host 1 and BIRD (`bird_conf`) on
+/// host 2, waiting until their IPv6 session is up.
+fn ipv6_session(h1: &Host, h2: &Host, bird_conf: &str) -> (Ternd, Bird) {
+    for (h, a) in [(h1, TERN6), (h2, BIRD6)] {
+        h.ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+        h.ns.ip(&format!("-6 addr add {a}/64 dev eth0 nodad"));
+    }
+    let tern = Ternd::start(&h1.ns, &ternd_config("10.244.1.0/26", "fd00:244:1::/64"));
+    let bird = Bird::start(&h2.ns, bird_conf);
+    wait_until_diag(
+        Duration::from_secs(30),
+        "the IPv6 session Established on both sides",
+        || tern.established() == 1 && bird.established("T"),
+        || format!("{}\n{}", tern.peers_summary(), tern.log_tail(20)),
+    );
+    (tern, bird)
+}
+
 #[test]
 fn ipv6_blocks_over_an_ipv6_session_with_bird() {
     let test = "ipv6_blocks_over_an_ipv6_session_with_bird";
@@ -74,18 +92,7 @@ fn ipv6_blocks_over_an_ipv6_session_with_bird() {
     }
     let topo = Topology::single_segment(2);
     let (h1, h2) = (topo.host(1), topo.host(2));
-    for (h, a) in [(h1, TERN6), (h2, BIRD6)] {
-        h.ns.sysctl("net.ipv6.conf.all.forwarding", "1");
-        h.ns.ip(&format!("-6 addr add {a}/64 dev eth0 nodad"));
-    }
-    let tern = Ternd::start(&h1.ns, &ternd_config("10.244.1.0/26", "fd00:244:1::/64"));
-    let bird = Bird::start(&h2.ns, &bird_config("10.244.2.0/26", "fd00:244:2::/64"));
-    wait_until_diag(
-        Duration::from_secs(30),
-        "the IPv6 session Established on both sides",
-        || tern.established() == 1 && bird.established("T"),
-        || format!("{}\n{}", tern.peers_summary(), tern.log_tail(20)),
-    );
+    let (tern, bird) = ipv6_session(h1, h2, &bird_config("10.244.2.0/26", "fd00:244:2::/64"));
     let peer = tern.peer(BIRD6).expect("peer listed");
     println!("ternd's view of the session: {peer}");
     let families: Vec<String> = peer["families"]
@@ -167,11 +174,6 @@ fn ipv4_blocks_over_ipv6_next_hops_with_bird() {
     }
     let topo = Topology::single_segment(2);
     let (h1, h2) = (topo.host(1), topo.host(2));
-    for (h, a) in [(h1, TERN6), (h2, BIRD6)] {
-        h.ns.sysctl("net.ipv6.conf.all.forwarding", "1");
-        h.ns.ip(&format!("-6 addr add {a}/64 dev eth0 nodad"));
-    }
-    let tern = Ternd::start(&h1.ns, &ternd_config("10.244.1.0/26", "fd00:244:1::/64"));
     let bird_conf = bird_config("10.244.2.0/26", "fd00:244:2::/64").replace(
         "ipv4 { import all; export all; next hop address 192.168.1.12; };",
         "ipv4 { import all; export all; extended next hop on; next hop self; };",
@@ -180,13 +182,7 @@ fn ipv4_blocks_over_ipv6_next_hops_with_bird() {
         bird_conf.contains("extended next hop on"),
         "config rewrite failed:\n{bird_conf}"
     );
-    let bird = Bird::start(&h2.ns, &bird_conf);
-    wait_until_diag(
-        Duration::from_secs(30),
-        "the IPv6 session Established on both sides",
-        || tern.established() == 1 && bird.established("T"),
-        || format!("{}\n{}", tern.peers_summary(), tern.log_tail(20)),
-    );
+    let (tern, bird) = ipv6_session(h1, h2, &bird_conf);
     wait_until_diag(
         Duration::from_secs(30),
         "ternd installing 10.244.2.0/26 via inet6 fd00:1::12",
