@@ -871,6 +871,14 @@ impl Fsm {
     }
 
     /// Removes a connection: NOTIFICATION (if given), its timers stopped, closed.
+    /// Closes, without a NOTIFICATION, every connection matching `pred`.
+    fn close_where(&mut self, pred: impl Fn(&Conn) -> bool, out: &mut Vec<Action>) {
+        let ids: Vec<ConnId> = self.conns.iter().filter(|c| pred(c)).map(|c| c.id).collect();
+        for id in ids {
+            self.close_conn(id, None, out);
+        }
+    }
+
     fn close_conn(&mut self, id: ConnId, notification: Option<Notification>, out: &mut Vec<Action>) -> Option<Conn> {
         let pos = self.conns.iter().position(|c| c.id == id)?;
         let conn = self.conns.remove(pos);
@@ -982,15 +990,7 @@ impl Fsm {
         if !self.take_timer(Timer::ConnectRetry, now) || self.mode != Mode::Running || self.cfg.passive {
             return;
         }
-        let pending: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|c| c.phase == Phase::Connecting)
-            .map(|c| c.id)
-            .collect();
-        for id in pending {
-            self.close_conn(id, None, out);
-        }
+        self.close_where(|c| c.phase == Phase::Connecting, out);
         // With a connection past TCP setup the timer is not supposed to run.
         if self.conns.is_empty() {
             self.connect(now, out);
@@ -1038,30 +1038,14 @@ impl Fsm {
         // never produced an OPEN (a half-open leftover of a restarted peer, or
         // a probe that cannot pass GTSM) gives way to the new one, so it
         // cannot lock the peer out until the OpenSent hold time runs out.
-        let silent: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|c| c.dir == Direction::Incoming && c.negotiated.is_none())
-            .map(|c| c.id)
-            .collect();
-        for old in silent {
-            self.close_conn(old, None, out);
-        }
+        self.close_where(|c| c.dir == Direction::Incoming && c.negotiated.is_none(), out);
         if self.conns.iter().any(|c| c.dir == Direction::Incoming) {
             // The first incoming connection that sent an OPEN is kept.
             out.push(Action::CloseConnection(id));
             return;
         }
         // RFC 4271 §8.2.2 Connect, Event 17: our own attempt is abandoned.
-        let pending: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|c| c.phase == Phase::Connecting)
-            .map(|c| c.id)
-            .collect();
-        for p in pending {
-            self.close_conn(p, None, out);
-        }
+        self.close_where(|c| c.phase == Phase::Connecting, out);
         self.conns.push(Conn {
             id,
             dir: Direction::Incoming,
