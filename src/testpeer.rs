@@ -84,10 +84,10 @@ impl TestPeer {
             sock.bind(&SocketAddr::new(ip, 0).into())?;
         }
         if let Some(key) = &opts.md5_key {
-            crate::sockopt::set_md5(sock.as_raw_fd(), to.is_ipv6(), to.ip(), None, Some(key))?;
+            crate::session::sockopt::set_md5(sock.as_raw_fd(), to.is_ipv6(), to.ip(), None, Some(key))?;
         }
         if let Some(ttl) = opts.ttl {
-            crate::sockopt::set_ttl(sock.as_raw_fd(), to.is_ipv6(), ttl)?;
+            crate::session::sockopt::set_ttl(sock.as_raw_fd(), to.is_ipv6(), ttl)?;
         }
         sock.connect_timeout(&to.into(), timeout)?;
         let stream = TcpStream::from(sock);

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::error::FibError;
 use crate::fib::{Fib, FibEvent, OpResult};
 use crate::model::{
-    normalize, Change, Desired, Errno, KernelRoute, LinkTable, Op, RouteKey, RTPROT_BIRD, RT_TABLE_MAIN,
+    normalize, Change, Desired, Errno, KernelRoute, LinkTable, Op, RouteKey, RouteKind, RTPROT_BIRD, RT_TABLE_MAIN,
 };
 use crate::netlink::{NetlinkFib, DEFAULT_BATCH};
 use crate::reconcile::{decide, Blocked, OwnRoute, RouteParams};
@@ -144,6 +144,8 @@ pub struct RouteStatus {
     pub installed: Option<KernelRoute>,
     /// Where it stands.
     pub state: RouteState,
+    /// Names of the installed route's devices, one per hop (empty when unknown).
+    pub devices: Vec<String>,
 }
 
 enum Command {
@@ -1006,11 +1008,13 @@ impl<F: Fib> Worker<F> {
             } else {
                 RouteState::Queued
             };
+            let devices = self.device_names(own.as_ref());
             out.push(RouteStatus {
                 prefix: *p,
                 desired,
                 installed: own,
                 state,
+                devices,
             });
         }
         for (k, o) in &self.other_own {
@@ -1029,10 +1033,30 @@ impl<F: Fib> Worker<F> {
                 desired: None,
                 installed: Some(o.route.clone()),
                 state,
+                devices: self.device_names(Some(&o.route)),
             });
         }
         out.sort_by_key(|s| (s.prefix, s.installed.as_ref().map_or(metric, |r| r.metric)));
         out
+    }
+
+    /// The device name of each hop of `route`, from the link table.
+    fn device_names(&self, route: Option<&KernelRoute>) -> Vec<String> {
+        let Some(KernelRoute {
+            kind: RouteKind::Unicast(hops),
+            ..
+        }) = route
+        else {
+            return Vec::new();
+        };
+        hops.iter()
+            .map(|h| {
+                self.res
+                    .links
+                    .get(h.ifindex)
+                    .map_or_else(String::new, |l| l.name.clone())
+            })
+            .collect()
     }
 }
 

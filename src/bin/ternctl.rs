@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use bgp_proto::{Context, Family};
 use clap::{Args, Parser, Subcommand};
-use serde_json::Value;
-use tern::control::{request, Request};
+use tern::api::control::proto::{FibReply, PeerReply, Request, RouteReply, StatusReply};
+use tern::api::control::request;
 use tern::decode::{decode_all, parse_hex, split_stream, Input};
 
 #[derive(Parser)]
@@ -82,119 +82,138 @@ fn main() -> ExitCode {
 }
 
 fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode, String> {
-    let req = match &what {
-        Show::Peers => Request::Peers,
-        Show::Routes { prefix } => Request::Routes { prefix: prefix.clone() },
-        Show::Fib => Request::Fib,
-        Show::Status => Request::Status,
-    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let value = runtime.block_on(request(socket, &req))?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rows = |v: &Value| v.as_array().cloned().unwrap_or_default();
-    let s = |v: &Value| match v {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a
-            .iter()
-            .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
-            .collect::<Vec<_>>()
-            .join(" "),
-        other => other.to_string(),
-    };
     match what {
-        Show::Peers => table(
-            &[
-                "NAME",
-                "ADDRESS",
-                "ASN",
-                "STATE",
-                "SINCE",
-                "RECEIVED",
-                "ADVERTISED",
-                "LAST ERROR",
-            ],
-            rows(&value)
-                .iter()
-                .map(|p| {
-                    vec![
-                        s(&p["name"]),
-                        s(&p["address"]),
-                        s(&p["asn"]),
-                        s(&p["state"]),
-                        duration(p["uptime_secs"].as_u64().unwrap_or(0)),
-                        s(&p["received"]),
-                        s(&p["advertised"]),
-                        s(&p["last_error"]),
-                    ]
-                })
-                .collect(),
-        ),
-        Show::Routes { .. } => table(
-            &[
-                "",
-                "PREFIX",
-                "NEXT HOP",
-                "FROM",
-                "AS PATH",
-                "LOCPREF",
-                "MED",
-                "COMMUNITIES",
-            ],
-            rows(&value)
-                .iter()
-                .map(|r| {
-                    let mut comms = s(&r["communities"]);
-                    let large = s(&r["large_communities"]);
-                    if !large.is_empty() {
-                        comms = format!("{comms} {large}").trim().to_string();
-                    }
-                    vec![
-                        if r["best"].as_bool() == Some(true) {
-                            "*".into()
+        Show::Peers => {
+            let peers: Vec<PeerReply> = runtime.block_on(request(socket, &Request::Peers))?;
+            if json {
+                return print_json(&peers);
+            }
+            table(
+                &[
+                    "NAME",
+                    "ADDRESS",
+                    "ASN",
+                    "STATE",
+                    "SINCE",
+                    "RECEIVED",
+                    "ADVERTISED",
+                    "LAST ERROR",
+                ],
+                peers
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.name.clone(),
+                            p.address.to_string(),
+                            p.asn.to_string(),
+                            p.state.clone(),
+                            duration(p.uptime_secs),
+                            p.received.to_string(),
+                            p.advertised.to_string(),
+                            opt(&p.last_error),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+        Show::Routes { prefix } => {
+            let routes: Vec<RouteReply> = runtime.block_on(request(socket, &Request::Routes { prefix }))?;
+            if json {
+                return print_json(&routes);
+            }
+            table(
+                &[
+                    "",
+                    "PREFIX",
+                    "NEXT HOP",
+                    "FROM",
+                    "AS PATH",
+                    "LOCPREF",
+                    "MED",
+                    "COMMUNITIES",
+                ],
+                routes
+                    .iter()
+                    .map(|r| {
+                        let comms: Vec<String> = r.communities.iter().chain(&r.large_communities).cloned().collect();
+                        vec![
+                            if r.best { "*".into() } else { String::new() },
+                            r.prefix.clone(),
+                            opt(&r.next_hop),
+                            r.from.clone(),
+                            r.as_path.clone(),
+                            opt(&r.local_pref),
+                            opt(&r.med),
+                            comms.join(" "),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+        Show::Fib => {
+            let routes: Vec<FibReply> = runtime.block_on(request(socket, &Request::Fib))?;
+            if json {
+                return print_json(&routes);
+            }
+            table(
+                &["PREFIX", "KIND", "VIA", "STATE"],
+                routes
+                    .iter()
+                    .map(|r| {
+                        let via = if r.device.is_empty() {
+                            r.gateways.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(" ")
                         } else {
-                            String::new()
-                        },
-                        s(&r["prefix"]),
-                        s(&r["next_hop"]),
-                        s(&r["from"]),
-                        s(&r["as_path"]),
-                        s(&r["local_pref"]),
-                        s(&r["med"]),
-                        comms,
-                    ]
-                })
-                .collect(),
-        ),
-        Show::Fib => table(
-            &["PREFIX", "KIND", "VIA", "STATE"],
-            rows(&value)
-                .iter()
-                .map(|r| {
-                    let via = if s(&r["device"]).is_empty() {
-                        s(&r["gateways"])
-                    } else {
-                        s(&r["device"])
-                    };
-                    vec![s(&r["prefix"]), s(&r["kind"]), via, s(&r["state"])]
-                })
-                .collect(),
-        ),
+                            r.device.clone()
+                        };
+                        vec![r.prefix.clone(), r.kind.clone(), via, r.state.clone()]
+                    })
+                    .collect(),
+            );
+        }
         Show::Status => {
-            if let Value::Object(map) = &value {
-                for (k, v) in map {
-                    println!("{k:<18} {}", s(v));
-                }
+            let status: StatusReply = runtime.block_on(request(socket, &Request::Status))?;
+            if json {
+                return print_json(&status);
+            }
+            let rows = [
+                ("version", status.version.clone()),
+                ("router_id", status.router_id.to_string()),
+                ("asn", status.asn.to_string()),
+                ("uptime", duration(status.uptime_secs)),
+                ("converged", status.converged.to_string()),
+                ("peers_established", status.peers_established.to_string()),
+                ("peers_configured", status.peers_configured.to_string()),
+                ("prefixes", status.prefixes.to_string()),
+                ("paths", status.paths.to_string()),
+                ("attribute_sets", status.attribute_sets.to_string()),
+                ("kernel_routes", status.kernel_routes.to_string()),
+            ];
+            for (k, v) in rows {
+                println!("{k:<18} {v}");
+            }
+            if let Some(f) = &status.fib {
+                println!(
+                    "{:<18} installs {} deletes {} conflicts {} errors {} resyncs {} restores {} pending {}",
+                    "fib", f.installs, f.deletes, f.conflicts, f.errors, f.resyncs, f.restores, f.pending
+                );
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<ExitCode, String> {
+    println!("{}", serde_json::to_string_pretty(value).map_err(|e| e.to_string())?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An optional value, `-` when absent.
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
 /// Prints aligned columns.

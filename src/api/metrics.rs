@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use crate::birdcompat::{peer_handles, rib_summary};
-use crate::daemon::Shared;
-use crate::rib::RibSummary;
+use crate::accept::AcceptBackoff;
+use crate::messages::RibSummary;
+use crate::registry::Registry;
 
 /// Largest request head we read; scrapers send a few hundred bytes.
 const MAX_REQUEST: usize = 8192;
@@ -214,21 +214,17 @@ pub fn render(s: &Snapshot) -> String {
 }
 
 /// Collects a snapshot from the running daemon.
-pub async fn snapshot(shared: &Shared) -> Snapshot {
-    let rib = rib_summary(shared).await;
-    let peers = peer_handles(shared)
-        .iter()
-        .map(|h| {
-            let st = h.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let (received, advertised) = rib
-                .as_ref()
-                .and_then(|r| r.peers.iter().find(|p| p.name == st.name))
-                .map(|p| (p.received, p.advertised))
-                .unwrap_or((0, 0));
+pub async fn snapshot(registry: &Registry) -> Snapshot {
+    let rib = registry.rib_summary().await.ok();
+    let peers = registry
+        .statuses()
+        .into_iter()
+        .map(|(h, st)| {
+            let (received, advertised) = rib.as_ref().map_or((0, 0), |r| r.counts(h.settings.id));
             PeerMetrics {
-                name: st.name,
+                name: h.settings.name.clone(),
                 address: h.settings.address.to_string(),
-                state: st.state,
+                state: st.state.as_str().to_string(),
                 prefixes_received: received,
                 prefixes_advertised: advertised,
                 messages_received: st.messages_in,
@@ -241,8 +237,8 @@ pub async fn snapshot(shared: &Shared) -> Snapshot {
     Snapshot {
         peers,
         rib,
-        fib: shared.fib.as_ref().map(|f| f.stats()),
-        uptime_seconds: shared.started.elapsed().as_secs_f64(),
+        fib: registry.fib.as_ref().map(|f| f.stats()),
+        uptime_seconds: registry.started.elapsed().as_secs_f64(),
     }
 }
 
@@ -320,13 +316,13 @@ async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
     }
 }
 
-async fn client(mut stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
+async fn client(mut stream: TcpStream, registry: Arc<Registry>) -> std::io::Result<()> {
     let Some(head) = read_head(&mut stream).await else {
         return Ok(());
     };
     let reply = match route(&head) {
         Route::Metrics { head } => {
-            let body = render(&snapshot(&shared).await);
+            let body = render(&snapshot(&registry).await);
             response("200 OK", "text/plain; version=0.0.4; charset=utf-8", &body, head, "")
         }
         Route::NotFound => response("404 Not Found", "text/plain", "not found; try /metrics\n", false, ""),
@@ -343,35 +339,35 @@ async fn client(mut stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<(
     stream.shutdown().await
 }
 
-/// Binds `addr`, spawns the task serving `GET /metrics` and returns.
-pub async fn serve(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<()> {
+/// Binds `addr`, spawns the task serving `GET /metrics` and returns the
+/// bound address (the port is the kernel's choice when 0).
+pub async fn serve(addr: SocketAddr, registry: Arc<Registry>) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
-    info!("metrics on http://{addr}/metrics");
+    let bound = listener.local_addr()?;
+    info!("metrics on http://{bound}/metrics");
     tokio::spawn(async move {
+        let mut backoff = AcceptBackoff::default();
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let shared = shared.clone();
+                    let registry = registry.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = client(stream, shared).await {
+                        if let Err(e) = client(stream, registry).await {
                             debug!("metrics client: {e}");
                         }
                     });
                 }
-                Err(e) => {
-                    warn!("metrics accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                Err(e) => backoff.after_error("metrics", &e).await,
             }
         }
     });
-    Ok(())
+    Ok(bound)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rib::PeerCounts;
+    use crate::messages::{PeerCounts, PeerId};
 
     fn sample() -> Snapshot {
         Snapshot {
@@ -405,7 +401,7 @@ mod tests {
                 attribute_sets: 2,
                 kernel_routes: 3,
                 peers: vec![PeerCounts {
-                    name: "Mesh_192_168_1_12".into(),
+                    peer: PeerId(1),
                     received: 3,
                     advertised: 1,
                 }],

@@ -1,0 +1,75 @@
+//! The control socket `ternctl` talks to: one JSON request per line, one
+//! JSON reply per line (see [`proto`]). Replies are built from snapshots
+//! (status cells, RIB queries answered between batches), so the socket never
+//! blocks the RIB.
+
+pub mod answer;
+pub mod proto;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use super::unix::serve_unix;
+use crate::registry::Registry;
+use proto::{Request, Response};
+
+/// Binds the socket (replacing a stale one) and spawns the task serving it.
+pub fn serve(path: PathBuf, registry: Arc<Registry>) -> std::io::Result<()> {
+    serve_unix(path, registry, "control socket", client)
+}
+
+fn line<T: Serialize>(result: Result<T, String>) -> String {
+    let response = match result {
+        Ok(v) => Response::Ok(v),
+        Err(e) => Response::Error(e),
+    };
+    let mut text =
+        serde_json::to_string(&response).unwrap_or_else(|e| format!("{{\"error\":\"cannot encode the reply: {e}\"}}"));
+    text.push('\n');
+    text
+}
+
+async fn answer(registry: &Registry, text: &str) -> String {
+    match serde_json::from_str::<Request>(text) {
+        Ok(Request::Peers) => line(answer::peers(registry).await),
+        Ok(Request::Routes { prefix }) => line(answer::routes(registry, prefix).await),
+        Ok(Request::Fib) => line(answer::fib(registry).await),
+        Ok(Request::Status) => line(answer::status(registry).await),
+        Err(e) => line::<()>(Err(format!("bad request: {e}"))),
+    }
+}
+
+async fn client(stream: UnixStream, registry: Arc<Registry>) -> std::io::Result<()> {
+    let (rd, mut wr) = stream.into_split();
+    let mut lines = BufReader::new(rd).lines();
+    while let Some(text) = lines.next_line().await? {
+        wr.write_all(answer(&registry, &text).await.as_bytes()).await?;
+    }
+    Ok(())
+}
+
+/// Sends one request and returns the typed reply (ternctl and the tests use it).
+pub async fn request<T: DeserializeOwned>(path: &Path, req: &Request) -> Result<T, String> {
+    let stream = UnixStream::connect(path)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e} (is ternd running?)", path.display()))?;
+    let (rd, mut wr) = stream.into_split();
+    let mut text = serde_json::to_string(req).map_err(|e| e.to_string())?;
+    text.push('\n');
+    wr.write_all(text.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut lines = BufReader::new(rd).lines();
+    let reply = lines
+        .next_line()
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("ternd closed the connection without a reply")?;
+    match serde_json::from_str::<Response<T>>(&reply).map_err(|e| format!("bad reply: {e}"))? {
+        Response::Ok(v) => Ok(v),
+        Response::Error(e) => Err(e),
+    }
+}

@@ -1,0 +1,118 @@
+//! The ternctl protocol: one JSON request per line, one JSON reply per line,
+//! `{"ok": REPLY}` or `{"error": "TEXT"}`. These types are what ternd
+//! serializes and ternctl (and the tests) deserialize; the field names are
+//! the stable `--json` output.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde::{Deserialize, Serialize};
+
+/// A request from ternctl.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "command", rename_all = "lowercase")]
+pub enum Request {
+    Peers,
+    Routes { prefix: Option<String> },
+    Fib,
+    Status,
+}
+
+/// The answer line: a reply or an error.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Response<T> {
+    Ok(T),
+    Error(String),
+}
+
+/// One peer (`show peers`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeerReply {
+    pub name: String,
+    pub address: IpAddr,
+    pub asn: u32,
+    /// RFC 4271 §8.2.2 state name, e.g. `Established`.
+    pub state: String,
+    /// Seconds in the current state.
+    pub uptime_secs: u64,
+    /// When the current state began, seconds since the Unix epoch.
+    pub since_unix: u64,
+    pub last_error: Option<String>,
+    pub hold_time: Option<u16>,
+    pub peer_router_id: Option<Ipv4Addr>,
+    pub peer_hostname: Option<String>,
+    /// Negotiated families, e.g. `ipv4-unicast`.
+    pub families: Vec<String>,
+    pub local_address: Option<IpAddr>,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub updates_in: u64,
+    pub malformed_updates: u64,
+    /// Prefixes received from the peer (its Adj-RIB-In).
+    pub received: usize,
+    /// Prefixes advertised to it (its Adj-RIB-Out).
+    pub advertised: usize,
+    pub passive: bool,
+}
+
+/// One path of one prefix (`show routes`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RouteReply {
+    pub prefix: String,
+    /// The best path of its prefix.
+    pub best: bool,
+    /// `local`, a peer name, or `NAME (stale)` for a graceful-restart stale path.
+    pub from: String,
+    pub next_hop: Option<IpAddr>,
+    pub as_path: String,
+    pub local_pref: Option<u32>,
+    pub med: Option<u32>,
+    pub origin: String,
+    pub communities: Vec<String>,
+    pub large_communities: Vec<String>,
+    pub originator_id: Option<Ipv4Addr>,
+    pub cluster_list: Vec<Ipv4Addr>,
+    pub path_id: Option<u32>,
+}
+
+/// One route tern keeps in the kernel (`show fib`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FibReply {
+    pub prefix: String,
+    /// `unicast`, `blackhole`, `other` or `none`.
+    pub kind: String,
+    pub gateways: Vec<IpAddr>,
+    pub device: String,
+    /// `installed`, `queued`, `stale`, `unresolved: …`, `conflict with proto N`, `failed: …`.
+    pub state: String,
+}
+
+/// The daemon summary (`show status`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatusReply {
+    pub version: String,
+    pub router_id: Ipv4Addr,
+    pub asn: u32,
+    pub uptime_secs: u64,
+    /// Every established peer has sent End-of-RIB.
+    pub converged: bool,
+    pub peers_established: usize,
+    pub peers_configured: usize,
+    pub prefixes: usize,
+    pub paths: usize,
+    pub attribute_sets: usize,
+    pub kernel_routes: usize,
+    pub fib: Option<FibCounters>,
+}
+
+/// Kernel sync counters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FibCounters {
+    pub installs: u64,
+    pub deletes: u64,
+    pub conflicts: u64,
+    pub errors: u64,
+    pub resyncs: u64,
+    pub restores: u64,
+    pub pending: u64,
+}

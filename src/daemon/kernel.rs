@@ -1,0 +1,97 @@
+//! The bridge from the RIB to fib-sync: RIB kernel changes batched into
+//! fib-sync changes, the one-time sweep of routes adopted at start queued in
+//! its place, and the decision of when that sweep happens.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fib_sync::{Change, Desired, FibHandle};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use crate::messages::{KernelOp, KernelWork};
+use crate::registry::Registry;
+use crate::sys::release_free_memory;
+
+impl From<KernelOp> for Change {
+    fn from(op: KernelOp) -> Change {
+        match op {
+            KernelOp::Via(p, gws) => Change::Set(p, Desired::via(gws)),
+            KernelOp::Blackhole(p) => Change::Set(p, Desired::Blackhole),
+            KernelOp::Remove(p) => Change::Remove(p),
+        }
+    }
+}
+
+/// Hands RIB kernel changes to fib-sync, batching what piled up, and runs the
+/// stale sweep in its place in the queue. Once `frozen` is set (shutdown), the
+/// kernel is left exactly as it is.
+pub(super) async fn kernel_task(fib: FibHandle, mut rx: mpsc::UnboundedReceiver<KernelWork>, frozen: Arc<AtomicBool>) {
+    let mut sweep_next = false;
+    let mut since_trim = 0usize;
+    while let Some(first) = rx.recv().await {
+        let mut ops = Vec::new();
+        match first {
+            KernelWork::Ops(o) => ops = o,
+            KernelWork::SweepStale => sweep_next = true,
+        }
+        while !sweep_next && ops.len() < 8192 {
+            match rx.try_recv() {
+                Ok(KernelWork::Ops(more)) => ops.extend(more),
+                Ok(KernelWork::SweepStale) => sweep_next = true,
+                Err(_) => break,
+            }
+        }
+        if frozen.load(Ordering::Acquire) {
+            continue;
+        }
+        if !ops.is_empty() {
+            let changes: Vec<Change> = ops.into_iter().map(Change::from).collect();
+            since_trim += changes.len();
+            if let Err(e) = fib.apply(changes).await {
+                error!("kernel route sync stopped: {e}");
+                return;
+            }
+            // After a full table, once the kernel has it: give the burst's
+            // memory back to the system.
+            if since_trim > 10_000 && rx.is_empty() {
+                let _ = fib.settle().await;
+                release_free_memory();
+                since_trim = 0;
+            }
+        }
+        if std::mem::take(&mut sweep_next) {
+            match fib.sweep_stale().await {
+                Ok(n) => info!("removed {n} stale kernel routes left from before the start"),
+                Err(e) => warn!("sweeping stale kernel routes: {e}"),
+            }
+        }
+    }
+}
+
+/// Decides when routes adopted at start are swept: once every peer is up and
+/// has sent End-of-RIB, or after `[kernel] sweep_after` seconds.
+pub(super) async fn sweeper(
+    registry: Arc<Registry>,
+    kernel: mpsc::UnboundedSender<KernelWork>,
+    mut converged: watch::Receiver<bool>,
+    after: Duration,
+) {
+    let deadline = tokio::time::sleep(after);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => break,
+            changed = converged.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if *converged.borrow() && registry.all_established() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = kernel.send(KernelWork::SweepStale);
+}

@@ -1,0 +1,113 @@
+//! Starting and stopping peer sessions: configured peers, peers admitted
+//! from `[[dynamic_peers]]` ranges (with their limit), and the TCP-MD5 keys
+//! those peers need on the listening sockets.
+
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+
+use config::{Config, EffectivePeer};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use super::settings::{compile, dynamic_settings, peer_settings};
+use crate::messages::PeerId;
+use crate::registry::Registry;
+use crate::route::policy::Policy;
+use crate::session::{self, sockopt, PeerHandle};
+
+/// The supervisor's own state: what it needs to start peers. The running
+/// peers themselves are in the [`Registry`].
+pub(crate) struct Supervisor {
+    pub(crate) registry: Arc<Registry>,
+    next_peer_id: AtomicU32,
+    /// Compiled `[[policy]]`s of the running configuration.
+    pub(super) policies: RwLock<Vec<Arc<Policy>>>,
+    /// Listening BGP sockets, for TCP-MD5 keys.
+    pub(super) listeners: RwLock<Vec<Arc<TcpListener>>>,
+}
+
+pub(super) fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(super) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Supervisor {
+    pub(super) fn new(registry: Arc<Registry>, cfg: &Config) -> Supervisor {
+        Supervisor {
+            registry,
+            next_peer_id: AtomicU32::new(1),
+            policies: RwLock::new(compile(&cfg.policies)),
+            listeners: RwLock::new(Vec::new()),
+        }
+    }
+
+    fn next_id(&self) -> PeerId {
+        PeerId(self.next_peer_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(super) fn start_peer(&self, cfg: &Config, p: &EffectivePeer) {
+        if !p.enabled {
+            return;
+        }
+        let settings = peer_settings(cfg, &read(&self.policies), p, self.next_id());
+        self.set_listener_key(p.address, None, settings.password.as_deref());
+        let handle = session::spawn(settings, self.registry.rib.clone());
+        self.registry.peers_mut().insert(p.address, handle);
+    }
+
+    /// Installs (or removes) the TCP-MD5 key for a peer address or range on
+    /// every listening socket of its family, so its SYNs are verified (RFC 2385).
+    pub(super) fn set_listener_key(&self, addr: IpAddr, prefix_len: Option<u8>, key: Option<&str>) {
+        for listener in read(&self.listeners).iter() {
+            let v6 = listener.local_addr().is_ok_and(|a| a.is_ipv6());
+            if addr.is_ipv6() != v6 {
+                continue;
+            }
+            let fd = listener.as_raw_fd();
+            if let Err(e) = sockopt::set_md5(fd, v6, addr, prefix_len, key.map(str::as_bytes)) {
+                if key.is_some() {
+                    warn!("TCP-MD5 key for {addr} on a listener: {e}");
+                }
+            }
+        }
+    }
+
+    /// The session for a connection from `addr`: a configured peer, or one
+    /// admitted from a `[[dynamic_peers]]` range with room left.
+    pub(super) fn session_for(&self, addr: IpAddr) -> Option<PeerHandle> {
+        self.registry.peer(addr).or_else(|| self.dynamic_peer(addr))
+    }
+
+    fn dynamic_peer(&self, addr: IpAddr) -> Option<PeerHandle> {
+        let cfg = self.registry.config();
+        let (index, range) = cfg
+            .dynamic_peers
+            .iter()
+            .enumerate()
+            .find(|(_, d)| d.range.contains(addr))?;
+        let mut peers = self.registry.peers_mut();
+        // Forget dynamic peers whose task ended with their session.
+        peers.retain(|_, h| !(h.settings.dynamic && h.cmd.is_closed()));
+        let in_range = peers
+            .values()
+            .filter(|h| h.settings.dynamic && range.range.contains(h.settings.address))
+            .count();
+        if in_range >= range.limit as usize {
+            warn!(
+                "refused connection from {addr}: dynamic range {} is full ({} peers)",
+                range.range, range.limit
+            );
+            return None;
+        }
+        let settings = dynamic_settings(&cfg, &read(&self.policies), range, addr, self.next_id());
+        info!(peer = %settings.name, "accepting dynamic peer from range {} (#{index})", range.range);
+        let handle = session::spawn(settings, self.registry.rib.clone());
+        peers.insert(addr, handle.clone());
+        Some(handle)
+    }
+}

@@ -1,0 +1,75 @@
+//! SIGHUP / reload: re-reads the configuration file and applies what
+//! changed — originated prefixes, added, removed and changed peers — leaving
+//! untouched sessions alone. A file that does not validate changes nothing.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use config::EffectivePeer;
+use tracing::{error, info, warn};
+
+use super::peers::{write, Supervisor};
+use super::settings::{compile, originated, peer_settings};
+use crate::messages::{PeerCmd, RibMsg};
+use crate::session::PeerHandle;
+
+impl Supervisor {
+    /// Re-reads the configuration and applies what changed. On a file that
+    /// does not validate, returns its errors and keeps everything as it is.
+    pub(crate) async fn reload(&self) -> Result<(), config::ConfigErrors> {
+        let new = match config::load(&self.registry.config_path) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("reload failed, keeping the running configuration:\n{e}");
+                return Err(e);
+            }
+        };
+        let old = self.registry.config();
+        if old.bgp != new.bgp || old.kernel != new.kernel || old.control != new.control {
+            warn!("changes to [bgp], [kernel] or [control] take effect at the next restart");
+        }
+        if old.originate != new.originate {
+            info!("reload: originated prefixes changed");
+            let _ = self.registry.rib.send(RibMsg::Originate(originated(&new))).await;
+        }
+        let policies = compile(&new.policies);
+        let wanted: HashMap<IpAddr, EffectivePeer> =
+            new.effective_peers().into_iter().map(|p| (p.address, p)).collect();
+        let running: Vec<(IpAddr, PeerHandle)> = self
+            .registry
+            .peers()
+            .into_iter()
+            .map(|h| (h.settings.address, h))
+            .collect();
+        for (addr, handle) in running {
+            let keep = wanted.get(&addr).is_some_and(|p| {
+                let mut want = peer_settings(&new, &policies, p, handle.settings.id);
+                want.hostname = handle.settings.hostname.clone();
+                p.enabled && want == handle.settings
+            });
+            if keep || handle.settings.dynamic {
+                continue;
+            }
+            info!(peer = %handle.settings.name, "reload: peer removed or changed, stopping it");
+            self.registry.peers_mut().remove(&addr);
+            if handle.settings.password.is_some() {
+                self.set_listener_key(addr, None, None);
+            }
+            // RFC 8203: the new configuration's shutdown text, if it has one for this peer.
+            let message = wanted
+                .get(&addr)
+                .and_then(|p| p.shutdown_message.clone())
+                .or_else(|| handle.settings.shutdown_message.clone());
+            let _ = handle.cmd.send(PeerCmd::Stop(message)).await;
+        }
+        *write(&self.policies) = policies;
+        for (addr, p) in &wanted {
+            if self.registry.peer(*addr).is_none() && p.enabled {
+                info!(peer = %p.name, "reload: starting peer");
+                self.start_peer(&new, p);
+            }
+        }
+        self.registry.set_config(new);
+        Ok(())
+    }
+}

@@ -1,0 +1,255 @@
+//! The messages between tasks, in one place: what peer sessions tell the
+//! RIB ([`RibMsg`]), what the RIB hands back to a session ([`PeerOut`],
+//! [`PeerSignal`]) and to the kernel task ([`KernelWork`]), and what the
+//! supervisor tells a session ([`PeerCmd`]). Queries carry their own typed
+//! reply channel, so no caller has an "unexpected reply" branch.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use bgp_proto::attributes::Community;
+use bgp_proto::framing::FrameError;
+use bgp_proto::fsm::ConnId;
+use bgp_proto::{Context, Family, FamilySet, Nlri};
+use bytes::Bytes;
+use ipnetwork::IpNetwork;
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::route::policy::Chain;
+use crate::route::RouteAttrs;
+
+/// Identifies a peer (one configured or dynamic neighbour) inside the
+/// daemon, everywhere; names are only for display. [`LOCAL`] is the daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct PeerId(pub u32);
+
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The "peer" that originated routes belong to.
+pub const LOCAL: PeerId = PeerId(0);
+/// LOCAL_PREF assumed when a route has none (RFC 4271 §5.1.5 leaves it local; 100 is universal).
+pub const DEFAULT_LOCAL_PREF: u32 = 100;
+
+/// How the next hop is chosen when a route is sent to a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum NextHopMode {
+    /// eBGP: self; iBGP: keep, except for our own routes.
+    Auto,
+    SelfAddress,
+    Keep,
+}
+
+/// What the RIB needs to know about an established session.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    pub id: PeerId,
+    pub name: String,
+    pub address: IpAddr,
+    /// Our address on this session: the next hop we announce as "self".
+    pub local_address: IpAddr,
+    pub asn: u32,
+    pub local_asn: u32,
+    pub router_id: Ipv4Addr,
+    pub rr_client: bool,
+    pub next_hop: NextHopMode,
+    /// Encoding context for what we send (RFC 6793, RFC 8654, RFC 7911).
+    pub tx: Context,
+    /// Decoding context for what we receive (4-octet AS decides AS4_PATH merging).
+    pub rx_four_octet_as: bool,
+    pub families: FamilySet,
+    /// Accept this many of our own AS in received paths (eBGP loop check).
+    pub allowas_in: u8,
+    /// RFC 8950 negotiated: IPv4 routes may be sent with an IPv6 next hop.
+    pub ipv4_via_ipv6: bool,
+    pub import: Chain,
+    pub export: Chain,
+    /// Prefix limit (RFC 4486 §4: Cease / Maximum Number of Prefixes Reached).
+    pub max_prefixes: Option<PrefixLimit>,
+}
+
+/// A per-peer prefix limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrefixLimit {
+    pub limit: u32,
+    /// Warn once when this many prefixes are reached.
+    pub warning: u32,
+}
+
+/// What the RIB tells a peer task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerSignal {
+    /// The peer sent more prefixes than its limit: tear the session down.
+    MaxPrefixes { limit: u32 },
+}
+
+impl PeerInfo {
+    pub fn ibgp(&self) -> bool {
+        self.asn == self.local_asn
+    }
+}
+
+/// The send side of a peer's outbound queue.
+#[derive(Clone, Debug)]
+pub struct PeerOut {
+    pub queue: mpsc::Sender<Bytes>,
+    /// Set by the RIB when the queue was full; the writer then reports
+    /// [`RibMsg::Writable`] once it has room.
+    pub want_writable: Arc<AtomicBool>,
+    /// Signals back to the peer task (prefix limit).
+    pub signals: mpsc::UnboundedSender<PeerSignal>,
+}
+
+/// A route change for the kernel, handed to fib-sync by the daemon.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KernelOp {
+    /// Route via these gateways (several: ECMP).
+    Via(IpNetwork, Gateways),
+    Blackhole(IpNetwork),
+    Remove(IpNetwork),
+}
+
+/// Work for the kernel task, in order: route changes, and the one-time sweep
+/// of routes adopted at start — queued behind the changes before it, so a
+/// route just re-learned is never swept.
+#[derive(Debug)]
+pub enum KernelWork {
+    Ops(Vec<KernelOp>),
+    SweepStale,
+}
+
+/// A prefix this host originates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Originated {
+    pub prefix: IpNetwork,
+    pub blackhole: bool,
+    pub communities: Vec<Community>,
+    pub large_communities: Vec<bgp_proto::attributes::LargeCommunity>,
+}
+
+/// Messages to the RIB task.
+#[derive(Debug)]
+pub enum RibMsg {
+    PeerUp(PeerInfo, PeerOut),
+    PeerDown(PeerId),
+    /// The session ended without a NOTIFICATION and the peer announced
+    /// graceful restart: keep its routes of these families, stale, for a while.
+    PeerDownGraceful {
+        peer: PeerId,
+        families: FamilySet,
+        restart_time: std::time::Duration,
+    },
+    /// Routes of `family` announced by a peer with one attribute set.
+    Announce {
+        peer: PeerId,
+        family: Family,
+        attrs: RouteAttrs,
+        nlri: Vec<Nlri>,
+    },
+    Withdraw {
+        peer: PeerId,
+        family: Family,
+        nlri: Vec<Nlri>,
+    },
+    EndOfRib(PeerId, Family),
+    /// The full set of originated prefixes (config load and reload).
+    Originate(Vec<Originated>),
+    /// The peer's queue has room again.
+    Writable(PeerId),
+    /// The peer asked for our routes of a family again (RFC 2918 §4).
+    RouteRefresh(PeerId, Family),
+    /// Every path within a prefix (all when `None`), for the front ends.
+    Routes(Option<IpNetwork>, oneshot::Sender<Vec<RouteView>>),
+    /// Table sizes, per-peer counts and convergence.
+    Summary(oneshot::Sender<RibSummary>),
+}
+
+/// Where a path in the RIB came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteSource {
+    /// Originated by this host (`[[originate]]`).
+    Local,
+    /// Received from a peer on its current session.
+    Peer(PeerId),
+    /// Kept from a peer's ended session during graceful restart (RFC 4724 §4.2).
+    Stale(PeerId),
+}
+
+/// One path of one prefix, typed; the front ends turn it into text.
+#[derive(Debug, Clone)]
+pub struct RouteView {
+    pub prefix: IpNetwork,
+    pub best: bool,
+    pub source: RouteSource,
+    /// ADD-PATH path identifier (RFC 7911), when the peer sent one.
+    pub path_id: Option<u32>,
+    pub attrs: Arc<RouteAttrs>,
+}
+
+/// Sizes of the RIB and what each peer sent and was sent.
+#[derive(Debug, Clone, Default)]
+pub struct RibSummary {
+    pub prefixes: usize,
+    pub paths: usize,
+    pub attribute_sets: usize,
+    pub kernel_routes: usize,
+    pub peers: Vec<PeerCounts>,
+    /// Every established peer has sent End-of-RIB for each of its families.
+    pub converged: bool,
+}
+
+impl RibSummary {
+    /// Prefixes received from and advertised to `peer` (0, 0 when it has no session).
+    pub fn counts(&self, peer: PeerId) -> (usize, usize) {
+        self.peers
+            .iter()
+            .find(|p| p.peer == peer)
+            .map_or((0, 0), |p| (p.received, p.advertised))
+    }
+}
+
+/// Prefixes received from / advertised to one peer.
+#[derive(Debug, Clone)]
+pub struct PeerCounts {
+    pub peer: PeerId,
+    pub received: usize,
+    pub advertised: usize,
+}
+
+/// The gateways of one kernel route; up to two without a heap allocation.
+pub type Gateways = smallvec::SmallVec<[IpAddr; 2]>;
+
+/// Commands to a peer task.
+#[derive(Debug)]
+pub enum PeerCmd {
+    /// A connection from the peer's address, accepted by a listener.
+    Incoming(TcpStream),
+    /// Stop the session (Cease / Administrative Shutdown) and end the task.
+    Stop(Option<String>),
+}
+
+/// Events from a session's connection helpers (connect, reader, writer) to its task.
+pub(crate) enum ConnEvent {
+    Connected(ConnId, TcpStream),
+    ConnectFailed(ConnId, String),
+    Message(ConnId, Bytes),
+    FrameError(ConnId, FrameError),
+    Closed(ConnId, String),
+    /// The writer found the RIB waiting for room.
+    Writable,
+}
+
+/// Messages to a connection's writer.
+pub(crate) enum WriterMsg {
+    Send(Bytes),
+    /// From now on also drain the RIB's queue for this session.
+    Attach(mpsc::Receiver<Bytes>, Arc<AtomicBool>),
+    Close,
+}

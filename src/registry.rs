@@ -1,0 +1,170 @@
+//! What is running now: the configuration in force, the peer sessions, the
+//! handles on the RIB and kernel sync, and graceful-restart recovery. The
+//! supervisor (`daemon`) writes it; the front ends (`api`) only read it, and
+//! their RIB questions are answered between batches, never blocking the RIB.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bgp_proto::fsm::State;
+use config::Config;
+use fib_sync::FibHandle;
+use ipnetwork::IpNetwork;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::messages::{RibMsg, RibSummary, RouteView};
+use crate::session::{PeerHandle, PeerStatus};
+
+/// How long a front end waits for the RIB before giving up.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a RIB question got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("RIB task is gone")]
+    RibGone,
+    #[error("RIB did not answer within {} s", QUERY_TIMEOUT.as_secs())]
+    Timeout,
+}
+
+/// The daemon's running state, as the front ends see it.
+pub struct Registry {
+    pub config_path: PathBuf,
+    config: RwLock<Arc<Config>>,
+    /// Running peer sessions by address.
+    peers: RwLock<HashMap<IpAddr, PeerHandle>>,
+    pub rib: mpsc::Sender<RibMsg>,
+    pub fib: Option<FibHandle>,
+    pub started: Instant,
+    /// Set once graceful-restart recovery has ended; it does not come back.
+    recovery_done: AtomicBool,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Graceful-restart recovery in progress: kernel routes adopted at start are
+/// kept until every peer is up and sent End-of-RIB, or the wait runs out
+/// (like BIRD's `graceful restart wait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// Peers still to come up or send End-of-RIB (at least 1 while it runs).
+    pub waiting: usize,
+    pub remaining: Duration,
+    /// The whole wait, seconds (`[kernel] sweep_after`).
+    pub wait: u32,
+}
+
+impl Registry {
+    pub fn new(config_path: PathBuf, config: Config, rib: mpsc::Sender<RibMsg>, fib: Option<FibHandle>) -> Registry {
+        Registry {
+            config_path,
+            config: RwLock::new(Arc::new(config)),
+            peers: RwLock::new(HashMap::new()),
+            rib,
+            fib,
+            started: Instant::now(),
+            recovery_done: AtomicBool::new(false),
+        }
+    }
+
+    /// The configuration in force (a cheap snapshot).
+    pub fn config(&self) -> Arc<Config> {
+        read(&self.config).clone()
+    }
+
+    pub(crate) fn set_config(&self, config: Config) {
+        *write(&self.config) = Arc::new(config);
+    }
+
+    /// The running peers, sorted by name.
+    pub fn peers(&self) -> Vec<PeerHandle> {
+        let mut v: Vec<PeerHandle> = read(&self.peers).values().cloned().collect();
+        v.sort_by(|a, b| a.settings.name.cmp(&b.settings.name));
+        v
+    }
+
+    pub fn peer(&self, address: IpAddr) -> Option<PeerHandle> {
+        read(&self.peers).get(&address).cloned()
+    }
+
+    pub(crate) fn peers_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<IpAddr, PeerHandle>> {
+        write(&self.peers)
+    }
+
+    /// Every running peer's session is Established.
+    pub fn all_established(&self) -> bool {
+        read(&self.peers)
+            .values()
+            .all(|h| h.status().state == State::Established)
+    }
+
+    /// Statuses of the running peers, sorted by name.
+    pub fn statuses(&self) -> Vec<(PeerHandle, PeerStatus)> {
+        self.peers()
+            .into_iter()
+            .map(|h| {
+                let st = h.status();
+                (h, st)
+            })
+            .collect()
+    }
+
+    async fn ask<T>(&self, msg: impl FnOnce(oneshot::Sender<T>) -> RibMsg) -> Result<T, QueryError> {
+        let (tx, rx) = oneshot::channel();
+        self.rib.send(msg(tx)).await.map_err(|_| QueryError::RibGone)?;
+        match tokio::time::timeout(QUERY_TIMEOUT, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(QueryError::RibGone),
+            Err(_) => Err(QueryError::Timeout),
+        }
+    }
+
+    /// Table sizes, per-peer counts and convergence.
+    pub async fn rib_summary(&self) -> Result<RibSummary, QueryError> {
+        self.ask(RibMsg::Summary).await
+    }
+
+    /// Every path within `filter` (all without one).
+    pub async fn rib_routes(&self, filter: Option<IpNetwork>) -> Result<Vec<RouteView>, QueryError> {
+        self.ask(|tx| RibMsg::Routes(filter, tx)).await
+    }
+
+    /// Graceful-restart recovery, while it runs (`None` once over or when
+    /// there is none: graceful restart off, or no kernel sync).
+    pub async fn recovery(&self) -> Option<Recovery> {
+        let cfg = self.config();
+        if !cfg.graceful_restart.enabled || self.fib.is_none() || self.recovery_done.load(Ordering::Relaxed) {
+            return None;
+        }
+        let elapsed = self.started.elapsed();
+        let window = Duration::from_secs(u64::from(cfg.kernel.sweep_after));
+        if elapsed >= window {
+            self.recovery_done.store(true, Ordering::Relaxed);
+            return None;
+        }
+        let not_up = read(&self.peers)
+            .values()
+            .filter(|h| h.status().state != State::Established)
+            .count();
+        let converged = self.rib_summary().await.is_ok_and(|s| s.converged);
+        if not_up == 0 && converged {
+            self.recovery_done.store(true, Ordering::Relaxed);
+            return None;
+        }
+        Some(Recovery {
+            waiting: not_up.max(1),
+            remaining: window.saturating_sub(elapsed),
+            wait: cfg.kernel.sweep_after,
+        })
+    }
+}

@@ -1,0 +1,216 @@
+//! Each peer's Adj-RIB-Out: one bit per prefix id (what was announced), a
+//! queue of prefix ids re-evaluated when encoded (so repeated changes
+//! coalesce), the lazy initial-table dump, the backlog of encoded bytes that
+//! did not fit the session's queue, and End-of-RIB.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering as AtomicOrdering;
+use std::sync::Arc;
+
+use bgp_proto::update::Update;
+use bgp_proto::{FamilySet, Message};
+use bytes::Bytes;
+use ipnetwork::IpNetwork;
+use tokio::sync::mpsc;
+
+use super::decision::best_digest;
+use super::encode::EncodeCache;
+use super::table::Bits;
+use super::{ExportCache, Rib, DUMP_SLICE};
+use crate::messages::{PeerId, PeerInfo, PeerOut};
+use crate::route::RouteAttrs;
+
+pub(super) struct PeerState {
+    pub(super) info: PeerInfo,
+    pub(super) out: PeerOut,
+    /// See [`export_class`].
+    pub(super) export_class: u64,
+    /// Adj-RIB-Out as one bit per prefix id: announced (or queued to be).
+    /// What was sent follows from the Loc-RIB, so a reflector with thousands
+    /// of clients keeps bits, not copies of routes.
+    pub(super) advertised: Bits,
+    /// Prefixes whose best path changed since they were last sent: they are
+    /// re-evaluated when encoded, so repeated changes coalesce (`queued` dedups).
+    pub(super) queue: VecDeque<u32>,
+    pub(super) queued: Bits,
+    /// Advertised prefixes that left the Loc-RIB (their ids may be reused).
+    pub(super) withdraw: Vec<IpNetwork>,
+    /// The initial table (or a route refresh) is sent lazily, in prefix-id
+    /// order from here, as the peer's queue drains.
+    pub(super) dump_next: Option<u32>,
+    /// Encoded messages that did not fit the queue.
+    pub(super) backlog: VecDeque<Bytes>,
+    /// Families whose End-of-RIB we still owe after the initial table.
+    pub(super) eor_due: FamilySet,
+    pub(super) eor_received: FamilySet,
+    pub(super) received: usize,
+    /// The prefix limit tripped: further announcements are ignored until the session resets.
+    pub(super) limit_tripped: bool,
+    pub(super) limit_warned: bool,
+}
+
+impl Rib {
+    /// Recomputes every changed prefix, updates the kernel and each peer's
+    /// Adj-RIB-Out, and sends what fits in the peers' queues.
+    pub fn flush(&mut self) -> usize {
+        let dirty: Vec<IpNetwork> = self.dirty.drain().collect();
+        let changed = dirty.len();
+        self.export_cache = ExportCache::default();
+        self.encode_cache = EncodeCache::default();
+        // A burst (a full table) must not leave a table-sized set behind.
+        self.dirty.shrink_to(1024);
+        let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for prefix in dirty {
+            let selected = self.select(&prefix);
+            self.update_kernel(&prefix, selected.as_ref());
+            let digest = selected.as_ref().map_or(0, |(best, _)| best_digest(best));
+            let Some(entry) = self.loc.get_mut(&prefix) else {
+                continue;
+            };
+            let entry_id = entry.id;
+            let gone = entry.paths.is_empty();
+            if entry.best != digest {
+                entry.best = digest;
+                for &id in &peer_ids {
+                    let Some(p) = self.peers.get_mut(&id) else { continue };
+                    if gone {
+                        // The id is released below: withdraw by prefix, not by id.
+                        if p.advertised.get(entry_id) {
+                            p.advertised.set(entry_id, false);
+                            p.withdraw.push(prefix);
+                        }
+                    } else if selected.as_ref().is_some_and(|(best, _)| best.peer == id) && !p.advertised.get(entry_id)
+                    {
+                        // Its own route, never sent to it: nothing to tell it.
+                    } else if !p.queued.get(entry_id) {
+                        p.queued.set(entry_id, true);
+                        p.queue.push_back(entry_id);
+                    }
+                }
+            }
+            if self.loc.get(&prefix).is_some_and(|p| p.is_empty()) {
+                // No path, no best: every peer's bit was cleared above.
+                self.loc.remove(&prefix);
+                self.ids.release(entry_id);
+            }
+        }
+        for id in peer_ids {
+            self.send_pending(id);
+        }
+        if self.released_since_purge > self.interned.len().max(1024) {
+            self.purge_interned();
+        }
+        changed
+    }
+
+    /// Feeds a peer's queue until it is full: first changes not yet encoded,
+    /// then the next slice of the initial table, then End-of-RIB.
+    pub(super) fn send_pending(&mut self, id: PeerId) {
+        loop {
+            if !self.drain_backlog_only(id) {
+                return;
+            }
+            let Some(p) = self.peers.get_mut(&id) else { return };
+            if !p.withdraw.is_empty() {
+                let changes = std::mem::take(&mut p.withdraw)
+                    .into_iter()
+                    .map(|prefix| (prefix, None))
+                    .collect();
+                self.encode_changes(id, changes);
+            } else if !p.queue.is_empty() {
+                let take = p.queue.len().min(DUMP_SLICE);
+                let ids: Vec<u32> = p.queue.drain(..take).collect();
+                for &i in &ids {
+                    p.queued.set(i, false);
+                }
+                let changes = self.evaluate(id, &ids, false);
+                self.encode_changes(id, changes);
+            } else if let Some(start) = p.dump_next {
+                self.dump_slice(id, start);
+            } else if !p.eor_due.is_empty() {
+                for family in std::mem::take(&mut p.eor_due).iter() {
+                    if let Ok(b) = Message::Update(Update::end_of_rib(family)).to_bytes(&p.info.tx) {
+                        p.backlog.push_back(Bytes::from(b));
+                    }
+                }
+            } else {
+                self.drain_backlog_only(id);
+                return;
+            }
+        }
+    }
+
+    /// Sends the next slice of the table to a peer that is being dumped to.
+    pub(super) fn dump_slice(&mut self, id: PeerId, start: u32) {
+        let end = (start as usize + DUMP_SLICE).min(self.ids.prefixes.len());
+        let ids: Vec<u32> = (start..end as u32).collect();
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.dump_next = (end < self.ids.prefixes.len()).then_some(end as u32);
+        }
+        let changes = self.evaluate(id, &ids, true);
+        self.encode_changes(id, changes);
+    }
+
+    /// What a peer must be told about these prefixes now: an announcement of
+    /// the current export, or a withdrawal of what it was sent. A dump
+    /// (`skip_advertised`) only adds what the peer does not have yet.
+    pub(super) fn evaluate(
+        &mut self,
+        id: PeerId,
+        ids: &[u32],
+        skip_advertised: bool,
+    ) -> Vec<(IpNetwork, Option<Arc<RouteAttrs>>)> {
+        let mut changes = Vec::with_capacity(ids.len());
+        for &index in ids {
+            let Some(prefix) = self.ids.prefixes.get(index as usize).copied().flatten() else {
+                continue;
+            };
+            let advertised = self.peers.get(&id).is_some_and(|p| p.advertised.get(index));
+            if skip_advertised && advertised {
+                continue;
+            }
+            let exported = match self.select(&prefix) {
+                Some((best, _)) => self.export_cached(id, &prefix, &best),
+                None => None,
+            };
+            let Some(p) = self.peers.get_mut(&id) else { break };
+            match exported {
+                Some(attrs) => {
+                    p.advertised.set(index, true);
+                    changes.push((prefix, Some(attrs)));
+                }
+                None if advertised => {
+                    p.advertised.set(index, false);
+                    changes.push((prefix, None));
+                }
+                None => {}
+            }
+        }
+        changes
+    }
+
+    /// Moves queued bytes into the peer's channel; false once it is full.
+    pub(super) fn drain_backlog_only(&mut self, id: PeerId) -> bool {
+        let Some(p) = self.peers.get_mut(&id) else { return false };
+        while let Some(b) = p.backlog.pop_front() {
+            match p.out.queue.try_send(b) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(b)) => {
+                    p.backlog.push_front(b);
+                    p.out.want_writable.store(true, AtomicOrdering::Release);
+                    return false;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    p.backlog.clear();
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// The peer's queue has room: carry on where it stopped.
+    pub(super) fn drain_backlog(&mut self, id: PeerId) {
+        self.send_pending(id);
+    }
+}

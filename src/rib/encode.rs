@@ -1,0 +1,98 @@
+//! UPDATE encoding shared by every peer that is sent the same change set
+//! with the same context: encoded once, the bytes shared.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bgp_proto::attributes::MpNextHop;
+use bgp_proto::update::{pack_announcements, pack_withdrawals};
+use bgp_proto::{Context, Family, Nlri};
+use bytes::Bytes;
+use ipnetwork::IpNetwork;
+
+use super::{family_of, Map, Rib};
+use crate::messages::PeerId;
+use crate::route::RouteAttrs;
+
+/// Encoded change sets, shared by every peer that is sent the same changes
+/// with the same context — the UPDATEs are encoded once for all of them.
+/// Keys hash attribute pointers: emptied at every flush and purge.
+#[derive(Default)]
+pub(super) struct EncodeCache {
+    pub(super) entries: Map<u64, Vec<(Context, Bytes)>>,
+}
+
+/// Identifies a change set: its prefixes and attribute sets, in order.
+fn changes_key(changes: &[(IpNetwork, Option<Arc<RouteAttrs>>)]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (prefix, attrs) in changes {
+        std::hash::Hash::hash(prefix, &mut h);
+        std::hash::Hash::hash(&attrs.as_ref().map_or(0, |a| Arc::as_ptr(a) as usize), &mut h);
+    }
+    std::hash::Hasher::finish(&h)
+}
+
+/// UPDATEs for a change set: withdrawals, then announcements grouped by attribute set.
+fn encode_change_set(ctx: &Context, changes: &[(IpNetwork, Option<Arc<RouteAttrs>>)]) -> Vec<u8> {
+    let mut withdrawn: HashMap<Family, Vec<Nlri>> = HashMap::new();
+    let mut groups: Vec<(Arc<RouteAttrs>, Family, Vec<Nlri>)> = Vec::new();
+    let mut group_of: HashMap<(usize, Family), usize> = HashMap::new();
+    for (prefix, change) in changes {
+        let family = family_of(prefix);
+        match change {
+            None => withdrawn.entry(family).or_default().push(Nlri::new(*prefix)),
+            Some(attrs) => {
+                let g = *group_of
+                    .entry((Arc::as_ptr(attrs) as usize, family))
+                    .or_insert_with(|| {
+                        groups.push((attrs.clone(), family, Vec::new()));
+                        groups.len() - 1
+                    });
+                groups[g].2.push(Nlri::new(*prefix));
+            }
+        }
+    }
+    let mut buf = Vec::new();
+    let mut withdrawn: Vec<_> = withdrawn.into_iter().collect();
+    withdrawn.sort_by_key(|(f, _)| *f);
+    for (family, nlri) in withdrawn {
+        if let Err(e) = pack_withdrawals(ctx, family, &nlri, &mut buf) {
+            tracing::warn!("cannot encode withdrawals: {e}");
+        }
+    }
+    for (attrs, family, nlri) in groups {
+        let Some(next_hop) = attrs.next_hop else { continue };
+        let next_hop = match (next_hop, attrs.link_local) {
+            (IpAddr::V4(a), _) => MpNextHop::V4(a),
+            (IpAddr::V6(global), link_local) => MpNextHop::V6 { global, link_local },
+        };
+        if let Err(e) = pack_announcements(ctx, family, next_hop, &attrs.to_path_attributes(ctx), &nlri, &mut buf) {
+            tracing::warn!("cannot encode announcements: {e}");
+        }
+    }
+    buf
+}
+
+impl Rib {
+    /// Queues the UPDATEs for a change set, encoded once per distinct set and context.
+    pub(super) fn encode_changes(&mut self, id: PeerId, changes: Vec<(IpNetwork, Option<Arc<RouteAttrs>>)>) {
+        if changes.is_empty() {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        let key = changes_key(&changes);
+        let slot = self.encode_cache.entries.entry(key).or_default();
+        let bytes = match slot.iter().find(|(c, _)| *c == p.info.tx) {
+            Some((_, b)) => b.clone(),
+            None => {
+                let b = Bytes::from(encode_change_set(&p.info.tx, &changes));
+                slot.push((p.info.tx.clone(), b.clone()));
+                b
+            }
+        };
+        if !bytes.is_empty() {
+            p.backlog.push_back(bytes);
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Export rules: what a peer is sent of a best path (RFC 4271 §5.1, RFC 4456
+//! §6/§8, RFC 1997 well-known communities), and export classes that let
+//! peers with identical rules share one result.
+
+use std::sync::Arc;
+
+use bgp_proto::attributes::Community;
+use ipnetwork::IpNetwork;
+
+use super::table::Path;
+use super::{family_of, Rib};
+use crate::messages::{NextHopMode, PeerId, PeerInfo, DEFAULT_LOCAL_PREF, LOCAL};
+use crate::route::policy::{Chain, RouteContext};
+use crate::route::RouteAttrs;
+
+/// Peers that get identical exports of the same route share a class: same
+/// session kind, AS, next-hop rule and address, families, reflection role and
+/// export chain. 0 (never cached): a policy that looks at each prefix.
+pub(super) fn export_class(info: &PeerInfo) -> u64 {
+    let chain = match &info.export {
+        Chain::Policies(_) => return 0,
+        Chain::AcceptAll => 1usize,
+        Chain::RejectAll => 2,
+        Chain::Within(nets) => Arc::as_ptr(nets) as usize,
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(
+        &(
+            info.ibgp(),
+            info.local_asn,
+            info.rr_client,
+            info.next_hop as u8,
+            info.local_address,
+            info.ipv4_via_ipv6,
+            info.families.iter().collect::<Vec<_>>(),
+            chain,
+        ),
+        &mut h,
+    );
+    std::hash::Hasher::finish(&h) | 1
+}
+
+impl Rib {
+    /// Attributes `best` for `prefix` is sent to `to` with, or `None` when
+    /// it must not be sent (split horizon, RFC 4456 rules, NO_EXPORT, family).
+    pub(super) fn export(&self, to: PeerId, prefix: &IpNetwork, best: &Path) -> Option<RouteAttrs> {
+        let peer = &self.peers.get(&to)?.info;
+        if best.peer == to || !peer.families.contains(family_of(prefix)) {
+            return None;
+        }
+        let src = self.info(best.peer);
+        let attrs = &best.attrs;
+        if attrs.communities.contains(&Community::NO_ADVERTISE) {
+            return None;
+        }
+        let reflecting = src.is_some_and(|s| s.ibgp()) && peer.ibgp();
+        // RFC 4456 §6: client routes go to everyone, non-client routes to
+        // clients only; without a cluster id, iBGP routes stay put (split horizon).
+        if reflecting && (self.cfg.cluster_id.is_none() || !src.is_some_and(|s| s.rr_client || peer.rr_client)) {
+            return None;
+        }
+        let mut out = (**attrs).clone();
+        if reflecting {
+            let src = src?;
+            // RFC 4456 §8: ORIGINATOR_ID set once, our CLUSTER_ID prepended.
+            out.originator_id.get_or_insert(src.router_id);
+            out.cluster_list.insert(0, self.cfg.cluster_id?);
+        }
+        if peer.ibgp() {
+            out.local_pref = Some(attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF));
+            let own = best.peer == LOCAL;
+            if own || peer.next_hop == NextHopMode::SelfAddress {
+                out.next_hop = None;
+            }
+        } else {
+            if attrs.communities.contains(&Community::NO_EXPORT) {
+                return None;
+            }
+            // RFC 4271 §5.1.2: prepend our AS; §5.1.5: no LOCAL_PREF to eBGP;
+            // §5.1.4: a received MED is not passed to another AS.
+            out.as_path.prepend(peer.local_asn, 1);
+            out.local_pref = None;
+            if src.is_some() {
+                out.med = None;
+            }
+            out.originator_id = None;
+            out.cluster_list.clear();
+            if peer.next_hop != NextHopMode::Keep || best.peer == LOCAL {
+                out.next_hop = None;
+            }
+        }
+        let ctx = RouteContext {
+            neighbor: peer.address,
+            local_asn: peer.local_asn,
+        };
+        match peer.export.run(prefix, &out, &ctx) {
+            None => return None,
+            Some(Some(changed)) => out = changed,
+            Some(None) => {}
+        }
+        if out.next_hop.is_none() {
+            // Next hop self: our address on this session, if of the prefix's family.
+            let nh = peer.local_address;
+            let rfc8950 = prefix.is_ipv4() && nh.is_ipv6() && peer.ipv4_via_ipv6;
+            if nh.is_ipv4() != prefix.is_ipv4() && !rfc8950 {
+                return None;
+            }
+            out.next_hop = Some(nh);
+            out.link_local = None;
+        }
+        Some(out)
+    }
+
+    /// [`Rib::export`], interned, remembered for routes that share attributes
+    /// (unless the peer's export policy looks at the prefix).
+    pub(super) fn export_cached(&mut self, to: PeerId, prefix: &IpNetwork, best: &Path) -> Option<Arc<RouteAttrs>> {
+        let peer = self.peers.get(&to)?;
+        if best.peer == to {
+            return None;
+        }
+        let class = peer.export_class;
+        let key = (Arc::as_ptr(&best.attrs) as usize, best.peer, class, prefix.is_ipv4());
+        if let Some(hit) = self.export_cache.get(&key) {
+            return hit.clone();
+        }
+        let fresh = self.export(to, prefix, best).map(|a| self.intern(a));
+        if class != 0 {
+            self.export_cache.insert(key, fresh.clone());
+        }
+        fresh
+    }
+}

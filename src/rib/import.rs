@@ -1,0 +1,208 @@
+//! Import: sessions coming and going, announcements through the RFC 4271
+//! §9.1.2 / RFC 4456 §8 loop checks, import policy and the prefix limit,
+//! withdrawals, End-of-RIB, and the originated prefixes.
+
+use std::collections::VecDeque;
+
+use bgp_proto::{Family, FamilySet, Nlri};
+use ipnetwork::IpNetwork;
+
+use super::adj_out::PeerState;
+use super::export::export_class;
+use super::table::{Bits, Entry, Path};
+use super::{family_of, Map, Rib, FORCE_PURGE};
+use crate::messages::{Originated, PeerId, PeerInfo, PeerOut, PeerSignal, LOCAL};
+use crate::route::policy::RouteContext;
+use crate::route::RouteAttrs;
+
+impl Rib {
+    pub(super) fn peer_up(&mut self, info: PeerInfo, out: PeerOut) {
+        let id = info.id;
+        let export_class = export_class(&info);
+        let families = info.families.clone();
+        self.peers.insert(
+            id,
+            PeerState {
+                info,
+                out,
+                export_class,
+                advertised: Bits::default(),
+                queue: VecDeque::new(),
+                queued: Bits::default(),
+                withdraw: Vec::new(),
+                dump_next: Some(0),
+                backlog: VecDeque::new(),
+                eor_due: families,
+                eor_received: FamilySet::new(),
+                received: 0,
+                limit_tripped: false,
+                limit_warned: false,
+            },
+        );
+        // The initial table goes out lazily as the queue drains (send_pending).
+        self.converged = false;
+    }
+
+    pub(super) fn peer_down(&mut self, id: PeerId) {
+        if self.peers.remove(&id).is_none() {
+            return;
+        }
+        for (prefix, paths) in self.loc.iter_mut() {
+            let before = paths.len();
+            paths.retain(|p| p.peer != id);
+            if paths.len() != before {
+                self.dirty.insert(*prefix);
+            }
+        }
+        self.check_converged();
+        self.released_since_purge += FORCE_PURGE;
+    }
+
+    /// RFC 4271 §9.1.2 import: loop checks, then into the peer's Adj-RIB-In.
+    pub(super) fn announce(&mut self, peer: PeerId, family: Family, attrs: RouteAttrs, nlri: &[Nlri]) {
+        let Some(state) = self.peers.get(&peer) else {
+            return;
+        };
+        let info = &state.info;
+        let looped = if info.ibgp() {
+            // RFC 4456 §8: our own ORIGINATOR_ID or CLUSTER_ID means a loop.
+            attrs.originator_id == Some(self.cfg.router_id)
+                || self.cfg.cluster_id.is_some_and(|c| attrs.cluster_list.contains(&c))
+        } else {
+            // RFC 4271 §9.1.2: a path holding our own AS is a loop (allowas-in relaxes it).
+            let own = attrs
+                .as_path
+                .segments
+                .iter()
+                .flat_map(|s| &s.asns)
+                .filter(|&&a| a == info.local_asn)
+                .count();
+            own > info.allowas_in as usize
+        };
+        if looped || family_of_nlri_mismatch(family, nlri) {
+            // A looped route replaces (withdraws) any earlier path for the same NLRI.
+            self.withdraw(peer, nlri);
+            return;
+        }
+        if state.limit_tripped {
+            return;
+        }
+        let import = info.import.clone();
+        let ctx = RouteContext {
+            neighbor: info.address,
+            local_asn: info.local_asn,
+        };
+        let base = self.intern(attrs);
+        let mut added = 0usize;
+        let mut rejected = Vec::new();
+        for n in nlri {
+            let attrs = match import.run(&n.prefix, &base, &ctx) {
+                None => {
+                    rejected.push(*n);
+                    continue;
+                }
+                Some(None) => base.clone(),
+                Some(Some(changed)) => self.intern(changed),
+            };
+            let path_id = n.path_id.unwrap_or(0);
+            let paths = self
+                .loc
+                .entry(n.prefix)
+                .or_insert_with(|| Entry::new(self.ids.alloc(n.prefix)));
+            match paths.iter_mut().find(|p| p.peer == peer && p.path_id == path_id) {
+                Some(p) => p.attrs = attrs,
+                None => {
+                    paths.push(Path { peer, path_id, attrs });
+                    added += 1;
+                }
+            }
+            self.dirty.insert(n.prefix);
+        }
+        // A rejected route replaces whatever the peer sent for it before.
+        if !rejected.is_empty() {
+            self.withdraw(peer, &rejected);
+        }
+        if let Some(s) = self.peers.get_mut(&peer) {
+            s.received += added;
+            if let Some(limit) = s.info.max_prefixes {
+                let received = s.received as u64;
+                if received > limit.limit as u64 && !s.limit_tripped {
+                    s.limit_tripped = true;
+                    tracing::warn!(peer = %s.info.name, "{received} prefixes: over the limit of {}", limit.limit);
+                    let _ = s.out.signals.send(PeerSignal::MaxPrefixes { limit: limit.limit });
+                } else if received >= limit.warning as u64 && !s.limit_warned {
+                    s.limit_warned = true;
+                    tracing::warn!(peer = %s.info.name, "{received} prefixes: {}% of the limit of {}", received * 100 / limit.limit.max(1) as u64, limit.limit);
+                }
+            }
+        }
+    }
+
+    pub(super) fn withdraw(&mut self, peer: PeerId, nlri: &[Nlri]) {
+        let mut removed = 0usize;
+        for n in nlri {
+            let path_id = n.path_id.unwrap_or(0);
+            if let Some(paths) = self.loc.get_mut(&n.prefix) {
+                let before = paths.len();
+                paths.retain(|p| !(p.peer == peer && p.path_id == path_id));
+                if paths.len() != before {
+                    removed += 1;
+                    self.dirty.insert(n.prefix);
+                }
+            }
+        }
+        if let Some(s) = self.peers.get_mut(&peer) {
+            s.received = s.received.saturating_sub(removed);
+        }
+        self.released_since_purge += removed;
+    }
+
+    pub(super) fn end_of_rib(&mut self, peer: PeerId, family: Family) {
+        if let Some(s) = self.peers.get_mut(&peer) {
+            s.eor_received.insert(family);
+        }
+        self.end_stale_family(peer, family);
+        self.check_converged();
+    }
+
+    /// Converged once every established peer sent End-of-RIB for each of its families.
+    pub(super) fn check_converged(&mut self) {
+        self.converged = self
+            .peers
+            .values()
+            .all(|p| p.info.families.iter().all(|f| p.eor_received.contains(f)));
+    }
+
+    pub(super) fn set_originated(&mut self, list: Vec<Originated>) {
+        let new: Map<IpNetwork, Originated> = list.into_iter().map(|o| (o.prefix, o)).collect();
+        let old = std::mem::take(&mut self.originated);
+        for prefix in old.keys().filter(|p| !new.contains_key(p)) {
+            if let Some(paths) = self.loc.get_mut(prefix) {
+                paths.retain(|p| p.peer != LOCAL);
+            }
+            self.dirty.insert(*prefix);
+        }
+        for (prefix, o) in &new {
+            if old.get(prefix) == Some(o) {
+                continue;
+            }
+            let attrs = self.intern(RouteAttrs::local(o.communities.clone(), o.large_communities.clone()));
+            let paths = self
+                .loc
+                .entry(*prefix)
+                .or_insert_with(|| Entry::new(self.ids.alloc(*prefix)));
+            paths.retain(|p| p.peer != LOCAL);
+            paths.push(Path {
+                peer: LOCAL,
+                path_id: 0,
+                attrs,
+            });
+            self.dirty.insert(*prefix);
+        }
+        self.originated = new;
+    }
+}
+
+fn family_of_nlri_mismatch(family: Family, nlri: &[Nlri]) -> bool {
+    nlri.iter().any(|n| family_of(&n.prefix) != family)
+}

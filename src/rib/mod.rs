@@ -1,0 +1,202 @@
+//! The RIB: Adj-RIB-In per peer (the paths each peer gave, kept in the
+//! Loc-RIB entries), the Loc-RIB with the RFC 4271 §9.1.2 decision process,
+//! and an Adj-RIB-Out per peer. One task owns it; peers and the daemon talk
+//! to it by message. Outbound UPDATEs are encoded once for every peer that
+//! gets the same bytes, and a slow peer's backlog is bounded: changes for it
+//! coalesce per prefix until its queue has room again.
+//!
+//! The files split the RIB by concern: `import` (sessions, loop checks,
+//! import policy, prefix limit), `graceful` (stale paths, RFC 4724 §4.2),
+//! `decision` (RFC 4271 §9.1.2.2, ECMP), `export` (RFC 4271 §5.1, RFC 4456,
+//! RFC 1997), `adj_out` (per-peer bitsets, queues, table dumps), `encode`
+//! (shared UPDATE encodings), `kernel` (best paths to kernel changes),
+//! `view` (typed answers to queries), `task` (the inbox loop).
+
+mod adj_out;
+mod decision;
+mod encode;
+mod export;
+mod graceful;
+mod import;
+mod kernel;
+mod table;
+mod task;
+#[cfg(test)]
+mod tests;
+mod view;
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use bgp_proto::Family;
+use ipnetwork::IpNetwork;
+
+use tokio::sync::mpsc;
+
+use crate::messages::{KernelOp, KernelWork, Originated, PeerId, PeerInfo, RibMsg};
+use crate::route::RouteAttrs;
+use adj_out::PeerState;
+use encode::EncodeCache;
+use graceful::StalePeer;
+use table::{Entry, PrefixIds};
+
+pub use task::run;
+
+/// Settings the RIB applies to every route.
+#[derive(Clone, Debug)]
+pub struct RibConfig {
+    pub local_asn: u32,
+    pub router_id: Ipv4Addr,
+    /// Set on a route reflector (RFC 4456 §7).
+    pub cluster_id: Option<Ipv4Addr>,
+    /// Only best paths inside these reach the kernel.
+    pub allowed_prefixes: Vec<IpNetwork>,
+    pub kernel: bool,
+}
+
+/// Hash maps keyed by what peers send: aHash is fast and keyed per process,
+/// so crafted prefixes cannot force collisions.
+pub(super) type Map<K, V> = HashMap<K, V, ahash::RandomState>;
+pub(super) type Set<T> = HashSet<T, ahash::RandomState>;
+
+/// Export results: (source attributes, source peer, target export class, IPv4?).
+pub(super) type ExportCache = Map<(usize, PeerId, u64, bool), Option<Arc<RouteAttrs>>>;
+
+/// Added to `released_since_purge` when a session's paths go: forces an
+/// attribute purge at the next flush.
+pub(super) const FORCE_PURGE: usize = 1 << 20;
+
+/// Prefix ids covered per step of an initial table dump.
+pub(super) const DUMP_SLICE: usize = 1024;
+
+/// Kernel changes handed over per chunk during a large flush.
+pub(super) const KERNEL_CHUNK: usize = 4096;
+
+/// The routing information base. See the module docs.
+pub struct Rib {
+    cfg: RibConfig,
+    peers: Map<PeerId, PeerState>,
+    /// Loc-RIB: every path of every prefix (most prefixes have one: kept inline).
+    loc: Map<IpNetwork, Entry>,
+    interned: Set<Arc<RouteAttrs>>,
+    dirty: Set<IpNetwork>,
+    kernel_ops: Vec<KernelOp>,
+    ids: PrefixIds,
+    /// Export results by (source attributes, source peer, export class,
+    /// IPv4?). Keys hold attribute pointers, so the cache is emptied whenever
+    /// attribute sets may be freed (purge) and at every flush.
+    export_cache: ExportCache,
+    encode_cache: EncodeCache,
+    /// Where kernel changes go as soon as a chunk is ready (the daemon's kernel task).
+    kernel_sink: Option<mpsc::UnboundedSender<KernelWork>>,
+    originated: Map<IpNetwork, Originated>,
+    /// Every peer that came up has sent End-of-RIB (or none is configured to).
+    converged: bool,
+    released_since_purge: usize,
+    /// Paths kept for peers in graceful restart (RFC 4724 §4.2), under ids of their own.
+    stale_peers: Map<PeerId, StalePeer>,
+    next_stale_id: PeerId,
+}
+
+pub(super) fn family_of(prefix: &IpNetwork) -> Family {
+    match prefix {
+        IpNetwork::V4(_) => Family::IPV4_UNICAST,
+        IpNetwork::V6(_) => Family::IPV6_UNICAST,
+    }
+}
+
+impl Rib {
+    pub fn new(cfg: RibConfig) -> Rib {
+        Rib {
+            cfg,
+            peers: Map::default(),
+            loc: Map::default(),
+            interned: Set::default(),
+            dirty: Set::default(),
+            kernel_ops: Vec::new(),
+            ids: PrefixIds::default(),
+            export_cache: ExportCache::default(),
+            encode_cache: EncodeCache::default(),
+            kernel_sink: None,
+            originated: Map::default(),
+            converged: false,
+            released_since_purge: 0,
+            stale_peers: Map::default(),
+            next_stale_id: PeerId(u32::MAX),
+        }
+    }
+
+    /// Session facts of a live peer or of a peer's stale paths.
+    fn info(&self, id: PeerId) -> Option<&PeerInfo> {
+        self.peers
+            .get(&id)
+            .map(|p| &p.info)
+            .or_else(|| self.stale_peers.get(&id).map(|g| &g.info))
+    }
+
+    fn intern(&mut self, attrs: RouteAttrs) -> Arc<RouteAttrs> {
+        if let Some(a) = self.interned.get(&attrs) {
+            return a.clone();
+        }
+        let a = Arc::new(attrs);
+        self.interned.insert(a.clone());
+        a
+    }
+
+    /// Drops attribute sets no route uses any more.
+    fn purge_interned(&mut self) {
+        self.export_cache.clear();
+        self.encode_cache = EncodeCache::default();
+        self.interned.retain(|a| Arc::strong_count(a) > 1);
+        self.released_since_purge = 0;
+    }
+
+    /// Kernel changes produced since the last call.
+    pub fn take_kernel_ops(&mut self) -> Vec<KernelOp> {
+        std::mem::take(&mut self.kernel_ops)
+    }
+
+    pub fn converged(&self) -> bool {
+        self.converged
+    }
+
+    /// Handles one message; call [`Rib::flush`] after a batch.
+    pub fn handle(&mut self, msg: RibMsg) {
+        match msg {
+            RibMsg::PeerUp(info, out) => self.peer_up(info, out),
+            RibMsg::PeerDown(id) => self.peer_down(id),
+            RibMsg::PeerDownGraceful {
+                peer,
+                families,
+                restart_time,
+            } => self.peer_down_graceful(peer, families, restart_time),
+            RibMsg::Announce {
+                peer,
+                family,
+                attrs,
+                nlri,
+            } => self.announce(peer, family, attrs, &nlri),
+            RibMsg::Withdraw { peer, nlri, .. } => self.withdraw(peer, &nlri),
+            RibMsg::EndOfRib(peer, family) => self.end_of_rib(peer, family),
+            RibMsg::Originate(list) => self.set_originated(list),
+            RibMsg::Writable(peer) => self.drain_backlog(peer),
+            RibMsg::RouteRefresh(peer, family) => {
+                // RFC 2918 §4: send the whole table of the family again.
+                let Some(p) = self.peers.get_mut(&peer) else { return };
+                for (id, prefix) in self.ids.prefixes.iter().enumerate() {
+                    if prefix.is_some_and(|pr| family_of(&pr) == family) {
+                        p.advertised.set(id as u32, false);
+                    }
+                }
+                p.dump_next = Some(0);
+            }
+            RibMsg::Routes(filter, reply) => {
+                let _ = reply.send(self.routes(filter));
+            }
+            RibMsg::Summary(reply) => {
+                let _ = reply.send(self.summary());
+            }
+        }
+    }
+}

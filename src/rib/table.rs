@@ -1,0 +1,117 @@
+//! Loc-RIB storage: the paths of each prefix, small prefix ids that index
+//! every peer's Adj-RIB-Out bitset, and the bitset itself.
+
+use std::sync::Arc;
+
+use ipnetwork::IpNetwork;
+
+use crate::messages::PeerId;
+use crate::route::RouteAttrs;
+
+/// The paths of one prefix; one fits without a heap allocation.
+pub(super) type Paths = smallvec::SmallVec<[Path; 1]>;
+
+/// A Loc-RIB entry: the prefix's paths, and a digest of what the kernel was
+/// last told for it (0: nothing) — kept here rather than in a second map.
+pub(super) struct Entry {
+    pub(super) paths: Paths,
+    pub(super) kernel: u64,
+    /// Index into every peer's Adj-RIB-Out bitset.
+    pub(super) id: u32,
+    /// Which path was best at the last flush (0: none); unchanged means
+    /// nothing to tell the peers.
+    pub(super) best: u64,
+}
+
+impl Entry {
+    pub(super) fn new(id: u32) -> Entry {
+        Entry {
+            paths: Paths::new(),
+            kernel: 0,
+            id,
+            best: 0,
+        }
+    }
+}
+
+impl std::ops::Deref for Entry {
+    type Target = Paths;
+    fn deref(&self) -> &Paths {
+        &self.paths
+    }
+}
+
+impl std::ops::DerefMut for Entry {
+    fn deref_mut(&mut self) -> &mut Paths {
+        &mut self.paths
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Path {
+    pub(super) peer: PeerId,
+    pub(super) path_id: u32,
+    pub(super) attrs: Arc<RouteAttrs>,
+}
+
+/// A growable bitset indexed by prefix id.
+#[derive(Default)]
+pub(super) struct Bits {
+    pub(super) words: Vec<u64>,
+    pub(super) count: usize,
+}
+
+impl Bits {
+    pub(super) fn get(&self, i: u32) -> bool {
+        self.words
+            .get(i as usize / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    pub(super) fn set(&mut self, i: u32, on: bool) {
+        let (word, bit) = (i as usize / 64, 1u64 << (i % 64));
+        if word >= self.words.len() {
+            if !on {
+                return;
+            }
+            self.words.resize(word + 1, 0);
+        }
+        let was = self.words[word] & bit != 0;
+        if on && !was {
+            self.words[word] |= bit;
+            self.count += 1;
+        } else if !on && was {
+            self.words[word] &= !bit;
+            self.count -= 1;
+        }
+    }
+}
+
+/// Small stable ids for prefixes (index of the per-peer bitsets), reused when freed.
+#[derive(Default)]
+pub(super) struct PrefixIds {
+    pub(super) prefixes: Vec<Option<IpNetwork>>,
+    pub(super) free: Vec<u32>,
+}
+
+impl PrefixIds {
+    pub(super) fn alloc(&mut self, prefix: IpNetwork) -> u32 {
+        match self.free.pop() {
+            Some(id) => {
+                self.prefixes[id as usize] = Some(prefix);
+                id
+            }
+            None => {
+                self.prefixes.push(Some(prefix));
+                (self.prefixes.len() - 1) as u32
+            }
+        }
+    }
+
+    pub(super) fn release(&mut self, id: u32) {
+        if let Some(slot) = self.prefixes.get_mut(id as usize) {
+            *slot = None;
+            self.free.push(id);
+        }
+    }
+}

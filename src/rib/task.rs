@@ -1,0 +1,59 @@
+//! The RIB task: drains its inbox in batches, flushes after each batch,
+//! hands kernel changes on and publishes convergence.
+
+use tokio::sync::mpsc;
+
+use super::Rib;
+use crate::messages::{KernelWork, RibMsg};
+use crate::sys::release_free_memory;
+
+/// The RIB task: drains its inbox in batches, flushes after each batch, and
+/// hands kernel changes to `kernel` and convergence to `converged`.
+pub async fn run(
+    mut rib: Rib,
+    mut inbox: mpsc::Receiver<RibMsg>,
+    kernel: mpsc::UnboundedSender<KernelWork>,
+    converged: tokio::sync::watch::Sender<bool>,
+) {
+    rib.kernel_sink = Some(kernel.clone());
+    loop {
+        let deadline = rib.next_deadline();
+        let first = tokio::select! {
+            m = inbox.recv() => match m {
+                Some(m) => Some(m),
+                None => break,
+            },
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            } => None,
+        };
+        rib.expire(std::time::Instant::now());
+        if let Some(first) = first {
+            rib.handle(first);
+        }
+        // Batch whatever else is already queued, bounded so queries stay prompt.
+        for _ in 0..4096 {
+            match inbox.try_recv() {
+                Ok(m) => rib.handle(m),
+                Err(_) => break,
+            }
+        }
+        let changed = rib.flush();
+        let ops = rib.take_kernel_ops();
+        if !ops.is_empty() && kernel.send(KernelWork::Ops(ops)).is_err() {
+            tracing::warn!("kernel sync task is gone; routes are no longer installed");
+        }
+        if changed > 10_000 {
+            // A full table went through: give the allocator's free pages back.
+            release_free_memory();
+        }
+        converged.send_if_modified(|c| {
+            let changed = *c != rib.converged();
+            *c = rib.converged();
+            changed
+        });
+    }
+}

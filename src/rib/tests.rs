@@ -1,0 +1,439 @@
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::Arc;
+
+use bgp_proto::update::Update;
+use bgp_proto::{Context, Family, Message, Nlri};
+use bytes::Bytes;
+use ipnetwork::IpNetwork;
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::messages::{Gateways, KernelOp, NextHopMode, PeerId, PeerInfo, PeerOut, RouteSource};
+use crate::route::policy::Chain;
+use bgp_proto::attributes::AsPath;
+use bgp_proto::framing::next_message_len;
+
+const ASN: u32 = 64512;
+
+fn rib() -> Rib {
+    Rib::new(RibConfig {
+        local_asn: ASN,
+        router_id: "192.168.1.11".parse().unwrap(),
+        cluster_id: None,
+        allowed_prefixes: vec!["10.244.0.0/16".parse().unwrap()],
+        kernel: true,
+    })
+}
+
+fn peer(id: u32, addr: &str, asn: u32, capacity: usize) -> (PeerInfo, PeerOut, mpsc::Receiver<Bytes>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let info = PeerInfo {
+        id: PeerId(id),
+        name: format!("peer{id}"),
+        address: addr.parse().unwrap(),
+        local_address: "192.168.1.11".parse().unwrap(),
+        asn,
+        local_asn: ASN,
+        router_id: addr.parse().unwrap_or(Ipv4Addr::new(10, 0, 0, id as u8)),
+        rr_client: false,
+        next_hop: NextHopMode::Auto,
+        tx: Context::default(),
+        rx_four_octet_as: true,
+        families: [Family::IPV4_UNICAST].into_iter().collect(),
+        allowas_in: 0,
+        ipv4_via_ipv6: false,
+        import: Chain::AcceptAll,
+        export: Chain::AcceptAll,
+        max_prefixes: None,
+    };
+    let out = PeerOut {
+        queue: tx,
+        want_writable: Arc::new(AtomicBool::new(false)),
+        signals: mpsc::unbounded_channel().0,
+    };
+    (info, out, rx)
+}
+
+fn up(rib: &mut Rib, id: u32, addr: &str, asn: u32) -> mpsc::Receiver<Bytes> {
+    let (info, out, rx) = peer(id, addr, asn, 64);
+    rib.handle(RibMsg::PeerUp(info, out));
+    rx
+}
+
+fn learned(next_hop: &str, as_path: Vec<u32>) -> RouteAttrs {
+    let mut a = RouteAttrs::local(vec![], vec![]);
+    a.next_hop = Some(next_hop.parse().unwrap());
+    a.as_path = AsPath::sequence(as_path);
+    a
+}
+
+fn nlri(p: &str) -> Vec<Nlri> {
+    vec![Nlri::new(p.parse().unwrap())]
+}
+
+fn announce(rib: &mut Rib, peer: u32, prefix: &str, attrs: RouteAttrs) {
+    rib.handle(RibMsg::Announce {
+        peer: PeerId(peer),
+        family: Family::IPV4_UNICAST,
+        attrs,
+        nlri: nlri(prefix),
+    });
+}
+
+/// Every UPDATE a peer has been sent so far.
+fn received(rx: &mut mpsc::Receiver<Bytes>) -> Vec<Update> {
+    let mut out = Vec::new();
+    while let Ok(chunk) = rx.try_recv() {
+        let mut buf = &chunk[..];
+        while let Ok(Some(n)) = next_message_len(buf, 65535) {
+            match bgp_proto::decode(&buf[..n], &Context::default()).unwrap().message {
+                Message::Update(u) => out.push(u),
+                other => panic!("unexpected {other:?}"),
+            }
+            buf = &buf[n..];
+        }
+    }
+    out
+}
+
+fn originate(rib: &mut Rib, prefixes: &[&str]) {
+    rib.handle(RibMsg::Originate(
+        prefixes
+            .iter()
+            .map(|p| Originated {
+                prefix: p.parse().unwrap(),
+                blackhole: true,
+                communities: vec![],
+                large_communities: vec![],
+            })
+            .collect(),
+    ));
+}
+
+#[test]
+fn originated_block_is_blackholed_and_announced_with_next_hop_self() {
+    let mut rib = rib();
+    originate(&mut rib, &["10.244.1.0/26"]);
+    let mut rx = up(&mut rib, 1, "192.168.1.12", ASN);
+    rib.flush();
+    assert_eq!(
+        rib.take_kernel_ops(),
+        vec![KernelOp::Blackhole("10.244.1.0/26".parse().unwrap())]
+    );
+    let updates = received(&mut rx);
+    assert_eq!(updates.len(), 2, "the block, then End-of-RIB");
+    let u = &updates[0];
+    assert_eq!(u.nlri, nlri("10.244.1.0/26"));
+    assert_eq!(u.next_hop(), Some("192.168.1.11".parse().unwrap()));
+    assert_eq!(u.as_path().unwrap().to_string(), "");
+    assert_eq!(updates[1].as_end_of_rib(), Some(Family::IPV4_UNICAST));
+}
+
+#[test]
+fn learned_block_goes_to_kernel_but_not_to_other_ibgp_peers() {
+    let mut rib = rib();
+    let _rx1 = up(&mut rib, 1, "192.168.1.12", ASN);
+    let mut rx2 = up(&mut rib, 2, "192.168.1.13", ASN);
+    rib.flush();
+    received(&mut rx2);
+    announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+    rib.flush();
+    assert_eq!(
+        rib.take_kernel_ops(),
+        vec![KernelOp::Via(
+            "10.244.2.0/26".parse().unwrap(),
+            Gateways::from_elem("192.168.1.12".parse().unwrap(), 1)
+        )]
+    );
+    assert!(received(&mut rx2).is_empty(), "iBGP split horizon");
+    rib.handle(RibMsg::PeerDown(PeerId(1)));
+    rib.flush();
+    assert_eq!(
+        rib.take_kernel_ops(),
+        vec![KernelOp::Remove("10.244.2.0/26".parse().unwrap())]
+    );
+}
+
+#[test]
+fn nothing_outside_allowed_prefixes_reaches_the_kernel() {
+    let mut rib = rib();
+    let _rx = up(&mut rib, 1, "192.168.1.1", 65001);
+    announce(&mut rib, 1, "0.0.0.0/0", learned("192.168.1.1", vec![65001]));
+    announce(&mut rib, 1, "10.0.0.0/8", learned("192.168.1.1", vec![65001]));
+    rib.flush();
+    assert!(rib.take_kernel_ops().is_empty());
+}
+
+#[test]
+fn decision_prefers_local_pref_then_path_length_and_multipaths_ties() {
+    let mut rib = rib();
+    let _a = up(&mut rib, 1, "192.168.1.12", ASN);
+    let _b = up(&mut rib, 2, "192.168.1.13", ASN);
+    let _c = up(&mut rib, 3, "192.168.1.14", ASN);
+    let p = "10.244.9.0/26";
+    announce(&mut rib, 1, p, learned("192.168.1.12", vec![65001]));
+    announce(&mut rib, 2, p, learned("192.168.1.13", vec![65001]));
+    let mut longer = learned("192.168.1.14", vec![65001, 65002]);
+    longer.local_pref = Some(100);
+    announce(&mut rib, 3, p, longer);
+    rib.flush();
+    let gw = |s: &[&str]| s.iter().map(|a| a.parse().unwrap()).collect::<Gateways>();
+    assert_eq!(
+        rib.take_kernel_ops(),
+        vec![KernelOp::Via(p.parse().unwrap(), gw(&["192.168.1.12", "192.168.1.13"]))]
+    );
+    let mut preferred = learned("192.168.1.14", vec![65001, 65002]);
+    preferred.local_pref = Some(200);
+    announce(&mut rib, 3, p, preferred);
+    rib.flush();
+    assert_eq!(
+        rib.take_kernel_ops(),
+        vec![KernelOp::Via(p.parse().unwrap(), gw(&["192.168.1.14"]))]
+    );
+    let routes = rib.routes(Some(p.parse().unwrap()));
+    assert_eq!(
+        routes.iter().filter(|r| r.best).map(|r| r.source).collect::<Vec<_>>(),
+        vec![RouteSource::Peer(PeerId(3))]
+    );
+}
+
+#[test]
+fn med_compared_only_within_the_same_neighbour_as() {
+    let mut rib = rib();
+    let _a = up(&mut rib, 1, "192.168.1.12", 65001);
+    let _b = up(&mut rib, 2, "192.168.1.13", 65001);
+    let p = "10.244.9.0/26";
+    let mut high = learned("192.168.1.12", vec![65001]);
+    high.med = Some(50);
+    let mut low = learned("192.168.1.13", vec![65001]);
+    low.med = Some(10);
+    announce(&mut rib, 1, p, high);
+    announce(&mut rib, 2, p, low);
+    rib.flush();
+    assert_eq!(
+        rib.take_kernel_ops(),
+        vec![KernelOp::Via(
+            p.parse().unwrap(),
+            Gateways::from_elem("192.168.1.13".parse().unwrap(), 1)
+        )]
+    );
+}
+
+#[test]
+fn ebgp_export_prepends_and_sets_next_hop_self() {
+    let mut rib = rib();
+    originate(&mut rib, &["10.244.1.0/26"]);
+    let _ibgp = up(&mut rib, 1, "192.168.1.12", ASN);
+    let mut tor = up(&mut rib, 2, "192.168.1.1", 65001);
+    announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+    rib.flush();
+    let updates = received(&mut tor);
+    let mut got: Vec<(String, String, Option<Ipv4Addr>, bool)> = updates
+        .iter()
+        .flat_map(|u| {
+            u.nlri.iter().map(move |n| {
+                (
+                    n.prefix.to_string(),
+                    u.as_path().unwrap().to_string(),
+                    u.next_hop(),
+                    u.attribute(bgp_proto::attributes::type_code::LOCAL_PREF).is_some(),
+                )
+            })
+        })
+        .collect();
+    got.sort();
+    let me = Some("192.168.1.11".parse().unwrap());
+    assert_eq!(
+        got,
+        vec![
+            ("10.244.1.0/26".into(), "64512".into(), me, false),
+            ("10.244.2.0/26".into(), "64512".into(), me, false)
+        ]
+    );
+}
+
+#[test]
+fn ebgp_route_with_our_as_is_a_loop() {
+    let mut rib = rib();
+    let _tor = up(&mut rib, 1, "192.168.1.1", 65001);
+    announce(&mut rib, 1, "10.244.3.0/26", learned("192.168.1.1", vec![65001, ASN]));
+    rib.flush();
+    assert!(rib.take_kernel_ops().is_empty());
+    let s = rib.summary();
+    assert_eq!(s.prefixes, 0);
+}
+
+#[test]
+fn reflector_reflects_client_routes_with_originator_and_cluster_list() {
+    let mut rib = rib();
+    rib.cfg.cluster_id = Some("1.1.1.1".parse().unwrap());
+    let (mut c1, o1, _r1) = peer(1, "192.168.1.12", ASN, 64);
+    c1.rr_client = true;
+    let (mut c2, o2, mut r2) = peer(2, "192.168.1.13", ASN, 64);
+    c2.rr_client = true;
+    rib.handle(RibMsg::PeerUp(c1, o1));
+    rib.handle(RibMsg::PeerUp(c2, o2));
+    announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+    rib.flush();
+    let u: Vec<Update> = received(&mut r2).into_iter().filter(|u| !u.nlri.is_empty()).collect();
+    assert_eq!(u.len(), 1);
+    assert_eq!(u[0].next_hop(), Some("192.168.1.12".parse().unwrap()), "next hop kept");
+    let attrs = RouteAttrs::from_update(&u[0], Family::IPV4_UNICAST, true);
+    assert_eq!(attrs.originator_id, Some("192.168.1.12".parse().unwrap()));
+    assert_eq!(attrs.cluster_list, vec!["1.1.1.1".parse::<Ipv4Addr>().unwrap()]);
+    // The route coming back with our cluster id is a loop.
+    let mut back = attrs.clone();
+    back.next_hop = Some("192.168.1.13".parse().unwrap());
+    announce(&mut rib, 2, "10.244.5.0/26", back);
+    rib.flush();
+    let r = rib.routes(Some("10.244.5.0/26".parse().unwrap()));
+    assert!(r.is_empty());
+}
+
+#[test]
+fn slow_peer_backlog_is_bounded_and_coalesced() {
+    let mut rib = rib();
+    let (info, out, mut rx) = peer(1, "192.168.1.12", ASN, 1);
+    let flag = out.want_writable.clone();
+    rib.handle(RibMsg::PeerUp(info, out));
+    let _src = up(&mut rib, 2, "192.168.1.1", 65001);
+    for i in 0..50u32 {
+        let mut a = learned("192.168.1.1", vec![65001]);
+        a.med = Some(i);
+        announce(&mut rib, 2, &format!("10.244.{i}.0/26"), a);
+        rib.flush();
+    }
+    assert!(
+        flag.load(AtomicOrdering::Acquire),
+        "queue full: writer asked to report room"
+    );
+    // The same prefixes change again while the peer is stuck: they coalesce.
+    for i in 0..50u32 {
+        rib.handle(RibMsg::Withdraw {
+            peer: PeerId(2),
+            family: Family::IPV4_UNICAST,
+            nlri: nlri(&format!("10.244.{i}.0/26")),
+        });
+    }
+    rib.flush();
+    let queued = rib.peers[&PeerId(1)].queue.len();
+    assert!(queued <= 50, "one queued entry per prefix, got {queued}");
+    // Drain: the peer ends up with nothing announced.
+    let mut all = Vec::new();
+    for _ in 0..200 {
+        all.extend(received(&mut rx));
+        rib.handle(RibMsg::Writable(PeerId(1)));
+    }
+    all.extend(received(&mut rx));
+    let mut state: HashMap<IpNetwork, bool> = HashMap::new();
+    for u in &all {
+        for n in &u.withdrawn {
+            state.insert(n.prefix, false);
+        }
+        for n in &u.nlri {
+            state.insert(n.prefix, true);
+        }
+    }
+    assert!(
+        state.values().all(|up| !up),
+        "every announced prefix was withdrawn in the end"
+    );
+    assert_eq!(rib.peers[&PeerId(1)].advertised.count, 0);
+}
+
+#[test]
+fn graceful_restart_keeps_stale_routes_until_end_of_rib() {
+    let mut rib = rib();
+    let _a = up(&mut rib, 1, "192.168.1.12", ASN);
+    announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+    announce(&mut rib, 1, "10.244.3.0/26", learned("192.168.1.12", vec![]));
+    rib.flush();
+    assert_eq!(rib.take_kernel_ops().len(), 2);
+    rib.handle(RibMsg::PeerDownGraceful {
+        peer: PeerId(1),
+        families: [Family::IPV4_UNICAST].into_iter().collect(),
+        restart_time: std::time::Duration::from_secs(120),
+    });
+    rib.flush();
+    assert!(rib.take_kernel_ops().is_empty(), "stale routes keep forwarding");
+    // The peer comes back and re-announces one block, then End-of-RIB.
+    let _a = up(&mut rib, 1, "192.168.1.12", ASN);
+    announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+    rib.flush();
+    assert!(rib.take_kernel_ops().is_empty(), "same forwarding, nothing to change");
+    rib.handle(RibMsg::EndOfRib(PeerId(1), Family::IPV4_UNICAST));
+    rib.flush();
+    assert_eq!(
+        rib.take_kernel_ops(),
+        vec![KernelOp::Remove("10.244.3.0/26".parse().unwrap())]
+    );
+    assert!(rib.stale_peers.is_empty());
+}
+
+#[test]
+fn graceful_restart_stale_routes_expire() {
+    let mut rib = rib();
+    let _a = up(&mut rib, 1, "192.168.1.12", ASN);
+    announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+    rib.flush();
+    rib.take_kernel_ops();
+    rib.handle(RibMsg::PeerDownGraceful {
+        peer: PeerId(1),
+        families: [Family::IPV4_UNICAST].into_iter().collect(),
+        restart_time: std::time::Duration::from_secs(120),
+    });
+    rib.flush();
+    let deadline = rib.next_deadline().expect("a stale set is pending");
+    rib.expire(deadline - std::time::Duration::from_secs(1));
+    rib.flush();
+    assert!(rib.take_kernel_ops().is_empty(), "not yet");
+    rib.expire(deadline);
+    rib.flush();
+    assert_eq!(
+        rib.take_kernel_ops(),
+        vec![KernelOp::Remove("10.244.2.0/26".parse().unwrap())]
+    );
+}
+
+#[test]
+fn ipv4_blocks_go_over_ipv6_sessions_only_with_rfc8950() {
+    let mut rib = rib();
+    originate(&mut rib, &["10.244.1.0/26"]);
+    let (mut plain, out, mut rx_plain) = peer(1, "fd00::12", ASN, 64);
+    plain.local_address = "fd00::11".parse().unwrap();
+    rib.handle(RibMsg::PeerUp(plain, out));
+    let (mut ext, out, mut rx_ext) = peer(2, "fd00::13", ASN, 64);
+    ext.local_address = "fd00::11".parse().unwrap();
+    ext.ipv4_via_ipv6 = true;
+    rib.handle(RibMsg::PeerUp(ext, out));
+    rib.flush();
+    assert!(
+        received(&mut rx_plain).iter().all(|u| u.as_end_of_rib().is_some()),
+        "no IPv6 next hop without RFC 8950"
+    );
+    let got: Vec<Update> = received(&mut rx_ext)
+        .into_iter()
+        .filter(|u| u.as_end_of_rib().is_none())
+        .collect();
+    assert_eq!(got.len(), 1);
+    let mp = got[0].mp_reach().expect("IPv4 NLRI in MP_REACH_NLRI");
+    assert_eq!(mp.family, Family::IPV4_UNICAST);
+    assert_eq!(mp.next_hop.addr(), "fd00::11".parse::<IpAddr>().unwrap());
+    assert_eq!(mp.nlri, nlri("10.244.1.0/26"));
+}
+
+#[test]
+fn peers_with_the_same_context_share_one_encoding() {
+    let mut rib = rib();
+    let mut r1 = up(&mut rib, 1, "192.168.1.12", 65001);
+    let mut r2 = up(&mut rib, 2, "192.168.1.13", 65002);
+    rib.flush();
+    received(&mut r1);
+    received(&mut r2);
+    originate(&mut rib, &["10.244.1.0/26", "10.244.1.64/26"]);
+    rib.flush();
+    let a = r1.try_recv().unwrap();
+    let b = r2.try_recv().unwrap();
+    assert_eq!(a.as_ptr(), b.as_ptr(), "one encoding, shared");
+}

@@ -1,0 +1,70 @@
+//! Read-only views of the RIB for the front ends (`ternctl`, the BIRD
+//! socket, metrics), answered between batches. Typed: the front ends turn
+//! them into text.
+
+use ipnetwork::IpNetwork;
+
+use super::table::Path;
+use super::Rib;
+use crate::messages::{PeerCounts, RibSummary, RouteSource, RouteView, LOCAL};
+
+impl Rib {
+    /// Every path of the prefixes within `filter` (all without one), sorted by prefix.
+    pub(super) fn routes(&self, filter: Option<IpNetwork>) -> Vec<RouteView> {
+        let mut prefixes: Vec<&IpNetwork> = match filter {
+            Some(f) => self
+                .loc
+                .keys()
+                .filter(|p| **p == f || f.contains(p.ip()) && f.prefix() <= p.prefix())
+                .collect(),
+            None => self.loc.keys().collect(),
+        };
+        prefixes.sort();
+        let mut out = Vec::new();
+        for prefix in prefixes {
+            let best = self.select(prefix).map(|(b, _)| (b.peer, b.path_id));
+            for path in self.loc[prefix].iter() {
+                out.push(self.view(prefix, path, best == Some((path.peer, path.path_id))));
+            }
+        }
+        out
+    }
+
+    pub(super) fn summary(&self) -> RibSummary {
+        let mut peers: Vec<PeerCounts> = self
+            .peers
+            .values()
+            .map(|p| PeerCounts {
+                peer: p.info.id,
+                received: p.received,
+                advertised: p.advertised.count,
+            })
+            .collect();
+        peers.sort_by_key(|p| p.peer);
+        RibSummary {
+            prefixes: self.loc.len(),
+            paths: self.loc.values().map(|v| v.len()).sum(),
+            attribute_sets: self.interned.len(),
+            kernel_routes: self.loc.values().filter(|e| e.kernel != 0).count(),
+            peers,
+            converged: self.converged,
+        }
+    }
+
+    fn view(&self, prefix: &IpNetwork, path: &Path, best: bool) -> RouteView {
+        let source = if path.peer == LOCAL {
+            RouteSource::Local
+        } else if let Some(stale) = self.stale_peers.get(&path.peer) {
+            RouteSource::Stale(stale.of)
+        } else {
+            RouteSource::Peer(path.peer)
+        };
+        RouteView {
+            prefix: *prefix,
+            best,
+            source,
+            path_id: (path.path_id != 0).then_some(path.path_id),
+            attrs: path.attrs.clone(),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! A session's TCP side: the outgoing connect (TCP-MD5, TTL/GTSM, source
+//! address), the reader that frames messages and the writer that sends
+//! control messages first, then what the RIB queued.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bgp_proto::framing::{next_message_len, MAX_EXTENDED_MESSAGE_LEN};
+use bgp_proto::fsm::ConnId;
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+
+use super::settings::PeerSettings;
+use super::sockopt;
+use crate::messages::{ConnEvent, WriterMsg};
+
+pub(super) struct Conn {
+    pub(super) writer: mpsc::UnboundedSender<WriterMsg>,
+    pub(super) reader: tokio::task::JoinHandle<()>,
+    pub(super) local: Option<SocketAddr>,
+}
+
+/// Opens the outgoing connection, from `source_address` if set.
+pub(super) async fn connect(s: &PeerSettings) -> std::io::Result<TcpStream> {
+    let socket = match s.address {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if let Some(key) = &s.password {
+        sockopt::set_md5(
+            socket.as_raw_fd(),
+            s.address.is_ipv6(),
+            s.address,
+            None,
+            Some(key.as_bytes()),
+        )?;
+    }
+    apply_ttl(s, socket.as_raw_fd())?;
+    if let Some(src) = s.source_address {
+        socket.bind(SocketAddr::new(src, 0))?;
+    }
+    let connecting = socket.connect(SocketAddr::new(s.address, s.port));
+    match tokio::time::timeout(s.connect_retry.max(Duration::from_secs(1)), connecting).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")),
+    }
+}
+
+/// TTL of our segments: 255 with GTSM (and the minimum accepted TTL, RFC 5082 §3),
+/// else the configured multihop TTL.
+pub(super) fn apply_ttl(s: &PeerSettings, fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    let v6 = s.address.is_ipv6();
+    if let Some(hops) = s.gtsm_hops {
+        sockopt::set_ttl(fd, v6, 255)?;
+        sockopt::set_min_ttl(fd, v6, (256 - hops.max(1) as u16) as u8)?;
+    } else if let Some(ttl) = s.ttl {
+        sockopt::set_ttl(fd, v6, ttl)?;
+    }
+    Ok(())
+}
+
+/// Bytes of free space the reader keeps before each read.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Reads the byte stream and hands whole messages to the peer task.
+pub(super) async fn reader(id: ConnId, mut rd: OwnedReadHalf, events: mpsc::Sender<ConnEvent>) {
+    // Small to start with: a reflector holds thousands of these; it grows
+    // for a burst of UPDATEs and the space is reused.
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        loop {
+            match next_message_len(&buf, MAX_EXTENDED_MESSAGE_LEN) {
+                Ok(Some(n)) => {
+                    let msg = buf.split_to(n).freeze();
+                    if events.send(ConnEvent::Message(id, msg)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = events.send(ConnEvent::FrameError(id, e)).await;
+                    return;
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK {
+            buf.reserve(READ_CHUNK);
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => {
+                let _ = events.send(ConnEvent::Closed(id, "closed by peer".into())).await;
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = events.send(ConnEvent::Closed(id, e.to_string())).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Bytes gathered into one write from the RIB's queue.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Writes control messages first, then what the RIB queued.
+pub(super) async fn writer(
+    _id: ConnId,
+    mut wr: OwnedWriteHalf,
+    mut control: mpsc::UnboundedReceiver<WriterMsg>,
+    events: mpsc::Sender<ConnEvent>,
+) {
+    let mut rib: Option<(mpsc::Receiver<Bytes>, Arc<AtomicBool>)> = None;
+    loop {
+        let next = tokio::select! {
+            biased;
+            m = control.recv() => m,
+            b = async {
+                match rib.as_mut() {
+                    Some((rx, _)) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match b {
+                Some(b) => Some(WriterMsg::Send(b)),
+                None => { rib = None; continue; }
+            },
+        };
+        match next {
+            Some(WriterMsg::Send(b)) => {
+                // Coalesce whatever else the RIB queued into one write (fewer syscalls).
+                let mut batch = Vec::new();
+                if let Some((rx, _)) = rib.as_mut() {
+                    while batch.len() + b.len() < WRITE_BATCH {
+                        match rx.try_recv() {
+                            Ok(more) => {
+                                if batch.is_empty() {
+                                    batch.extend_from_slice(&b);
+                                }
+                                batch.extend_from_slice(&more);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                let data: &[u8] = if batch.is_empty() { &b } else { &batch };
+                if wr.write_all(data).await.is_err() {
+                    return;
+                }
+                if let Some((_, flag)) = &rib {
+                    if flag.swap(false, Ordering::AcqRel) {
+                        let _ = events.send(ConnEvent::Writable).await;
+                    }
+                }
+            }
+            Some(WriterMsg::Attach(rx, flag)) => rib = Some((rx, flag)),
+            Some(WriterMsg::Close) | None => {
+                let _ = wr.shutdown().await;
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! One task per configured peer: runs the bgp-proto FSM, owns the TCP
+//! connection(s), turns received UPDATEs into RIB messages and writes what
+//! the RIB queued. A peer never blocks another: each has its own task,
+//! reader and writer, and its outbound queue is bounded (the RIB coalesces
+//! the rest, see `rib`).
+
+mod conn;
+mod inbound;
+mod settings;
+#[allow(unsafe_code)]
+pub mod sockopt;
+mod status;
+mod task;
+
+use tokio::sync::mpsc;
+
+use crate::messages::{PeerCmd, RibMsg};
+pub use settings::{MaxPrefixes, PeerSettings};
+pub use status::{PeerStatus, StatusCell};
+use task::PeerTask;
+
+/// The daemon's handle on a peer task.
+#[derive(Clone, Debug)]
+pub struct PeerHandle {
+    pub settings: PeerSettings,
+    pub cmd: mpsc::Sender<PeerCmd>,
+    pub status: StatusCell,
+}
+
+impl PeerHandle {
+    /// A copy of the session's current status.
+    pub fn status(&self) -> PeerStatus {
+        self.status.get()
+    }
+}
+
+/// Starts the task of one peer.
+pub fn spawn(settings: PeerSettings, rib: mpsc::Sender<RibMsg>) -> PeerHandle {
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let status = StatusCell::default();
+    let handle = PeerHandle {
+        settings: settings.clone(),
+        cmd: cmd_tx,
+        status: status.clone(),
+    };
+    tokio::spawn(async move {
+        let mut task = PeerTask::new(settings, rib, status);
+        task.run(cmd_rx).await;
+    });
+    handle
+}

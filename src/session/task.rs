@@ -1,0 +1,506 @@
+//! The session task: feeds the bgp-proto FSM with connection events,
+//! timers and commands, carries out its actions (connect, send, close), and
+//! talks to the RIB: session up/down, received routes, route refresh.
+
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bgp_proto::framing::FrameError;
+use bgp_proto::fsm::{Action, ConnId, DownReason, Event, Fsm, FsmConfig, Negotiated, State};
+use bgp_proto::notification::Notification;
+use bgp_proto::{Context, DecodeError, Family, FamilySet, Message, MessageType, Reason, Treatment};
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::conn::{apply_ttl, connect, reader, writer, Conn};
+use super::inbound::update_messages;
+use super::settings::{capabilities, PeerSettings};
+use super::status::StatusCell;
+use crate::messages::{ConnEvent, PeerCmd, PeerInfo, PeerOut, PeerSignal, PrefixLimit, RibMsg, WriterMsg};
+
+pub(super) struct PeerTask {
+    settings: PeerSettings,
+    fsm: Fsm,
+    rib: mpsc::Sender<RibMsg>,
+    status: StatusCell,
+    conns: HashMap<ConnId, Conn>,
+    events_tx: mpsc::Sender<ConnEvent>,
+    events_rx: mpsc::Receiver<ConnEvent>,
+    /// The connection carrying the established session.
+    session: Option<Session>,
+    stopping: bool,
+    signals_tx: mpsc::UnboundedSender<PeerSignal>,
+    signals_rx: mpsc::UnboundedReceiver<PeerSignal>,
+    /// After the prefix limit tripped: when to start again.
+    restart_at: Option<Instant>,
+    /// Graceful restart as the peer announced it on the current session.
+    peer_restart: Option<PeerRestart>,
+}
+
+/// The connection an Established session runs on, and how to decode what it carries.
+struct Session {
+    conn: ConnId,
+    rx: Context,
+    /// The peer speaks 4-octet AS numbers (RFC 6793): no AS4_PATH merging.
+    four_octet_as: bool,
+}
+
+/// Graceful restart negotiated on a session (RFC 4724 §3): the peer's
+/// families with preserved state and its restart time.
+struct PeerRestart {
+    families: FamilySet,
+    restart_time: u16,
+}
+
+impl PeerTask {
+    pub(super) fn new(s: PeerSettings, rib: mpsc::Sender<RibMsg>, status: StatusCell) -> PeerTask {
+        let mut cfg = FsmConfig::new(s.local_asn, s.asn, s.router_id);
+        cfg.hold_time = s.hold_time;
+        cfg.keepalive_time = Some(s.keepalive_time);
+        cfg.connect_retry_time = s.connect_retry;
+        cfg.passive = s.passive;
+        cfg.capabilities = capabilities(&s);
+        cfg.jitter_seed ^= s.id.0 as u64 * 0x9e37_79b9;
+        cfg.idle_hold_time = Duration::from_secs(1);
+        cfg.max_idle_hold_time = Duration::from_secs(60);
+        let (events_tx, events_rx) = mpsc::channel(1024);
+        let (signals_tx, signals_rx) = mpsc::unbounded_channel();
+        PeerTask {
+            signals_tx,
+            signals_rx,
+            restart_at: None,
+            peer_restart: None,
+            fsm: Fsm::new(cfg),
+            settings: s,
+            rib,
+            status,
+            conns: HashMap::new(),
+            events_tx,
+            events_rx,
+            session: None,
+            stopping: false,
+        }
+    }
+
+    pub(super) async fn run(&mut self, mut cmds: mpsc::Receiver<PeerCmd>) {
+        self.feed(Event::ManualStart).await;
+        let mut cmds_open = true;
+        loop {
+            let deadline = self.fsm.next_timer().map(|(_, d)| d);
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = cmds.recv(), if cmds_open => match cmd {
+                    Some(PeerCmd::Incoming(stream)) => self.incoming(stream).await,
+                    Some(PeerCmd::Stop(msg)) => self.stop(msg).await,
+                    None => {
+                        cmds_open = false;
+                        self.stop(None).await;
+                    }
+                },
+                Some(ev) = self.events_rx.recv() => self.connection_event(ev).await,
+                Some(signal) = self.signals_rx.recv() => self.signal(signal).await,
+                _ = async {
+                    match self.restart_at {
+                        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.restart_at = None;
+                    if !self.stopping {
+                        info!(peer = %self.settings.name, "prefix limit hold-down over: starting again");
+                        self.feed(Event::ManualStart).await;
+                    }
+                }
+                _ = sleep => {
+                    if let Some((timer, _)) = self.fsm.next_timer() {
+                        self.feed(timer.expiry_event()).await;
+                    }
+                }
+            }
+            if self.stopping && self.conns.is_empty() {
+                break;
+            }
+            // A dynamic peer exists only while its session does.
+            if self.settings.dynamic
+                && self.conns.is_empty()
+                && self.session.is_none()
+                && self.fsm.state() != State::Established
+            {
+                break;
+            }
+        }
+        self.set_state();
+    }
+
+    /// RFC 4486 §4: over the prefix limit: Cease / Maximum Number of Prefixes
+    /// Reached (data: AFI, SAFI, the limit), then stay down for `restart_after`.
+    async fn signal(&mut self, signal: PeerSignal) {
+        let PeerSignal::MaxPrefixes { limit } = signal;
+        let mut data = Vec::with_capacity(7);
+        data.extend_from_slice(&Family::IPV4_UNICAST.afi.0.to_be_bytes());
+        data.push(Family::IPV4_UNICAST.safi.0);
+        data.extend_from_slice(&limit.to_be_bytes());
+        let n = Notification {
+            code: bgp_proto::error::code::CEASE,
+            subcode: bgp_proto::notification::cease::MAX_PREFIXES,
+            data,
+        };
+        warn!(peer = %self.settings.name, "prefix limit {limit} exceeded: closing the session");
+        self.feed(Event::AutomaticStop(n)).await;
+        // No automatic restart: the hold-down below decides when to try again.
+        self.feed(Event::ManualStop).await;
+        self.restart_at = self
+            .settings
+            .max_prefixes
+            .and_then(|m| m.restart_after)
+            .map(|d| Instant::now() + d);
+        self.status
+            .update(|st| st.last_error = Some(format!("maximum number of prefixes ({limit}) reached")));
+    }
+
+    async fn stop(&mut self, message: Option<String>) {
+        self.stopping = true;
+        let event = match message.or_else(|| self.settings.shutdown_message.clone()) {
+            Some(m) => Event::ManualStopWithMessage(m),
+            None => Event::ManualStop,
+        };
+        self.feed(event).await;
+        // Connections the FSM did not know yet (or already gave up) go too.
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(id);
+        }
+    }
+
+    /// Feeds the FSM and carries out what it asks.
+    async fn feed(&mut self, event: Event) {
+        let actions = self.fsm.handle(event, Instant::now());
+        for action in actions {
+            self.act(action).await;
+        }
+        self.set_state();
+    }
+
+    fn set_state(&self) {
+        let state = if self.stopping && self.conns.is_empty() {
+            State::Idle
+        } else {
+            self.fsm.state()
+        };
+        self.status.update(|st| st.set_state(state));
+    }
+
+    async fn act(&mut self, action: Action) {
+        match action {
+            Action::Connect(id) => {
+                if self.stopping {
+                    return;
+                }
+                let events = self.events_tx.clone();
+                let s = self.settings.clone();
+                tokio::spawn(async move {
+                    let ev = match connect(&s).await {
+                        Ok(stream) => ConnEvent::Connected(id, stream),
+                        Err(e) => ConnEvent::ConnectFailed(id, e.to_string()),
+                    };
+                    let _ = events.send(ev).await;
+                });
+            }
+            Action::SendOpen(id, open) => self.send(id, &Message::Open(open)),
+            Action::SendKeepalive(id) => self.send(id, &Message::Keepalive),
+            Action::SendNotification(id, n) => {
+                info!(peer = %self.settings.name, "sending NOTIFICATION {}", n.describe());
+                self.send(id, &Message::Notification(n));
+            }
+            Action::CloseConnection(id) => self.close(id),
+            Action::StartTimer(..) | Action::StopTimer(_) => {}
+            Action::Established(id, negotiated) => self.established(id, *negotiated).await,
+            Action::SessionDown { reason } => self.session_down(reason).await,
+        }
+    }
+
+    fn send(&mut self, id: ConnId, msg: &Message) {
+        let ctx = match &self.session {
+            Some(s) if s.conn == id => self.fsm.negotiated().map(|n| n.tx_context()).unwrap_or_default(),
+            _ => Context::default(),
+        };
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        match msg.to_bytes(&ctx) {
+            Ok(b) => {
+                let _ = conn.writer.send(WriterMsg::Send(Bytes::from(b)));
+                self.status.update(|st| st.messages_out += 1);
+            }
+            Err(e) => warn!(peer = %self.settings.name, "cannot encode {:?}: {e}", msg.message_type()),
+        }
+    }
+
+    fn close(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.remove(&id) {
+            let _ = conn.writer.send(WriterMsg::Close);
+            conn.reader.abort();
+        }
+    }
+
+    async fn incoming(&mut self, stream: TcpStream) {
+        if self.stopping {
+            return;
+        }
+        let id = self.fsm.new_conn_id();
+        debug!(peer = %self.settings.name, "incoming connection {:?}", stream.peer_addr().ok());
+        self.attach(id, stream);
+        self.feed(Event::TcpConnectionConfirmed(id)).await;
+    }
+
+    /// Starts the reader and writer of a connection.
+    fn attach(&mut self, id: ConnId, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        if let Err(e) = apply_ttl(&self.settings, stream.as_raw_fd()) {
+            warn!(peer = %self.settings.name, "setting TTL options: {e}");
+        }
+        let local = stream.local_addr().ok();
+        let (rd, wr) = stream.into_split();
+        let (wtx, wrx) = mpsc::unbounded_channel();
+        let events = self.events_tx.clone();
+        tokio::spawn(writer(id, wr, wrx, events.clone()));
+        let reader = tokio::spawn(reader(id, rd, events));
+        self.conns.insert(
+            id,
+            Conn {
+                writer: wtx,
+                reader,
+                local,
+            },
+        );
+    }
+
+    async fn connection_event(&mut self, ev: ConnEvent) {
+        match ev {
+            ConnEvent::Connected(id, stream) => {
+                if self.stopping {
+                    return;
+                }
+                self.attach(id, stream);
+                self.feed(Event::TcpCrAcked(id)).await;
+            }
+            ConnEvent::ConnectFailed(id, e) => {
+                debug!(peer = %self.settings.name, "connect failed: {e}");
+                self.status.update(|st| st.last_error = Some(format!("connect: {e}")));
+                self.feed(Event::TcpConnectionFails(id)).await;
+            }
+            ConnEvent::Closed(id, why) => {
+                if self.conns.contains_key(&id) {
+                    debug!(peer = %self.settings.name, "connection closed: {why}");
+                    self.conns.remove(&id);
+                    self.feed(Event::TcpConnectionFails(id)).await;
+                }
+            }
+            ConnEvent::FrameError(id, e) => {
+                let reason = match e {
+                    FrameError::BadMarker => Reason::BadMarker,
+                    FrameError::BadLength(l) => Reason::BadLength(l),
+                };
+                let err = DecodeError::new(reason, 0);
+                let err = match e {
+                    FrameError::BadLength(l) => err.with_data(l.to_be_bytes().to_vec()),
+                    FrameError::BadMarker => err,
+                };
+                self.feed(Event::BgpHeaderErr(id, err)).await;
+            }
+            ConnEvent::Message(id, bytes) => self.message(id, bytes).await,
+            ConnEvent::Writable => {
+                if self.session.is_some() {
+                    let _ = self.rib.send(RibMsg::Writable(self.settings.id)).await;
+                }
+            }
+        }
+    }
+
+    async fn message(&mut self, id: ConnId, bytes: Bytes) {
+        if !self.conns.contains_key(&id) {
+            return;
+        }
+        self.status.update(|st| st.messages_in += 1);
+        let (ctx, four_octet) = match &self.session {
+            Some(s) if s.conn == id => (s.rx.clone(), s.four_octet_as),
+            _ => (Context::default(), true),
+        };
+        let ty = bytes.get(18).copied().and_then(MessageType::from_u8);
+        let decoded = match bgp_proto::decode(&bytes, &ctx) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(peer = %self.settings.name, "malformed {:?} message: {e}", ty);
+                let event = match ty {
+                    Some(MessageType::Open) => Event::BgpOpenMsgErr(id, e),
+                    Some(MessageType::Update) => Event::UpdateMsgErr(id, e),
+                    _ => Event::BgpHeaderErr(id, e),
+                };
+                self.feed(event).await;
+                return;
+            }
+        };
+        match decoded.message {
+            Message::Open(open) => self.feed(Event::BgpOpen(id, open)).await,
+            Message::Keepalive => self.feed(Event::KeepAliveMsg(id)).await,
+            Message::Notification(n) => self.feed(Event::NotifMsg(id, n)).await,
+            Message::RouteRefresh(rr) => {
+                self.feed(Event::RouteRefreshMsg(id)).await;
+                if self.session.is_some() {
+                    let _ = self.rib.send(RibMsg::RouteRefresh(self.settings.id, rr.family)).await;
+                }
+            }
+            Message::Update(update) => {
+                self.feed(Event::UpdateMsg(id)).await;
+                if self.session.as_ref().map(|s| s.conn) != Some(id) {
+                    return;
+                }
+                self.status.update(|st| st.updates_in += 1);
+                if let Treatment::AfiSafiDisable(family) = decoded.treatment {
+                    // RFC 7606 §7.11 allows session reset instead of disabling
+                    // one family; tern resets, reporting the attribute error.
+                    warn!(peer = %self.settings.name, "malformed MP attribute for {family}: resetting the session");
+                    let first = decoded
+                        .errors
+                        .iter()
+                        .find(|e| matches!(e.treatment, Treatment::AfiSafiDisable(_)));
+                    let err = match first {
+                        Some(e) => DecodeError::new(e.reason.clone(), e.offset),
+                        None => DecodeError::new(Reason::OptionalAttribute(14, "MP_REACH_NLRI"), 0),
+                    };
+                    self.feed(Event::UpdateMsgErr(id, err)).await;
+                    return;
+                }
+                if decoded.treatment != Treatment::None {
+                    self.status.update(|st| st.malformed_updates += 1);
+                    for e in &decoded.errors {
+                        warn!(
+                            peer = %self.settings.name,
+                            "RFC 7606 {}: attribute {} at offset {}: {}",
+                            e.treatment.as_str(), e.type_code, e.offset, e.reason
+                        );
+                    }
+                }
+                let ebgp = self.settings.asn != self.settings.local_asn;
+                for msg in update_messages(self.settings.id, &update, decoded.treatment, four_octet, ebgp) {
+                    let _ = self.rib.send(msg).await;
+                }
+            }
+        }
+    }
+
+    async fn established(&mut self, id: ConnId, n: Negotiated) {
+        let local = self.conns.get(&id).and_then(|c| c.local);
+        let rx = n.rx_context();
+        let tx = n.tx_context();
+        self.session = Some(Session {
+            conn: id,
+            rx,
+            four_octet_as: n.four_octet_as,
+        });
+        self.peer_restart = match (&self.settings.graceful_restart, &n.graceful_restart) {
+            (Some(_), Some(gr)) => Some(PeerRestart {
+                families: gr.families.iter().map(|f| f.family).collect(),
+                restart_time: gr.restart_time,
+            }),
+            _ => None,
+        };
+        info!(
+            peer = %self.settings.name,
+            address = %self.settings.address,
+            "session Established (hold time {}s, families {})",
+            n.hold_time,
+            n.families.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(",")
+        );
+        self.status.update(|st| {
+            st.hold_time = Some(n.hold_time);
+            st.peer_router_id = Some(n.peer_id);
+            st.peer_hostname = n.peer_hostname.clone();
+            st.families = n.families.iter().collect();
+            st.local_address = local.map(|l| l.ip());
+            st.last_error = None;
+        });
+        let Some(local) = local else {
+            warn!(peer = %self.settings.name, "established on a connection without a local address");
+            return;
+        };
+        let (qtx, qrx) = mpsc::channel(64);
+        let flag = Arc::new(AtomicBool::new(false));
+        if let Some(conn) = self.conns.get(&id) {
+            let _ = conn.writer.send(WriterMsg::Attach(qrx, flag.clone()));
+        }
+        let families: FamilySet = n
+            .families
+            .iter()
+            .filter(|f| self.settings.families.contains(f))
+            .collect();
+        let info = PeerInfo {
+            id: self.settings.id,
+            name: self.settings.name.clone(),
+            address: self.settings.address,
+            local_address: local.ip(),
+            asn: n.peer_asn,
+            local_asn: self.settings.local_asn,
+            router_id: n.peer_id,
+            rr_client: self.settings.rr_client,
+            next_hop: self.settings.next_hop,
+            tx,
+            rx_four_octet_as: n.four_octet_as,
+            families,
+            allowas_in: self.settings.allowas_in,
+            ipv4_via_ipv6: n
+                .extended_next_hop
+                .iter()
+                .any(|e| e.family == Family::IPV4_UNICAST && e.next_hop_afi == bgp_proto::Afi::IPV6),
+            import: self.settings.import.clone(),
+            export: self.settings.export.clone(),
+            max_prefixes: self.settings.max_prefixes.map(|m| PrefixLimit {
+                limit: m.limit,
+                warning: (m.limit as u64 * m.warning_percent as u64 / 100) as u32,
+            }),
+        };
+        let _ = self
+            .rib
+            .send(RibMsg::PeerUp(
+                info,
+                PeerOut {
+                    queue: qtx,
+                    want_writable: flag,
+                    signals: self.signals_tx.clone(),
+                },
+            ))
+            .await;
+    }
+
+    async fn session_down(&mut self, reason: DownReason) {
+        let was_up = self.session.take().is_some();
+        let peer_restart = self.peer_restart.take();
+        if was_up {
+            info!(peer = %self.settings.name, "session down: {reason}");
+            // RFC 4724 §4.2: a session that ends without a NOTIFICATION, with
+            // a peer that announced graceful restart, keeps its routes (stale).
+            let msg = match (peer_restart, &reason) {
+                (Some(gr), DownReason::ConnectionClosed) if !gr.families.is_empty() => RibMsg::PeerDownGraceful {
+                    peer: self.settings.id,
+                    families: gr.families,
+                    restart_time: Duration::from_secs(gr.restart_time as u64),
+                },
+                _ => RibMsg::PeerDown(self.settings.id),
+            };
+            let _ = self.rib.send(msg).await;
+        } else {
+            debug!(peer = %self.settings.name, "session attempt failed: {reason}");
+        }
+        self.status.update(|st| st.last_error = Some(reason.to_string()));
+    }
+}
