@@ -86,9 +86,14 @@ impl Registry {
         *write(&self.config) = Arc::new(config);
     }
 
-    /// The running peers, sorted by name.
+    /// The running peers, sorted by name. A dynamic peer whose session
+    /// ended is gone (its task ends with its session).
     pub fn peers(&self) -> Vec<PeerHandle> {
-        let mut v: Vec<PeerHandle> = read(&self.peers).values().cloned().collect();
+        let mut v: Vec<PeerHandle> = read(&self.peers)
+            .values()
+            .filter(|h| !(h.settings.dynamic && h.cmd.is_closed()))
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.settings.name.cmp(&b.settings.name));
         v
     }

@@ -24,6 +24,9 @@ pub struct ConnectOptions {
     pub ttl: Option<u8>,
     /// TCP-MD5 key for the connection.
     pub md5_key: Option<Vec<u8>>,
+    /// Capabilities offered besides IPv4 unicast, route refresh and 4-octet AS
+    /// (e.g. graceful restart, RFC 4724).
+    pub extra_capabilities: Vec<Capability>,
 }
 
 /// An established session with the daemon under test.
@@ -91,11 +94,12 @@ impl TestPeer {
         }
         sock.connect_timeout(&to.into(), timeout)?;
         let stream = TcpStream::from(sock);
-        let caps = vec![
+        let mut caps = vec![
             Capability::Multiprotocol(Family::IPV4_UNICAST),
             Capability::RouteRefresh,
             Capability::FourOctetAs(asn),
         ];
+        caps.extend(opts.extra_capabilities.iter().cloned());
         let open = Open::new(asn, 90, router_id, caps);
         let mut peer = TestPeer {
             stream,

@@ -101,7 +101,13 @@ pub async fn fib(registry: &Registry) -> Result<Vec<FibReply>, String> {
                 Some(RouteKind::Unicast(hops)) => (
                     "unicast",
                     hops.iter().filter_map(|h| h.gateway).collect(),
-                    hops.iter().map(|h| h.to_string()).collect(),
+                    hops.iter()
+                        .enumerate()
+                        .map(|(i, h)| match r.devices.get(i).filter(|n| !n.is_empty()) {
+                            Some(name) => name.clone(),
+                            None => format!("ifindex {}", h.ifindex),
+                        })
+                        .collect(),
                 ),
                 Some(RouteKind::Other(_)) => ("other", vec![], vec![]),
                 None => match &r.desired {

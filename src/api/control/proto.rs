@@ -82,6 +82,7 @@ pub struct FibReply {
     /// `unicast`, `blackhole`, `other` or `none`.
     pub kind: String,
     pub gateways: Vec<IpAddr>,
+    /// Output devices of the installed route, comma-separated (e.g. `eth0`).
     pub device: String,
     /// `installed`, `queued`, `stale`, `unresolved: …`, `conflict with proto N`, `failed: …`.
     pub state: String,

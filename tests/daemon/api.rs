@@ -1,0 +1,185 @@
+//! The front ends: ternctl's control socket, the BIRD-compatible socket,
+//! metrics; and a stop that keeps the kernel routes.
+
+use std::io::{Read, Write};
+
+use tern::api::control::proto::Request;
+
+use crate::harness::*;
+
+fn node_with_route() -> (Node, tern::testpeer::TestPeer) {
+    let node = Node::start(&ibgp_peer("Mesh_127_0_0_2", "127.0.0.2"));
+    let mut peer = node.connect("127.0.0.2", ASN).expect("session");
+    peer.announce(&[net("10.244.2.0/26")], "192.168.1.12".parse().unwrap(), vec![])
+        .expect("announce");
+    peer.end_of_rib().expect("EoR");
+    node.wait_until("installed", || node.kernel_gateways("10.244.2.0/26").is_some());
+    (node, peer)
+}
+
+#[test]
+fn show_status_counts_peers_prefixes_and_kernel_routes() {
+    let (node, _peer) = node_with_route();
+    node.wait_until("converged", || node.status().converged);
+    let s = node.status();
+    assert_eq!((s.peers_configured, s.peers_established), (1, 1));
+    assert_eq!(s.prefixes, 2, "our block and the learned one");
+    assert_eq!(s.kernel_routes, 2, "a blackhole and a route");
+    assert_eq!(s.router_id.to_string(), ROUTER_ID);
+    assert!(s.fib.is_some_and(|f| f.installs >= 2));
+}
+
+#[test]
+fn show_peers_counts_received_and_advertised() {
+    let (node, _peer) = node_with_route();
+    node.wait_until("counted", || {
+        let p = node.peer("Mesh_127_0_0_2");
+        p.received == 1 && p.advertised == 1
+    });
+    let p = node.peer("Mesh_127_0_0_2");
+    assert_eq!(p.local_address, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(p.families, vec!["ipv4-unicast".to_string()]);
+    assert!(p.passive);
+}
+
+#[test]
+fn show_routes_filters_by_prefix_and_marks_the_best() {
+    let (node, _peer) = node_with_route();
+    let routes: Vec<tern::api::control::proto::RouteReply> = node
+        .ternctl(Request::Routes {
+            prefix: Some("10.244.2.0/24".into()),
+        })
+        .expect("routes");
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0].prefix, "10.244.2.0/26");
+    assert!(routes[0].best);
+    assert_eq!(routes[0].from, "Mesh_127_0_0_2");
+    assert_eq!(routes[0].next_hop, Some("192.168.1.12".parse().unwrap()));
+}
+
+#[test]
+fn show_routes_with_a_bad_prefix_is_an_error_not_an_empty_table() {
+    let node = Node::start("");
+    let err = node
+        .ternctl::<Vec<tern::api::control::proto::RouteReply>>(Request::Routes {
+            prefix: Some("10.244.2.0/99".into()),
+        })
+        .expect_err("bad prefix");
+    assert!(err.contains("bad prefix"), "{err}");
+}
+
+#[test]
+fn show_fib_names_the_output_device() {
+    let (node, _peer) = node_with_route();
+    node.wait_until("installed in the fib view", || {
+        node.fib()
+            .iter()
+            .any(|r| r.prefix == "10.244.2.0/26" && r.state == "installed")
+    });
+    let r = node
+        .fib()
+        .into_iter()
+        .find(|r| r.prefix == "10.244.2.0/26")
+        .expect("route");
+    assert_eq!(r.device, "eth0");
+    assert_eq!(r.gateways, vec!["192.168.1.12".parse::<std::net::IpAddr>().unwrap()]);
+    let own = node
+        .fib()
+        .into_iter()
+        .find(|r| r.prefix == OWN_BLOCK)
+        .expect("blackhole");
+    assert_eq!(own.kind, "blackhole");
+}
+
+#[test]
+fn a_malformed_control_request_gets_an_error_line() {
+    let node = Node::start("");
+    let mut s = std::os::unix::net::UnixStream::connect(node.control_socket()).expect("connect");
+    s.write_all(b"{\"command\":\"dance\"}\n").expect("send");
+    s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("reply");
+    assert!(reply.starts_with("{\"error\":\"bad request"), "{reply}");
+}
+
+#[test]
+fn bird_show_protocols_lists_the_peer_as_established() {
+    let (node, _peer) = node_with_route();
+    let lines = node.birdc("show protocols");
+    assert!(lines[0].starts_with("2002-Name"), "{lines:?}");
+    let row = lines
+        .iter()
+        .find(|l| l.contains("Mesh_127_0_0_2"))
+        .expect("the peer's row");
+    assert!(
+        row.contains("BGP") && row.contains("up") && row.contains("Established"),
+        "{row}"
+    );
+}
+
+#[test]
+fn bird_show_status_says_up_and_running() {
+    let node = Node::start("");
+    let lines = node.birdc("show status");
+    assert!(lines[0].starts_with("1000-BIRD"), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l == &format!("1011-Router ID is {ROUTER_ID}")),
+        "{lines:?}"
+    );
+    assert_eq!(lines.last().map(String::as_str), Some("0013 Daemon is up and running"));
+}
+
+#[test]
+fn bird_show_route_shows_learned_and_own_routes() {
+    let (node, _peer) = node_with_route();
+    let lines = node.birdc("show route");
+    let learned = lines.iter().find(|l| l.contains("10.244.2.0/26")).expect("learned");
+    assert!(learned.contains("unicast [Mesh_127_0_0_2"), "{learned}");
+    assert!(
+        lines.iter().any(|l| l.contains("via 192.168.1.12 on eth0")),
+        "{lines:?}"
+    );
+    let own = lines.iter().find(|l| l.contains(OWN_BLOCK)).expect("own");
+    assert!(own.contains("blackhole [static1"), "{own}");
+}
+
+#[test]
+fn bird_socket_answers_a_syntax_error_like_bird() {
+    let node = Node::start("");
+    let lines = node.birdc("show nonsense");
+    assert!(lines.last().is_some_and(|l| l.starts_with("9001 ")), "{lines:?}");
+}
+
+#[test]
+fn metrics_show_the_peer_state_and_prefix_counts() {
+    let (node, _peer) = node_with_route();
+    node.wait_until("counted", || node.peer("Mesh_127_0_0_2").received == 1);
+    let mut s = std::net::TcpStream::connect(node.metrics_addr()).expect("metrics");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("response");
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(
+        body.lines().any(|l| l.starts_with("tern_peer_prefixes_received{")
+            && l.contains("Mesh_127_0_0_2")
+            && l.ends_with(" 1")),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_stop_keeps_the_kernel_routes_for_graceful_restart_and_removes_the_control_socket() {
+    let (mut node, mut peer) = node_with_route();
+    node.stop();
+    assert!(node.kernel_gateways("10.244.2.0/26").is_some(), "learned route kept");
+    assert!(
+        node.kernel_routes().iter().any(|r| r.prefix == net(OWN_BLOCK)),
+        "own blackhole kept"
+    );
+    assert!(!node.control_socket().exists());
+    assert!(
+        peer.wait_closed(std::time::Instant::now() + PATIENCE),
+        "the session was closed"
+    );
+}

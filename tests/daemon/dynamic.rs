@@ -1,0 +1,46 @@
+//! `[[dynamic_peers]]`: sessions admitted from a range, up to its limit.
+
+use crate::harness::*;
+
+fn range(limit: u32) -> String {
+    format!("[[dynamic_peers]]\nrange = \"127.0.1.0/24\"\nlimit = {limit}\n")
+}
+
+#[test]
+fn a_peer_in_a_dynamic_range_is_admitted_and_named_after_its_address() {
+    let node = Node::start(&range(5));
+    let mut p = node.connect("127.0.1.7", ASN).expect("admitted");
+    node.wait_state("Dynamic_127_0_1_7", "Established");
+    let seen = read_until(&mut p, "our block", |s| s.end_of_rib);
+    assert_eq!(seen.announced, vec![OWN_BLOCK.to_string()]);
+}
+
+#[test]
+fn the_range_limit_refuses_one_more_peer() {
+    let node = Node::start(&range(2));
+    let _a = node.connect("127.0.1.1", ASN).expect("first");
+    let _b = node.connect("127.0.1.2", ASN).expect("second");
+    assert!(node.connect("127.0.1.3", ASN).is_err(), "the range is full");
+    assert_eq!(node.peers().len(), 2);
+}
+
+#[test]
+fn a_dynamic_peer_whose_session_ended_frees_its_place() {
+    let node = Node::start(&range(1));
+    let a = node.connect("127.0.1.1", ASN).expect("first");
+    node.wait_state("Dynamic_127_0_1_1", "Established");
+    drop(a);
+    node.wait_until("the dynamic peer is gone", || node.peers().is_empty());
+    let _b = node.connect("127.0.1.2", ASN).expect("the place is free again");
+}
+
+#[test]
+fn a_dynamic_peer_routes_reach_the_kernel() {
+    let node = Node::start(&range(5));
+    let mut p = node.connect("127.0.1.7", ASN).expect("admitted");
+    p.announce(&[net("10.244.9.0/26")], "192.168.1.19".parse().unwrap(), vec![])
+        .expect("announce");
+    node.wait_until("installed", || {
+        node.kernel_gateways("10.244.9.0/26") == Some(vec!["192.168.1.19".parse().unwrap()])
+    });
+}

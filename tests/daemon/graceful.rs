@@ -1,0 +1,175 @@
+//! Graceful restart, receiving side (RFC 4724 §4.2): a restarting peer's
+//! routes stay, stale, until its End-of-RIB.
+
+use bgp_proto::capability::{Capability, GracefulRestart, GracefulRestartFamily};
+use bgp_proto::update::Update;
+use bgp_proto::{Family, Message};
+use tern::testpeer::{ConnectOptions, TestPeer};
+
+use crate::harness::*;
+
+fn with_graceful_restart() -> ConnectOptions {
+    ConnectOptions {
+        extra_capabilities: vec![Capability::GracefulRestart(GracefulRestart {
+            restarting: false,
+            notification: false,
+            restart_time: 120,
+            families: vec![GracefulRestartFamily {
+                family: Family::IPV4_UNICAST,
+                forwarding_preserved: true,
+            }],
+        })],
+        ..ConnectOptions::default()
+    }
+}
+
+fn announce_two(peer: &mut TestPeer) {
+    peer.announce(
+        &[net("10.244.2.0/26"), net("10.244.3.0/26")],
+        "192.168.1.12".parse().unwrap(),
+        vec![],
+    )
+    .expect("announce");
+}
+
+#[test]
+fn a_graceful_restart_peer_that_drops_the_connection_keeps_its_routes_as_stale() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut h2 = node
+        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .expect("h2");
+    announce_two(&mut h2);
+    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    drop(h2);
+    node.wait_until("h2 left Established", || node.peer("h2").state != "Established");
+    node.wait_until("its paths are stale", || {
+        node.routes()
+            .iter()
+            .any(|r| r.prefix == "10.244.2.0/26" && r.from == "h2 (stale)")
+    });
+    assert!(
+        node.kernel_gateways("10.244.2.0/26").is_some(),
+        "stale routes keep forwarding"
+    );
+    assert!(node.kernel_gateways("10.244.3.0/26").is_some());
+}
+
+#[test]
+fn stale_routes_not_announced_again_go_at_the_peers_end_of_rib() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut h2 = node
+        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .expect("h2");
+    announce_two(&mut h2);
+    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    drop(h2);
+    node.wait_until("stale", || node.routes().iter().any(|r| r.from == "h2 (stale)"));
+    // Passive again (Active) after the idle hold: ready for the peer's new connection.
+    node.wait_state("h2", "Active");
+    let mut again = node
+        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .expect("back");
+    again
+        .announce(&[net("10.244.2.0/26")], "192.168.1.12".parse().unwrap(), vec![])
+        .expect("announce one");
+    node.wait_until("the re-announced route is live", || {
+        node.routes()
+            .iter()
+            .any(|r| r.prefix == "10.244.2.0/26" && r.from == "h2")
+    });
+    assert!(
+        node.kernel_gateways("10.244.3.0/26").is_some(),
+        "the other stays until End-of-RIB, not before"
+    );
+    again.end_of_rib().expect("EoR");
+    node.wait_until("the route not re-announced is gone", || {
+        node.kernel_gateways("10.244.3.0/26").is_none()
+    });
+    assert!(node.kernel_gateways("10.244.2.0/26").is_some());
+    assert!(node.routes().iter().all(|r| !r.from.ends_with("(stale)")));
+}
+
+#[test]
+fn a_peer_without_graceful_restart_loses_its_routes_at_once() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    announce_two(&mut h2);
+    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    drop(h2);
+    node.wait_until("gone", || node.kernel_gateways("10.244.3.0/26").is_none());
+    assert!(node.routes().iter().all(|r| !r.from.ends_with("(stale)")));
+}
+
+#[test]
+fn a_notification_ends_graceful_restart_and_the_routes_go() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut h2 = node
+        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .expect("h2");
+    announce_two(&mut h2);
+    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    h2.send_message(&Message::Notification(bgp_proto::notification::Notification {
+        code: 6,
+        subcode: 2,
+        data: Vec::new(),
+    }))
+    .expect("notify");
+    node.wait_until("gone (RFC 4724 §4: a NOTIFICATION ends GR)", || {
+        node.kernel_gateways("10.244.3.0/26").is_none()
+    });
+}
+
+#[test]
+fn a_stale_route_shows_under_its_peer_in_the_bird_socket() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut h2 = node
+        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .expect("h2");
+    announce_two(&mut h2);
+    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    drop(h2);
+    node.wait_until("stale", || node.routes().iter().any(|r| r.from == "h2 (stale)"));
+    let lines = node.birdc("show route");
+    let at = lines
+        .iter()
+        .position(|l| l.contains("10.244.2.0/26"))
+        .unwrap_or_else(|| panic!("no row: {lines:?}"));
+    assert!(
+        lines[at].contains("[h2 "),
+        "stale path under its peer's protocol, not static1: {lines:?}"
+    );
+    assert!(
+        lines[at + 1].contains("via 192.168.1.12"),
+        "with its next hop: {lines:?}"
+    );
+}
+
+#[test]
+fn an_empty_update_is_not_an_end_of_rib_when_it_carries_withdrawals() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut h2 = node
+        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .expect("h2");
+    announce_two(&mut h2);
+    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    drop(h2);
+    node.wait_until("stale", || node.routes().iter().any(|r| r.from == "h2 (stale)"));
+    // Passive again (Active) after the idle hold: ready for the peer's new connection.
+    node.wait_state("h2", "Active");
+    let mut again = node
+        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .expect("back");
+    // A withdrawal of something else is an UPDATE, not End-of-RIB: both stale routes stay.
+    again
+        .send_message(&Message::Update(Update {
+            withdrawn: vec![bgp_proto::Nlri::new(net("10.244.99.0/26"))],
+            ..Default::default()
+        }))
+        .expect("withdraw");
+    again.keepalive().expect("keepalive");
+    let before = node.peer("h2").messages_in;
+    again.keepalive().expect("keepalive");
+    node.wait_until("both messages were read", || node.peer("h2").messages_in > before);
+    assert!(node.kernel_gateways("10.244.2.0/26").is_some());
+    assert!(node.kernel_gateways("10.244.3.0/26").is_some());
+}

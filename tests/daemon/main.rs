@@ -1,0 +1,10 @@
+//! Daemon-level tests that need no root: ternd runs in the test process
+//! over an in-memory kernel, scripted peers talk to it over loopback TCP.
+
+mod api;
+mod dynamic;
+mod graceful;
+mod harness;
+mod limits;
+mod reload;
+mod sessions;
