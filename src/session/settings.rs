@@ -11,7 +11,7 @@ use crate::messages::{NextHopMode, PeerId};
 use crate::route::policy::Chain;
 
 /// Everything a peer task needs, resolved from the configuration.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct PeerSettings {
     pub id: PeerId,
     pub name: String,
@@ -43,6 +43,41 @@ pub struct PeerSettings {
     pub max_prefixes: Option<MaxPrefixes>,
     /// Accepted from a `[[dynamic_peers]]` range: the task ends with its session.
     pub dynamic: bool,
+}
+
+/// The TCP-MD5 key never appears in logs or debug output.
+impl std::fmt::Debug for PeerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerSettings")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .field("asn", &self.asn)
+            .field("local_asn", &self.local_asn)
+            .field("router_id", &self.router_id)
+            .field("passive", &self.passive)
+            .field("hold_time", &self.hold_time)
+            .field("keepalive_time", &self.keepalive_time)
+            .field("connect_retry", &self.connect_retry)
+            .field("source_address", &self.source_address)
+            .field("ttl", &self.ttl)
+            .field("next_hop", &self.next_hop)
+            .field("rr_client", &self.rr_client)
+            .field("families", &self.families)
+            .field("add_path", &self.add_path)
+            .field("allowas_in", &self.allowas_in)
+            .field("graceful_restart", &self.graceful_restart)
+            .field("hostname", &self.hostname)
+            .field("shutdown_message", &self.shutdown_message)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("gtsm_hops", &self.gtsm_hops)
+            .field("import", &self.import)
+            .field("export", &self.export)
+            .field("max_prefixes", &self.max_prefixes)
+            .field("dynamic", &self.dynamic)
+            .finish()
+    }
 }
 
 /// Prefix limit settings (RFC 4486).
@@ -92,4 +127,45 @@ pub(crate) fn capabilities(s: &PeerSettings) -> Vec<Capability> {
         });
     }
     caps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_redacts_the_md5_key() {
+        let s = PeerSettings {
+            id: PeerId(1),
+            name: "tor1".into(),
+            address: "192.168.1.1".parse().unwrap(),
+            port: 179,
+            asn: 65001,
+            local_asn: 64512,
+            router_id: "192.168.1.11".parse().unwrap(),
+            passive: false,
+            hold_time: 90,
+            keepalive_time: 30,
+            connect_retry: Duration::from_secs(5),
+            source_address: None,
+            ttl: None,
+            next_hop: NextHopMode::Auto,
+            rr_client: false,
+            families: vec![Family::IPV4_UNICAST],
+            add_path: None,
+            allowas_in: 0,
+            graceful_restart: None,
+            hostname: None,
+            shutdown_message: None,
+            password: Some("s3cret-key".into()),
+            gtsm_hops: None,
+            import: Chain::AcceptAll,
+            export: Chain::AcceptAll,
+            max_prefixes: None,
+            dynamic: false,
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret-key"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
 }

@@ -5,15 +5,12 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 
-/// `TCP_MD5SIG` and `TCP_MD5SIG_EXT` from linux/tcp.h.
-const TCP_MD5SIG: libc::c_int = 14;
-const TCP_MD5SIG_EXT: libc::c_int = 32;
+use libc::{IPV6_MINHOPCOUNT, IP_MINTTL, TCP_MD5SIG, TCP_MD5SIG_EXT};
+
+/// `TCP_MD5SIG_FLAG_PREFIX` from linux/tcp.h (libc does not export it).
 const TCP_MD5SIG_FLAG_PREFIX: u8 = 1;
 /// Longest key the kernel takes (RFC 2385 keys are at most 80 octets).
-pub const MD5_MAX_KEY: usize = 80;
-/// `IP_MINTTL` / `IPV6_MINHOPCOUNT` from linux/in.h, linux/in6.h.
-const IP_MINTTL: libc::c_int = 21;
-const IPV6_MINHOPCOUNT: libc::c_int = 73;
+pub const MD5_MAX_KEY: usize = libc::TCP_MD5SIG_MAXKEYLEN;
 
 /// `struct tcp_md5sig` (linux/tcp.h).
 #[repr(C)]
