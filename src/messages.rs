@@ -73,6 +73,22 @@ pub struct PeerInfo {
     pub export: Chain,
     /// Prefix limit (RFC 4486 §4: Cease / Maximum Number of Prefixes Reached).
     pub max_prefixes: Option<PrefixLimit>,
+    /// Graceful restart as the peer announced it in this session's OPEN,
+    /// when we negotiate it too (RFC 4724 §3).
+    pub graceful_restart: Option<PeerGracefulRestart>,
+}
+
+/// A peer's graceful-restart capability on the current session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerGracefulRestart {
+    /// Families whose forwarding state it preserved (F bit set).
+    pub forwarding: FamilySet,
+    /// Families it announced.
+    pub families: FamilySet,
+    /// Restart time it announced, seconds.
+    pub restart_time: u16,
+    /// R bit: it has just restarted.
+    pub restarting: bool,
 }
 
 /// A per-peer prefix limit.
@@ -201,11 +217,29 @@ pub struct RibSummary {
     pub attribute_sets: usize,
     pub kernel_routes: usize,
     pub peers: Vec<PeerCounts>,
+    /// Paths kept for peers in graceful restart.
+    pub stale: Vec<StaleSet>,
     /// Every established peer has sent End-of-RIB for each of its families.
     pub converged: bool,
 }
 
+/// Stale paths kept for one peer in graceful restart (RFC 4724 §4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleSet {
+    pub peer: PeerId,
+    pub paths: usize,
+    /// Until they are removed unless the peer's End-of-RIB comes first.
+    pub remaining: std::time::Duration,
+    /// The peer's session is back; they wait for its End-of-RIB.
+    pub reconnected: bool,
+}
+
 impl RibSummary {
+    /// The stale set kept for `peer`, if any.
+    pub fn stale_of(&self, peer: PeerId) -> Option<&StaleSet> {
+        self.stale.iter().find(|s| s.peer == peer)
+    }
+
     /// Prefixes received from and advertised to `peer` (0, 0 when it has no session).
     pub fn counts(&self, peer: PeerId) -> (usize, usize) {
         self.peers

@@ -172,6 +172,11 @@ pub fn render(s: &Snapshot) -> String {
                 "Routes the RIB wants in the kernel.",
                 rib.kernel_routes,
             ),
+            (
+                "tern_rib_stale_paths",
+                "Paths kept as stale for peers in graceful restart (RFC 4724).",
+                rib.stale.iter().map(|s| s.paths).sum(),
+            ),
         ];
         for (name, help, v) in rib_gauges {
             family(&mut out, name, "gauge", help);
@@ -405,6 +410,7 @@ mod tests {
                     received: 3,
                     advertised: 1,
                 }],
+                stale: vec![],
                 converged: true,
             }),
             fib: Some(fib_sync::Stats {

@@ -178,6 +178,7 @@ pub fn rib_config(cfg: &Config) -> RibConfig {
         cluster_id: cfg.bgp.cluster_id,
         allowed_prefixes: cfg.kernel.allowed_prefixes.clone(),
         kernel: cfg.kernel.enabled,
+        stale_routes_time: Duration::from_secs(u64::from(cfg.graceful_restart.stale_routes_time)),
     }
 }
 

@@ -1,9 +1,11 @@
 //! Graceful restart, receiving side (RFC 4724 §4.2): the paths of a peer
 //! whose session ended without a NOTIFICATION stay, stale, under an id of
-//! their own until the peer's End-of-RIB or the restart time.
+//! their own: until the restart time if the peer does not come back; once it
+//! is back, until its End-of-RIB or `stale_routes_time`. Families it comes
+//! back without (no GR capability, or the F bit clear) go at once.
 
 use super::{family_of, Rib, FORCE_PURGE};
-use crate::messages::{PeerId, PeerInfo};
+use crate::messages::{PeerId, PeerInfo, StaleSet};
 use bgp_proto::{Family, FamilySet};
 
 /// The stale paths of a peer whose session ended while graceful restart was
@@ -13,6 +15,8 @@ pub(super) struct StalePeer {
     pub(super) of: PeerId,
     pub(super) families: FamilySet,
     pub(super) deadline: std::time::Instant,
+    /// The peer's session is back: the deadline is `stale_routes_time`, not the restart time.
+    pub(super) reconnected: bool,
 }
 
 impl Rib {
@@ -58,6 +62,9 @@ impl Rib {
         let Some(state) = self.peers.remove(&id) else {
             return;
         };
+        // RFC 4724 §4.2: "To deal with possible consecutive restarts, a route
+        // (from the peer) previously marked as stale MUST be deleted."
+        self.drop_stale_of(id, None);
         let stale_id = self.next_stale_id;
         self.next_stale_id = PeerId(self.next_stale_id.0 - 1);
         tracing::info!(peer = %state.info.name, "graceful restart: keeping its routes as stale for {restart_time:?}");
@@ -79,6 +86,7 @@ impl Rib {
                 of: id,
                 families,
                 deadline: std::time::Instant::now() + restart_time,
+                reconnected: false,
             },
         );
         self.check_converged();
@@ -87,21 +95,78 @@ impl Rib {
     /// RFC 4724 §4.2: the restarted peer's End-of-RIB for `family` ends the
     /// stale paths of that family.
     pub(super) fn end_stale_family(&mut self, peer: PeerId, family: Family) {
-        let stale: Vec<PeerId> = self
+        let only: FamilySet = [family].into_iter().collect();
+        self.drop_stale_of(peer, Some(&only));
+    }
+
+    /// The peer of some stale paths is back (RFC 4724 §4.2): the restart timer
+    /// stops; families it did not preserve forwarding state for (F bit clear,
+    /// family missing, or no GR capability at all) lose their stale paths now;
+    /// the rest wait for its End-of-RIB, at most `stale_routes_time`.
+    pub(super) fn stale_peer_back(&mut self, info: &PeerInfo) {
+        let preserved = info.graceful_restart.as_ref().map(|gr| gr.forwarding.clone());
+        let gone: Vec<Family> = self
+            .stale_peers
+            .values()
+            .filter(|s| s.of == info.id)
+            .flat_map(|s| s.families.iter())
+            .filter(|f| !preserved.as_ref().is_some_and(|p| p.contains(*f)))
+            .collect();
+        for family in gone {
+            tracing::info!(peer = %info.name, "graceful restart: {family} not preserved in the new session, removing its stale routes");
+            let only: FamilySet = [family].into_iter().collect();
+            self.drop_stale_of(info.id, Some(&only));
+        }
+        let deadline = std::time::Instant::now() + self.cfg.stale_routes_time;
+        for s in self
+            .stale_peers
+            .values_mut()
+            .filter(|s| s.of == info.id && !s.reconnected)
+        {
+            s.reconnected = true;
+            s.deadline = deadline;
+        }
+    }
+
+    /// Deletes the stale paths kept for `peer` (of `families`, or all).
+    fn drop_stale_of(&mut self, peer: PeerId, families: Option<&FamilySet>) {
+        let ids: Vec<PeerId> = self
             .stale_peers
             .iter()
-            .filter(|(_, s)| s.of == peer && s.families.contains(family))
+            .filter(|(_, s)| s.of == peer)
             .map(|(id, _)| *id)
             .collect();
-        for id in stale {
-            let only: FamilySet = [family].into_iter().collect();
-            self.remove_paths(id, Some(&only));
+        for id in ids {
+            self.remove_paths(id, families);
             if let Some(s) = self.stale_peers.get_mut(&id) {
-                s.families = s.families.iter().filter(|f| *f != family).collect();
+                s.families = match families {
+                    Some(f) => s.families.iter().filter(|x| !f.contains(*x)).collect(),
+                    None => FamilySet::new(),
+                };
                 if s.families.is_empty() {
                     self.stale_peers.remove(&id);
                 }
             }
         }
+    }
+
+    /// Stale paths kept per peer, for the front ends.
+    pub(super) fn stale_sets(&self, now: std::time::Instant) -> Vec<StaleSet> {
+        let mut out: Vec<StaleSet> = Vec::new();
+        for (id, s) in &self.stale_peers {
+            let paths = self
+                .loc
+                .values()
+                .map(|p| p.iter().filter(|p| p.peer == *id).count())
+                .sum();
+            out.push(StaleSet {
+                peer: s.of,
+                paths,
+                remaining: s.deadline.saturating_duration_since(now),
+                reconnected: s.reconnected,
+            });
+        }
+        out.sort_by_key(|s| s.peer);
+        out
     }
 }

@@ -18,6 +18,7 @@ use crate::route::RouteAttrs;
 impl Rib {
     pub(super) fn peer_up(&mut self, info: PeerInfo, out: PeerOut) {
         let id = info.id;
+        self.stale_peer_back(&info);
         let export_class = export_class(&info);
         let families = info.families.clone();
         self.peers.insert(

@@ -53,6 +53,8 @@ pub struct RibConfig {
     /// Only best paths inside these reach the kernel.
     pub allowed_prefixes: Vec<IpNetwork>,
     pub kernel: bool,
+    /// Longest a returned peer's stale paths wait for its End-of-RIB (RFC 4724 §4.2).
+    pub stale_routes_time: std::time::Duration,
 }
 
 /// Hash maps keyed by what peers send: aHash is fast and keyed per process,

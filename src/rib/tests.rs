@@ -9,7 +9,7 @@ use ipnetwork::IpNetwork;
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::messages::{Gateways, KernelOp, NextHopMode, PeerId, PeerInfo, PeerOut, RouteSource};
+use crate::messages::{Gateways, KernelOp, NextHopMode, PeerGracefulRestart, PeerId, PeerInfo, PeerOut, RouteSource};
 use crate::route::policy::Chain;
 use bgp_proto::attributes::AsPath;
 use bgp_proto::framing::next_message_len;
@@ -23,6 +23,7 @@ fn rib() -> Rib {
         cluster_id: None,
         allowed_prefixes: vec!["10.244.0.0/16".parse().unwrap()],
         kernel: true,
+        stale_routes_time: std::time::Duration::from_secs(360),
     })
 }
 
@@ -46,6 +47,7 @@ fn peer(id: u32, addr: &str, asn: u32, capacity: usize) -> (PeerInfo, PeerOut, m
         import: Chain::AcceptAll,
         export: Chain::AcceptAll,
         max_prefixes: None,
+        graceful_restart: None,
     };
     let out = PeerOut {
         queue: tx,
@@ -59,6 +61,32 @@ fn up(rib: &mut Rib, id: u32, addr: &str, asn: u32) -> mpsc::Receiver<Bytes> {
     let (info, out, rx) = peer(id, addr, asn, 64);
     rib.handle(RibMsg::PeerUp(info, out));
     rx
+}
+
+/// A peer that announced graceful restart with forwarding state kept for IPv4 (RFC 4724 §3).
+fn up_gr(rib: &mut Rib, id: u32, addr: &str) -> mpsc::Receiver<Bytes> {
+    up_with_gr(rib, id, addr, true)
+}
+
+fn up_with_gr(rib: &mut Rib, id: u32, addr: &str, forwarding: bool) -> mpsc::Receiver<Bytes> {
+    let (mut info, out, rx) = peer(id, addr, ASN, 64);
+    let v4: bgp_proto::FamilySet = [Family::IPV4_UNICAST].into_iter().collect();
+    info.graceful_restart = Some(PeerGracefulRestart {
+        forwarding: if forwarding { v4.clone() } else { Default::default() },
+        families: v4,
+        restart_time: 120,
+        restarting: true,
+    });
+    rib.handle(RibMsg::PeerUp(info, out));
+    rx
+}
+
+fn down_graceful(rib: &mut Rib, id: u32) {
+    rib.handle(RibMsg::PeerDownGraceful {
+        peer: PeerId(id),
+        families: [Family::IPV4_UNICAST].into_iter().collect(),
+        restart_time: std::time::Duration::from_secs(120),
+    });
 }
 
 fn learned(next_hop: &str, as_path: Vec<u32>) -> RouteAttrs {
@@ -358,7 +386,7 @@ fn graceful_restart_keeps_stale_routes_until_end_of_rib() {
     rib.flush();
     assert!(rib.take_kernel_ops().is_empty(), "stale routes keep forwarding");
     // The peer comes back and re-announces one block, then End-of-RIB.
-    let _a = up(&mut rib, 1, "192.168.1.12", ASN);
+    let _a = up_gr(&mut rib, 1, "192.168.1.12");
     announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
     rib.flush();
     assert!(rib.take_kernel_ops().is_empty(), "same forwarding, nothing to change");
@@ -436,4 +464,97 @@ fn peers_with_the_same_context_share_one_encoding() {
     let a = r1.try_recv().unwrap();
     let b = r2.try_recv().unwrap();
     assert_eq!(a.as_ptr(), b.as_ptr(), "one encoding, shared");
+}
+
+#[test]
+fn graceful_restart_timer_stops_when_the_peer_is_back() {
+    let mut rib = rib();
+    let _a = up_gr(&mut rib, 1, "192.168.1.12");
+    announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+    rib.flush();
+    rib.take_kernel_ops();
+    down_graceful(&mut rib, 1);
+    let restart_deadline = rib.next_deadline().expect("restart timer");
+    let _a = up_gr(&mut rib, 1, "192.168.1.12");
+    rib.flush();
+    // RFC 4724 §4.2: the restart time bounds re-establishment only.
+    rib.expire(restart_deadline + std::time::Duration::from_secs(1));
+    rib.flush();
+    assert!(rib.take_kernel_ops().is_empty(), "stale routes wait for End-of-RIB");
+    let stale_deadline = rib.next_deadline().expect("stale_routes_time");
+    assert!(stale_deadline >= restart_deadline + std::time::Duration::from_secs(200));
+    rib.expire(stale_deadline);
+    rib.flush();
+    assert_eq!(
+        rib.take_kernel_ops(),
+        vec![KernelOp::Remove("10.244.2.0/26".parse().unwrap())],
+        "stale_routes_time bounds the wait for End-of-RIB"
+    );
+}
+
+#[test]
+fn graceful_restart_families_without_the_f_bit_lose_their_stale_paths_at_once() {
+    let mut rib = rib();
+    let _a = up_gr(&mut rib, 1, "192.168.1.12");
+    announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+    rib.flush();
+    rib.take_kernel_ops();
+    down_graceful(&mut rib, 1);
+    let _a = up_with_gr(&mut rib, 1, "192.168.1.12", false);
+    rib.flush();
+    assert_eq!(
+        rib.take_kernel_ops(),
+        vec![KernelOp::Remove("10.244.2.0/26".parse().unwrap())]
+    );
+    assert!(rib.stale_peers.is_empty());
+}
+
+#[test]
+fn graceful_restart_peer_back_without_the_capability_loses_its_stale_paths_at_once() {
+    let mut rib = rib();
+    let _a = up_gr(&mut rib, 1, "192.168.1.12");
+    announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+    rib.flush();
+    rib.take_kernel_ops();
+    down_graceful(&mut rib, 1);
+    let _a = up(&mut rib, 1, "192.168.1.12", ASN);
+    rib.flush();
+    assert_eq!(
+        rib.take_kernel_ops(),
+        vec![KernelOp::Remove("10.244.2.0/26".parse().unwrap())]
+    );
+}
+
+#[test]
+fn graceful_restart_consecutive_restarts_do_not_pile_up_stale_paths() {
+    let mut rib = rib();
+    let _a = up_gr(&mut rib, 1, "192.168.1.12");
+    for i in 0..10 {
+        announce(
+            &mut rib,
+            1,
+            &format!("10.244.{i}.0/26"),
+            learned("192.168.1.12", vec![]),
+        );
+    }
+    rib.flush();
+    for _ in 0..5 {
+        down_graceful(&mut rib, 1);
+        let _a = up_gr(&mut rib, 1, "192.168.1.12");
+        // The table again, but the session drops before End-of-RIB.
+        for i in 0..10 {
+            announce(
+                &mut rib,
+                1,
+                &format!("10.244.{i}.0/26"),
+                learned("192.168.1.12", vec![]),
+            );
+        }
+        rib.flush();
+    }
+    down_graceful(&mut rib, 1);
+    rib.flush();
+    let s = rib.summary();
+    assert_eq!(s.paths, 10, "one stale path per prefix, not one per restart");
+    assert_eq!(rib.stale_peers.len(), 1);
 }

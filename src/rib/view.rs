@@ -47,6 +47,7 @@ impl Rib {
             attribute_sets: self.interned.len(),
             kernel_routes: self.loc.values().filter(|e| e.kernel != 0).count(),
             peers,
+            stale: self.stale_sets(std::time::Instant::now()),
             converged: self.converged,
         }
     }

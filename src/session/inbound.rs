@@ -21,7 +21,9 @@ pub(crate) fn update_messages(
     four_octet_as: bool,
     ebgp: bool,
 ) -> Vec<RibMsg> {
-    if let Some(family) = update.as_end_of_rib() {
+    // RFC 4724 §2: End-of-RIB is judged on the message as received; an UPDATE
+    // left empty by an RFC 7606 treatment is not one.
+    if let Some(family) = update.as_end_of_rib().filter(|_| treatment == Treatment::None) {
         return vec![RibMsg::EndOfRib(peer, family)];
     }
     let mut withdrawn: BTreeMap<Family, Vec<Nlri>> = BTreeMap::new();
@@ -88,6 +90,18 @@ mod tests {
             false,
         );
         assert!(matches!(msgs.as_slice(), [RibMsg::EndOfRib(p, f)] if *p == peer() && *f == Family::IPV4_UNICAST));
+    }
+
+    #[test]
+    fn an_update_emptied_by_attribute_discard_is_not_an_end_of_rib() {
+        let msgs = update_messages(
+            peer(),
+            &Update::end_of_rib(Family::IPV4_UNICAST),
+            Treatment::AttributeDiscard,
+            true,
+            false,
+        );
+        assert!(msgs.is_empty(), "RFC 4724 §2 / review finding 16");
     }
 
     #[test]

@@ -21,7 +21,9 @@ use super::conn::{apply_ttl, connect, reader, writer, Conn};
 use super::inbound::update_messages;
 use super::settings::{capabilities, PeerSettings};
 use super::status::StatusCell;
-use crate::messages::{ConnEvent, PeerCmd, PeerInfo, PeerOut, PeerSignal, PrefixLimit, RibMsg, WriterMsg};
+use crate::messages::{
+    ConnEvent, PeerCmd, PeerGracefulRestart, PeerInfo, PeerOut, PeerSignal, PrefixLimit, RibMsg, WriterMsg,
+};
 
 pub(super) struct PeerTask {
     settings: PeerSettings,
@@ -468,6 +470,20 @@ impl PeerTask {
                 limit: m.limit,
                 warning: (m.limit as u64 * m.warning_percent as u64 / 100) as u32,
             }),
+            graceful_restart: match (&self.settings.graceful_restart, &n.graceful_restart) {
+                (Some(_), Some(gr)) => Some(PeerGracefulRestart {
+                    forwarding: gr
+                        .families
+                        .iter()
+                        .filter(|f| f.forwarding_preserved)
+                        .map(|f| f.family)
+                        .collect(),
+                    families: gr.families.iter().map(|f| f.family).collect(),
+                    restart_time: gr.restart_time,
+                    restarting: gr.restarting,
+                }),
+                _ => None,
+            },
         };
         let _ = self
             .rib

@@ -173,3 +173,79 @@ fn an_empty_update_is_not_an_end_of_rib_when_it_carries_withdrawals() {
     assert!(node.kernel_gateways("10.244.2.0/26").is_some());
     assert!(node.kernel_gateways("10.244.3.0/26").is_some());
 }
+
+/// Drops `h2`'s session after it announced two blocks with graceful restart, and
+/// waits until the node keeps them as stale and is ready for a new connection.
+fn restarting_peer(node: &Node) {
+    let mut h2 = node
+        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .expect("h2");
+    announce_two(&mut h2);
+    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    drop(h2);
+    node.wait_until("stale", || node.routes().iter().any(|r| r.from == "h2 (stale)"));
+    node.wait_state("h2", "Active");
+}
+
+#[test]
+fn a_peer_back_without_graceful_restart_loses_its_stale_routes_at_once() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    restarting_peer(&node);
+    let _again = node.connect("127.0.0.2", ASN).expect("back, no GR capability");
+    node.wait_until("stale routes removed at Established (RFC 4724 §4.2)", || {
+        node.kernel_gateways("10.244.3.0/26").is_none() && node.kernel_gateways("10.244.2.0/26").is_none()
+    });
+}
+
+#[test]
+fn a_peer_back_with_the_forwarding_bit_clear_loses_its_stale_routes_at_once() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    restarting_peer(&node);
+    let mut opts = with_graceful_restart();
+    if let Capability::GracefulRestart(gr) = &mut opts.extra_capabilities[0] {
+        gr.families[0].forwarding_preserved = false;
+    }
+    let _again = node.connect_with("127.0.0.2", ASN, opts).expect("back, F=0");
+    node.wait_until("stale routes removed", || {
+        node.kernel_gateways("10.244.3.0/26").is_none()
+    });
+}
+
+#[test]
+fn show_peers_tells_the_graceful_restart_state_and_stale_count() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    restarting_peer(&node);
+    let gr = node.peer("h2").graceful_restart.expect("in graceful restart");
+    assert_eq!(gr.state, "restarting");
+    assert_eq!(gr.stale_routes, 2);
+    assert!(gr.remaining_secs <= 120 && gr.remaining_secs > 60, "{gr:?}");
+    let _again = node
+        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .expect("back");
+    node.wait_until("waiting for End-of-RIB", || {
+        node.peer("h2")
+            .graceful_restart
+            .is_some_and(|g| g.state == "waiting for End-of-RIB" && g.remaining_secs > 120)
+    });
+}
+
+#[test]
+fn an_update_emptied_by_attribute_discard_does_not_end_the_stale_routes() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    restarting_peer(&node);
+    let mut again = node
+        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .expect("back");
+    // UPDATE with only ATOMIC_AGGREGATE of length 1: discarded (RFC 7606 §7.6), leaving nothing.
+    let mut msg = vec![0xff; 16];
+    msg.extend_from_slice(&[0, 27, 2, 0, 0, 0, 4, 0x40, 6, 1, 0]);
+    again.send_raw(&msg).expect("send");
+    let before = node.peer("h2").messages_in;
+    again.keepalive().expect("keepalive");
+    node.wait_until("both read", || node.peer("h2").messages_in > before);
+    assert!(
+        node.kernel_gateways("10.244.2.0/26").is_some(),
+        "not an End-of-RIB (finding 16)"
+    );
+    assert!(node.kernel_gateways("10.244.3.0/26").is_some());
+}

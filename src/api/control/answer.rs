@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use bgp_proto::fsm::State;
 use fib_sync::{Desired, RouteKind, RouteState};
 
-use super::proto::{FibCounters, FibReply, PeerReply, RouteReply, StatusReply};
+use super::proto::{FibCounters, FibReply, GracefulRestartReply, PeerReply, RouteReply, StatusReply};
 use crate::messages::{PeerId, RouteSource, RouteView};
 use crate::registry::Registry;
 
@@ -38,6 +38,15 @@ pub async fn peers(registry: &Registry) -> Result<Vec<PeerReply>, String> {
                 received,
                 advertised,
                 passive: h.settings.passive,
+                graceful_restart: summary.stale_of(h.settings.id).map(|s| GracefulRestartReply {
+                    state: if s.reconnected {
+                        "waiting for End-of-RIB".into()
+                    } else {
+                        "restarting".into()
+                    },
+                    stale_routes: s.paths,
+                    remaining_secs: s.remaining.as_secs(),
+                }),
             }
         })
         .collect())

@@ -53,6 +53,19 @@ pub struct PeerReply {
     /// Prefixes advertised to it (its Adj-RIB-Out).
     pub advertised: usize,
     pub passive: bool,
+    /// Graceful restart in progress for this peer (we keep its routes as stale).
+    pub graceful_restart: Option<GracefulRestartReply>,
+}
+
+/// A peer's graceful restart as the helper sees it (RFC 4724 §4.2).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GracefulRestartReply {
+    /// `restarting` (session down, within its restart time) or
+    /// `waiting for End-of-RIB` (session back, stale routes not yet replaced).
+    pub state: String,
+    pub stale_routes: usize,
+    /// Seconds until the stale routes are removed.
+    pub remaining_secs: u64,
 }
 
 /// One path of one prefix (`show routes`).
