@@ -98,8 +98,12 @@ impl Registry {
         v
     }
 
+    /// The running session for `address` (not a dynamic one that has ended).
     pub fn peer(&self, address: IpAddr) -> Option<PeerHandle> {
-        read(&self.peers).get(&address).cloned()
+        read(&self.peers)
+            .get(&address)
+            .filter(|h| !(h.settings.dynamic && h.cmd.is_closed()))
+            .cloned()
     }
 
     pub(crate) fn peers_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<IpAddr, PeerHandle>> {

@@ -2,6 +2,7 @@
 //! from `[[dynamic_peers]]` ranges (with their limit), and the TCP-MD5 keys
 //! those peers need on the listening sockets.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -26,6 +27,9 @@ pub(crate) struct Supervisor {
     pub(super) policies: RwLock<Vec<Arc<Policy>>>,
     /// Listening BGP sockets, for TCP-MD5 keys.
     pub(super) listeners: RwLock<Vec<Arc<TcpListener>>>,
+    /// A dynamic peer keeps its id across sessions, so what the RIB keeps
+    /// for it (graceful-restart stale paths) is found again when it is back.
+    dynamic_ids: RwLock<HashMap<IpAddr, PeerId>>,
 }
 
 pub(super) fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -43,6 +47,7 @@ impl Supervisor {
             next_peer_id: AtomicU32::new(1),
             policies: RwLock::new(compile(&cfg.policies)),
             listeners: RwLock::new(Vec::new()),
+            dynamic_ids: RwLock::new(HashMap::new()),
         }
     }
 
@@ -104,7 +109,8 @@ impl Supervisor {
             );
             return None;
         }
-        let settings = dynamic_settings(&cfg, &read(&self.policies), range, addr, self.next_id());
+        let id = *write(&self.dynamic_ids).entry(addr).or_insert_with(|| self.next_id());
+        let settings = dynamic_settings(&cfg, &read(&self.policies), range, addr, id);
         info!(peer = %settings.name, "accepting dynamic peer from range {} (#{index})", range.range);
         let handle = session::spawn(settings, self.registry.rib.clone());
         peers.insert(addr, handle.clone());

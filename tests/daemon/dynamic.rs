@@ -44,3 +44,40 @@ fn a_dynamic_peer_routes_reach_the_kernel() {
         node.kernel_gateways("10.244.9.0/26") == Some(vec!["192.168.1.19".parse().unwrap()])
     });
 }
+
+#[test]
+fn a_dynamic_peer_coming_back_after_a_graceful_restart_ends_its_own_stale_routes() {
+    use bgp_proto::capability::{Capability, GracefulRestart, GracefulRestartFamily};
+    let gr = || tern::testpeer::ConnectOptions {
+        extra_capabilities: vec![Capability::GracefulRestart(GracefulRestart {
+            restarting: false,
+            notification: false,
+            restart_time: 120,
+            families: vec![GracefulRestartFamily {
+                family: bgp_proto::Family::IPV4_UNICAST,
+                forwarding_preserved: true,
+            }],
+        })],
+        ..Default::default()
+    };
+    let node = Node::start(&range(5));
+    let mut p = node.connect_with("127.0.1.7", ASN, gr()).expect("admitted");
+    p.announce(
+        &[net("10.244.9.0/26"), net("10.244.10.0/26")],
+        "192.168.1.19".parse().unwrap(),
+        vec![],
+    )
+    .expect("announce");
+    node.wait_until("installed", || node.kernel_gateways("10.244.10.0/26").is_some());
+    drop(p);
+    node.wait_until("stale", || node.routes().iter().any(|r| r.from.ends_with("(stale)")));
+    let mut back = node.connect_with("127.0.1.7", ASN, gr()).expect("back");
+    back.announce(&[net("10.244.9.0/26")], "192.168.1.19".parse().unwrap(), vec![])
+        .expect("announce");
+    back.end_of_rib().expect("EoR");
+    node.wait_until("its End-of-RIB ended the stale routes", || {
+        node.kernel_gateways("10.244.10.0/26").is_none()
+    });
+    assert!(node.kernel_gateways("10.244.9.0/26").is_some());
+    assert!(node.routes().iter().all(|r| !r.from.ends_with("(stale)")));
+}
