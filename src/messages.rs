@@ -221,6 +221,8 @@ pub struct RibSummary {
     pub stale: Vec<StaleSet>,
     /// Every established peer has sent End-of-RIB for each of its families.
     pub converged: bool,
+    /// Route selection deferred after our own restart (RFC 4724 §4.1).
+    pub deferring: bool,
 }
 
 /// Stale paths kept for one peer in graceful restart (RFC 4724 §4.2).
@@ -267,6 +269,9 @@ pub enum PeerCmd {
     Incoming(TcpStream),
     /// Stop the session (Cease / Administrative Shutdown) and end the task.
     Stop(Option<String>),
+    /// Close the connections without a NOTIFICATION and end the task: this
+    /// daemon stops for a graceful restart (RFC 4724 §4.1).
+    CloseForRestart,
 }
 
 /// Events from a session's connection helpers (connect, reader, writer) to its task.

@@ -14,7 +14,7 @@ use bgp_proto::fsm::State;
 use config::Config;
 use fib_sync::FibHandle;
 use ipnetwork::IpNetwork;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::messages::{RibMsg, RibSummary, RouteView};
 use crate::session::{PeerHandle, PeerStatus};
@@ -42,6 +42,20 @@ pub struct Registry {
     pub started: Instant,
     /// Set once graceful-restart recovery has ended; it does not come back.
     recovery_done: AtomicBool,
+    /// A stop asked for over the control socket (`ternctl shutdown`).
+    stop_request: watch::Sender<Option<StopMode>>,
+}
+
+/// How the daemon stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopMode {
+    /// Graceful restart (SIGTERM, `ternctl shutdown`): sessions close without
+    /// a NOTIFICATION, peers and the kernel keep our routes (RFC 4724 §4.1).
+    Graceful,
+    /// Out of service (`ternctl shutdown --hard`): Cease to every peer, our
+    /// kernel routes removed, the next start is a fresh one.
+    Hard,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -74,6 +88,25 @@ impl Registry {
             fib,
             started: Instant::now(),
             recovery_done: AtomicBool::new(false),
+            stop_request: watch::channel(None).0,
+        }
+    }
+
+    /// Asks the supervisor to stop.
+    pub fn request_stop(&self, mode: StopMode) {
+        self.stop_request.send_replace(Some(mode));
+    }
+
+    /// Resolves when a stop is asked for, with its mode.
+    pub async fn stop_requested(&self) -> StopMode {
+        let mut rx = self.stop_request.subscribe();
+        loop {
+            if let Some(mode) = *rx.borrow_and_update() {
+                return mode;
+            }
+            if rx.changed().await.is_err() {
+                return StopMode::Graceful;
+            }
         }
     }
 

@@ -698,6 +698,20 @@ impl Fsm {
         &self.cfg
     }
 
+    /// Replaces the capabilities of the OPENs sent from now on (a connection
+    /// that already sent its OPEN keeps what it sent). Some are live state:
+    /// the graceful-restart R and F bits change once a restart is over.
+    pub fn set_capabilities(&mut self, capabilities: Vec<Capability>) {
+        self.cfg.capabilities = capabilities;
+        let mut caps = self.cfg.capabilities.clone();
+        if let Some(role) = self.cfg.role {
+            if !caps.iter().any(|c| matches!(c, Capability::Role(_))) {
+                caps.push(Capability::Role(role));
+            }
+        }
+        self.local_open = Open::new(self.cfg.local_asn, self.cfg.hold_time, self.cfg.local_id, caps);
+    }
+
     /// The OPEN we send.
     pub fn local_open(&self) -> &Open {
         &self.local_open

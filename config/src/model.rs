@@ -77,6 +77,9 @@ pub struct GracefulRestart {
     pub stale_routes_time: u32,
     /// Long-lived stale time, 0..=16777215 (24-bit, RFC 9494); 0 = off.
     pub long_lived_stale_time: u32,
+    /// After our own restart, longest we defer route selection waiting for
+    /// peers' End-of-RIB (RFC 4724 §4.1 Selection_Deferral_Timer).
+    pub select_defer_time: u32,
 }
 
 /// `[kernel]`: how routes reach the Linux FIB.

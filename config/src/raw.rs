@@ -72,6 +72,7 @@ pub(crate) struct RawGracefulRestart {
     pub restart_time: Opt<i64>,
     pub stale_routes_time: Opt<i64>,
     pub long_lived_stale_time: Opt<i64>,
+    pub select_defer_time: Opt<i64>,
 }
 
 #[derive(Debug, Deserialize)]

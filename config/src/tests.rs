@@ -116,6 +116,7 @@ fn reference_config_sets_every_key() {
         "restart_time",
         "stale_routes_time",
         "long_lived_stale_time",
+        "select_defer_time",
         "ipip",
         "tunnel_device",
         "allowed_prefixes",
@@ -217,6 +218,7 @@ fn minimal_config_gets_every_default() {
             restart_time: 120,
             stale_routes_time: 360,
             long_lived_stale_time: 0,
+            select_defer_time: 360,
         },
         kernel: Kernel {
             enabled: true,
@@ -634,6 +636,13 @@ fn rule_restart_time_12_bits() {
         25,
         "graceful_restart.long_lived_stale_time",
         "0..=16777215",
+    );
+    invalid(
+        &base("[graceful_restart]\nselect_defer_time = 0\n"),
+        5,
+        21,
+        "graceful_restart.select_defer_time",
+        "1..=4294967295",
     );
 }
 

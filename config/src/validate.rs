@@ -428,6 +428,7 @@ fn validate_gr(v: &mut V<'_>, g: Option<&Spanned<RawGracefulRestart>>) -> Gracef
         restart_time: 120,
         stale_routes_time: 360,
         long_lived_stale_time: 0,
+        select_defer_time: 360,
     };
     let Some(g) = g.map(Spanned::get_ref) else {
         return out;
@@ -449,6 +450,13 @@ fn validate_gr(v: &mut V<'_>, g: Option<&Spanned<RawGracefulRestart>>) -> Gracef
         0,
         0xFF_FFFF,
         0,
+    );
+    out.select_defer_time = v.int_or(
+        &g.select_defer_time,
+        "graceful_restart.select_defer_time",
+        1,
+        i64::from(u32::MAX),
+        360,
     );
     out
 }

@@ -412,6 +412,7 @@ mod tests {
                 }],
                 stale: vec![],
                 converged: true,
+                deferring: false,
             }),
             fib: Some(fib_sync::Stats {
                 installs: 9,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use bgp_proto::{Context, Family};
 use clap::{Args, Parser, Subcommand};
-use tern::api::control::proto::{FibReply, PeerReply, Request, RouteReply, StatusReply};
+use tern::api::control::proto::{FibReply, PeerReply, Request, RouteReply, ShutdownReply, StatusReply};
 use tern::api::control::request;
 use tern::decode::{decode_all, parse_hex, split_stream, Input};
 
@@ -31,6 +31,13 @@ enum Command {
     },
     /// Pretty-print BGP messages from hex, a raw byte file or a pcap.
     Decode(DecodeArgs),
+    /// Stop ternd. By default gracefully, as SIGTERM: peers and the kernel keep
+    /// this host's routes for a restart (RFC 4724). `--hard` takes the host out
+    /// of service: Cease to every peer, its kernel routes removed.
+    Shutdown {
+        #[arg(long)]
+        hard: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -71,6 +78,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Decode(args) => run_decode(args),
         Command::Show { what, json } => run_show(&cli.socket, what, json),
+        Command::Shutdown { hard } => run_shutdown(&cli.socket, hard),
     };
     match result {
         Ok(code) => code,
@@ -191,6 +199,7 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                 ("paths", status.paths.to_string()),
                 ("attribute_sets", status.attribute_sets.to_string()),
                 ("kernel_routes", status.kernel_routes.to_string()),
+                ("selection_deferred", status.selection_deferred.to_string()),
             ];
             for (k, v) in rows {
                 println!("{k:<18} {v}");
@@ -203,6 +212,16 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_shutdown(socket: &std::path::Path, hard: bool) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let reply: ShutdownReply = runtime.block_on(request(socket, &Request::Shutdown { hard }))?;
+    println!("ternd is stopping ({})", reply.mode);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,6 +10,7 @@ mod kernel;
 mod listener;
 mod peers;
 mod reload;
+mod restart;
 pub mod settings;
 mod systemd;
 
@@ -19,16 +20,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bgp_proto::Family;
 use config::Config;
-use fib_sync::{FibSync, FibTask, MemoryFib, ShutdownMode};
+use fib_sync::{FibHandle, FibSync, FibTask, MemoryFib, RouteState, ShutdownMode};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::messages::{PeerCmd, RibMsg};
-use crate::registry::Registry;
-use crate::rib::Rib;
-use crate::session::PeerHandle;
+use crate::registry::{Registry, StopMode};
+use crate::rib::{Deferral, Rib, RibOutputs};
+use crate::session::{LocalRestart, PeerHandle};
 use peers::Supervisor;
 
 /// Why the daemon could not start.
@@ -59,6 +61,27 @@ pub struct Daemon {
     fib_task: Option<FibTask>,
     bgp_addrs: Vec<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
+    /// Where our graceful-restart state is kept (see `restart`).
+    state_path: PathBuf,
+}
+
+/// Families of the routes fib-sync adopted at start: the forwarding state a
+/// previous ternd left in the kernel (the F bits of RFC 4724 §3).
+async fn adopted_families(fib: &FibHandle) -> Vec<Family> {
+    let Ok(routes) = fib.snapshot().await else {
+        return Vec::new();
+    };
+    let mut families: Vec<Family> = routes
+        .iter()
+        .filter(|r| r.state == RouteState::Stale)
+        .map(|r| match r.prefix {
+            ipnetwork::IpNetwork::V4(_) => Family::IPV4_UNICAST,
+            ipnetwork::IpNetwork::V6(_) => Family::IPV6_UNICAST,
+        })
+        .collect();
+    families.sort();
+    families.dedup();
+    families
 }
 
 impl Daemon {
@@ -75,14 +98,60 @@ impl Daemon {
         } else {
             (None, None)
         };
+        // Our own graceful restart (RFC 4724 §4.1): restarting if a ternd ran
+        // here within the restart time; then defer selection for its peers.
+        let state_path = restart::path(&cfg);
+        let gr = &cfg.graceful_restart;
+        let previous = if gr.enabled {
+            restart::previous(
+                &state_path,
+                Duration::from_secs(u64::from(gr.restart_time)),
+                std::time::SystemTime::now(),
+            )
+        } else {
+            None
+        };
+        let forwarding = match (&fib, &previous) {
+            (Some(fib), Some(_)) => adopted_families(fib).await,
+            _ => Vec::new(),
+        };
+        if let Some(peers) = &previous {
+            info!(
+                "graceful restart: restarting (forwarding state kept for {:?}); deferring route selection for {} peers",
+                forwarding,
+                peers.len()
+            );
+        }
+        let local_restart = Arc::new(LocalRestart::new(previous.is_some(), forwarding));
+        let mut rib_config = settings::rib_config(&cfg);
+        rib_config.deferral = previous.map(|peers| Deferral {
+            wait_for: peers.into_iter().collect(),
+            time: settings::select_defer_time(&cfg),
+        });
         let (rib_tx, rib_rx) = mpsc::channel(4096);
         let (kernel_tx, kernel_rx) = mpsc::unbounded_channel();
         let (converged_tx, converged_rx) = watch::channel(false);
+        let (deferring_tx, mut deferring_rx) = watch::channel(rib_config.deferral.is_some());
         let kernel_frozen = Arc::new(AtomicBool::new(false));
-        let rib = Rib::new(settings::rib_config(&cfg));
-        tokio::spawn(crate::rib::run(rib, rib_rx, kernel_tx.clone(), converged_tx));
+        let rib = Rib::new(rib_config);
+        let outputs = RibOutputs {
+            kernel: kernel_tx.clone(),
+            converged: converged_tx,
+            deferring: deferring_tx,
+        };
+        tokio::spawn(crate::rib::run(rib, rib_rx, outputs));
+        // Once selection is done, later OPENs no longer say we restarted.
+        let finished = local_restart.clone();
+        tokio::spawn(async move {
+            while *deferring_rx.borrow_and_update() {
+                if deferring_rx.changed().await.is_err() {
+                    return;
+                }
+            }
+            finished.finished();
+        });
         let registry = Arc::new(Registry::new(config_path, cfg.clone(), rib_tx.clone(), fib.clone()));
-        let supervisor = Arc::new(Supervisor::new(registry.clone(), &cfg));
+        let supervisor = Arc::new(Supervisor::new(registry.clone(), &cfg, local_restart));
         if let Some(fib) = &fib {
             tokio::spawn(kernel::kernel_task(fib.clone(), kernel_rx, kernel_frozen.clone()));
             tokio::spawn(kernel::sweeper(
@@ -125,6 +194,13 @@ impl Daemon {
         for p in cfg.effective_peers() {
             supervisor.start_peer(&cfg, &p);
         }
+        if gr.enabled {
+            tokio::spawn(restart::heartbeat(
+                registry.clone(),
+                state_path.clone(),
+                settings::state_heartbeat(&cfg),
+            ));
+        }
         info!(
             "ternd {} running: AS {} router id {}, {} peers",
             env!("CARGO_PKG_VERSION"),
@@ -138,6 +214,7 @@ impl Daemon {
             fib_task,
             bgp_addrs,
             metrics_addr,
+            state_path,
         })
     }
 
@@ -161,16 +238,41 @@ impl Daemon {
         self.supervisor.reload().await
     }
 
-    /// Stops (SIGTERM): kernel routes stay for graceful restart, every peer
-    /// gets Cease, the control socket goes.
-    pub async fn stop(self) {
-        // Graceful restart: routes learned from peers stay in the kernel too,
-        // so the kernel is frozen before the sessions go down.
-        self.kernel_frozen.store(true, Ordering::Release);
+    /// Resolves when a stop is asked for over the control socket.
+    pub async fn stop_requested(&self) -> StopMode {
+        self.supervisor.registry.stop_requested().await
+    }
+
+    /// Stops. Graceful (SIGTERM): the state file names the peers to wait for
+    /// next time, sessions close without a NOTIFICATION, the kernel keeps
+    /// every route. Hard: Cease to every peer, our kernel routes removed, the
+    /// state file too. Either way the control socket goes.
+    pub async fn stop(self, mode: StopMode) {
         let registry = self.supervisor.registry.clone();
+        let cfg = registry.config();
+        if mode == StopMode::Graceful {
+            // Routes learned from peers stay in the kernel too, so the kernel
+            // is frozen before the sessions go down.
+            self.kernel_frozen.store(true, Ordering::Release);
+            if cfg.graceful_restart.enabled {
+                let peers = restart::graceful_peers(&registry);
+                if let Err(e) = restart::write(&self.state_path, &peers, std::time::SystemTime::now()) {
+                    warn!(
+                        "{}: cannot write graceful-restart state: {e}",
+                        self.state_path.display()
+                    );
+                }
+            }
+        } else {
+            restart::remove(&self.state_path);
+        }
         let handles: Vec<PeerHandle> = registry.peers_mut().drain().map(|(_, h)| h).collect();
         for h in &handles {
-            let _ = h.cmd.send(PeerCmd::Stop(None)).await;
+            let cmd = match mode {
+                StopMode::Graceful => PeerCmd::CloseForRestart,
+                StopMode::Hard => PeerCmd::Stop(None),
+            };
+            let _ = h.cmd.send(cmd).await;
         }
         // Give the NOTIFICATIONs a moment to leave; peers end their tasks once closed.
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -180,14 +282,21 @@ impl Daemon {
         })
         .await;
         if let Some(fib) = &registry.fib {
-            if let Err(e) = fib.shutdown(ShutdownMode::KeepRoutes).await {
+            let keep = match mode {
+                StopMode::Graceful => ShutdownMode::KeepRoutes,
+                StopMode::Hard => ShutdownMode::RemoveOwned,
+            };
+            if let Err(e) = fib.shutdown(keep).await {
                 warn!("kernel sync shutdown: {e}");
             }
         }
         if let Some(task) = self.fib_task {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
-        let _ = std::fs::remove_file(&registry.config().control.socket);
+        if mode == StopMode::Hard {
+            restart::remove(&self.state_path);
+        }
+        let _ = std::fs::remove_file(&cfg.control.socket);
     }
 }
 
@@ -208,7 +317,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<(), DaemonError> {
             }
         });
     }
-    loop {
+    let mode = loop {
         tokio::select! {
             _ = hup.recv() => {
                 info!("SIGHUP: reloading {}", daemon.registry().config_path.display());
@@ -216,12 +325,16 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<(), DaemonError> {
                 let _ = daemon.reload().await;
                 systemd::notify("READY=1");
             }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = term.recv() => break StopMode::Graceful,
+            _ = int.recv() => break StopMode::Graceful,
+            mode = daemon.stop_requested() => break mode,
         }
+    };
+    match mode {
+        StopMode::Graceful => info!("stopping for a graceful restart: peers and the kernel keep our routes"),
+        StopMode::Hard => info!("stopping for good: Cease to every peer, our kernel routes removed"),
     }
-    info!("stopping: Cease to every peer, kernel routes kept for graceful restart");
     systemd::notify("STOPPING=1");
-    daemon.stop().await;
+    daemon.stop(mode).await;
     Ok(())
 }

@@ -16,7 +16,7 @@ use super::settings::{compile, dynamic_settings, peer_settings};
 use crate::messages::PeerId;
 use crate::registry::Registry;
 use crate::route::policy::Policy;
-use crate::session::{self, sockopt, PeerHandle};
+use crate::session::{self, sockopt, LocalRestart, PeerHandle};
 
 /// The supervisor's own state: what it needs to start peers. The running
 /// peers themselves are in the [`Registry`].
@@ -27,6 +27,8 @@ pub(crate) struct Supervisor {
     pub(super) policies: RwLock<Vec<Arc<Policy>>>,
     /// Listening BGP sockets, for TCP-MD5 keys.
     pub(super) listeners: RwLock<Vec<Arc<TcpListener>>>,
+    /// Our own graceful restart, as every session's OPEN announces it.
+    pub(super) local_restart: Arc<LocalRestart>,
     /// A dynamic peer keeps its id across sessions, so what the RIB keeps
     /// for it (graceful-restart stale paths) is found again when it is back.
     dynamic_ids: RwLock<HashMap<IpAddr, PeerId>>,
@@ -41,13 +43,14 @@ pub(super) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Supervisor {
-    pub(super) fn new(registry: Arc<Registry>, cfg: &Config) -> Supervisor {
+    pub(super) fn new(registry: Arc<Registry>, cfg: &Config, local_restart: Arc<LocalRestart>) -> Supervisor {
         Supervisor {
             registry,
             next_peer_id: AtomicU32::new(1),
             policies: RwLock::new(compile(&cfg.policies)),
             listeners: RwLock::new(Vec::new()),
             dynamic_ids: RwLock::new(HashMap::new()),
+            local_restart,
         }
     }
 
@@ -61,7 +64,7 @@ impl Supervisor {
         }
         let settings = peer_settings(cfg, &read(&self.policies), p, self.next_id());
         self.set_listener_key(p.address, None, settings.password.as_deref());
-        let handle = session::spawn(settings, self.registry.rib.clone());
+        let handle = session::spawn(settings, self.registry.rib.clone(), &self.local_restart);
         self.registry.peers_mut().insert(p.address, handle);
     }
 
@@ -112,7 +115,7 @@ impl Supervisor {
         let id = *write(&self.dynamic_ids).entry(addr).or_insert_with(|| self.next_id());
         let settings = dynamic_settings(&cfg, &read(&self.policies), range, addr, id);
         info!(peer = %settings.name, "accepting dynamic peer from range {} (#{index})", range.range);
-        let handle = session::spawn(settings, self.registry.rib.clone());
+        let handle = session::spawn(settings, self.registry.rib.clone(), &self.local_restart);
         peers.insert(addr, handle.clone());
         Some(handle)
     }

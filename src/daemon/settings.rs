@@ -170,6 +170,18 @@ pub fn fib_config(cfg: &Config) -> FibConfig {
     }
 }
 
+/// How long a restarted ternd defers route selection at most (RFC 4724 §4.1
+/// Selection_Deferral_Timer).
+pub fn select_defer_time(cfg: &Config) -> Duration {
+    Duration::from_secs(u64::from(cfg.graceful_restart.select_defer_time))
+}
+
+/// How often the graceful-restart state file is rewritten: a crash then
+/// leaves a moment well within the restart time.
+pub fn state_heartbeat(cfg: &Config) -> Duration {
+    Duration::from_secs(u64::from(cfg.graceful_restart.restart_time / 4).clamp(1, 30))
+}
+
 /// The RIB's settings.
 pub fn rib_config(cfg: &Config) -> RibConfig {
     RibConfig {
@@ -179,6 +191,7 @@ pub fn rib_config(cfg: &Config) -> RibConfig {
         allowed_prefixes: cfg.kernel.allowed_prefixes.clone(),
         kernel: cfg.kernel.enabled,
         stale_routes_time: Duration::from_secs(u64::from(cfg.graceful_restart.stale_routes_time)),
+        deferral: None,
     }
 }
 

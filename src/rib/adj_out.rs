@@ -106,6 +106,9 @@ impl Rib {
     /// Feeds a peer's queue until it is full: first changes not yet encoded,
     /// then the next slice of the initial table, then End-of-RIB.
     pub(super) fn send_pending(&mut self, id: PeerId) {
+        if self.held_back(id) {
+            return;
+        }
         loop {
             if !self.drain_backlog_only(id) {
                 return;

@@ -22,11 +22,13 @@ pub(super) struct StalePeer {
 impl Rib {
     /// When the earliest stale set runs out.
     pub fn next_deadline(&self) -> Option<std::time::Instant> {
-        self.stale_peers.values().map(|g| g.deadline).min()
+        let deferral = self.deferring.as_ref().map(|d| d.until);
+        self.stale_peers.values().map(|g| g.deadline).chain(deferral).min()
     }
 
     /// Drops stale paths whose restart time is over (RFC 4724 §4.2).
     pub fn expire(&mut self, now: std::time::Instant) {
+        self.check_deferral(now);
         let expired: Vec<PeerId> = self
             .stale_peers
             .iter()

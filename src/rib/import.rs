@@ -42,6 +42,7 @@ impl Rib {
         );
         // The initial table goes out lazily as the queue drains (send_pending).
         self.converged = false;
+        self.check_deferral(std::time::Instant::now());
     }
 
     pub(super) fn peer_down(&mut self, id: PeerId) {
@@ -168,6 +169,7 @@ impl Rib {
 
     /// Converged once every established peer sent End-of-RIB for each of its families.
     pub(super) fn check_converged(&mut self) {
+        self.check_deferral(std::time::Instant::now());
         self.converged = self
             .peers
             .values()

@@ -14,6 +14,7 @@
 
 mod adj_out;
 mod decision;
+mod deferral;
 mod encode;
 mod export;
 mod graceful;
@@ -37,11 +38,13 @@ use tokio::sync::mpsc;
 use crate::messages::{KernelOp, KernelWork, Originated, PeerId, PeerInfo, RibMsg};
 use crate::route::RouteAttrs;
 use adj_out::PeerState;
+use deferral::Deferring;
 use encode::EncodeCache;
 use graceful::StalePeer;
 use table::{Entry, PrefixIds};
 
-pub use task::run;
+pub use deferral::Deferral;
+pub use task::{run, RibOutputs};
 
 /// Settings the RIB applies to every route.
 #[derive(Clone, Debug)]
@@ -55,6 +58,8 @@ pub struct RibConfig {
     pub kernel: bool,
     /// Longest a returned peer's stale paths wait for its End-of-RIB (RFC 4724 §4.2).
     pub stale_routes_time: std::time::Duration,
+    /// Set when this speaker restarted: defer selection (RFC 4724 §4.1).
+    pub deferral: Option<Deferral>,
 }
 
 /// Hash maps keyed by what peers send: aHash is fast and keyed per process,
@@ -99,6 +104,8 @@ pub struct Rib {
     /// Paths kept for peers in graceful restart (RFC 4724 §4.2), under ids of their own.
     stale_peers: Map<PeerId, StalePeer>,
     next_stale_id: PeerId,
+    /// Our own restart's selection deferral, while it lasts.
+    deferring: Option<Deferring>,
 }
 
 pub(super) fn family_of(prefix: &IpNetwork) -> Family {
@@ -110,6 +117,10 @@ pub(super) fn family_of(prefix: &IpNetwork) -> Family {
 
 impl Rib {
     pub fn new(cfg: RibConfig) -> Rib {
+        let deferring = cfg
+            .deferral
+            .as_ref()
+            .map(|d| Deferring::new(d, std::time::Instant::now()));
         Rib {
             cfg,
             peers: Map::default(),
@@ -126,6 +137,7 @@ impl Rib {
             released_since_purge: 0,
             stale_peers: Map::default(),
             next_stale_id: PeerId(u32::MAX),
+            deferring,
         }
     }
 

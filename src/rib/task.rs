@@ -1,20 +1,29 @@
 //! The RIB task: drains its inbox in batches, flushes after each batch,
 //! hands kernel changes on and publishes convergence.
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::Rib;
 use crate::messages::{KernelWork, RibMsg};
 use crate::sys::release_free_memory;
 
+/// Where the RIB task reports: kernel changes, convergence (every peer sent
+/// End-of-RIB), and whether route selection is still deferred after our restart.
+pub struct RibOutputs {
+    pub kernel: mpsc::UnboundedSender<KernelWork>,
+    pub converged: watch::Sender<bool>,
+    pub deferring: watch::Sender<bool>,
+}
+
 /// The RIB task: drains its inbox in batches, flushes after each batch, and
-/// hands kernel changes to `kernel` and convergence to `converged`.
-pub async fn run(
-    mut rib: Rib,
-    mut inbox: mpsc::Receiver<RibMsg>,
-    kernel: mpsc::UnboundedSender<KernelWork>,
-    converged: tokio::sync::watch::Sender<bool>,
-) {
+/// reports to `out`.
+pub async fn run(mut rib: Rib, mut inbox: mpsc::Receiver<RibMsg>, out: RibOutputs) {
+    let RibOutputs {
+        kernel,
+        converged,
+        deferring,
+    } = out;
+    deferring.send_replace(rib.deferring());
     rib.kernel_sink = Some(kernel.clone());
     loop {
         let deadline = rib.next_deadline();
@@ -53,6 +62,11 @@ pub async fn run(
         converged.send_if_modified(|c| {
             let changed = *c != rib.converged();
             *c = rib.converged();
+            changed
+        });
+        deferring.send_if_modified(|d| {
+            let changed = *d != rib.deferring();
+            *d = rib.deferring();
             changed
         });
     }

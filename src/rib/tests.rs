@@ -24,6 +24,7 @@ fn rib() -> Rib {
         allowed_prefixes: vec!["10.244.0.0/16".parse().unwrap()],
         kernel: true,
         stale_routes_time: std::time::Duration::from_secs(360),
+        deferral: None,
     })
 }
 
@@ -65,17 +66,17 @@ fn up(rib: &mut Rib, id: u32, addr: &str, asn: u32) -> mpsc::Receiver<Bytes> {
 
 /// A peer that announced graceful restart with forwarding state kept for IPv4 (RFC 4724 §3).
 fn up_gr(rib: &mut Rib, id: u32, addr: &str) -> mpsc::Receiver<Bytes> {
-    up_with_gr(rib, id, addr, true)
+    up_with_gr(rib, id, addr, true, false)
 }
 
-fn up_with_gr(rib: &mut Rib, id: u32, addr: &str, forwarding: bool) -> mpsc::Receiver<Bytes> {
+fn up_with_gr(rib: &mut Rib, id: u32, addr: &str, forwarding: bool, restarting: bool) -> mpsc::Receiver<Bytes> {
     let (mut info, out, rx) = peer(id, addr, ASN, 64);
     let v4: bgp_proto::FamilySet = [Family::IPV4_UNICAST].into_iter().collect();
     info.graceful_restart = Some(PeerGracefulRestart {
         forwarding: if forwarding { v4.clone() } else { Default::default() },
         families: v4,
         restart_time: 120,
-        restarting: true,
+        restarting,
     });
     rib.handle(RibMsg::PeerUp(info, out));
     rx
@@ -500,7 +501,7 @@ fn graceful_restart_families_without_the_f_bit_lose_their_stale_paths_at_once() 
     rib.flush();
     rib.take_kernel_ops();
     down_graceful(&mut rib, 1);
-    let _a = up_with_gr(&mut rib, 1, "192.168.1.12", false);
+    let _a = up_with_gr(&mut rib, 1, "192.168.1.12", false, false);
     rib.flush();
     assert_eq!(
         rib.take_kernel_ops(),
@@ -557,4 +558,84 @@ fn graceful_restart_consecutive_restarts_do_not_pile_up_stale_paths() {
     let s = rib.summary();
     assert_eq!(s.paths, 10, "one stale path per prefix, not one per restart");
     assert_eq!(rib.stale_peers.len(), 1);
+}
+
+fn restarted_rib(wait_for: &[&str]) -> Rib {
+    Rib::new(RibConfig {
+        deferral: Some(Deferral {
+            wait_for: wait_for.iter().map(|a| a.parse().unwrap()).collect(),
+            time: std::time::Duration::from_secs(360),
+        }),
+        ..rib().cfg
+    })
+}
+
+#[test]
+fn a_restarted_rib_defers_its_table_until_every_awaited_peer_sent_end_of_rib() {
+    let mut rib = restarted_rib(&["192.168.1.12", "192.168.1.13"]);
+    originate(&mut rib, &["10.244.1.0/26"]);
+    let mut rx1 = up_gr(&mut rib, 1, "192.168.1.12");
+    announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+    rib.handle(RibMsg::EndOfRib(PeerId(1), Family::IPV4_UNICAST));
+    rib.flush();
+    assert!(
+        received(&mut rx1).is_empty(),
+        "RFC 4724 §4.1: nothing, not even End-of-RIB, yet"
+    );
+    let mut rx2 = up_gr(&mut rib, 2, "192.168.1.13");
+    announce(&mut rib, 2, "10.244.3.0/26", learned("192.168.1.13", vec![]));
+    rib.flush();
+    assert!(received(&mut rx1).is_empty() && received(&mut rx2).is_empty());
+    assert!(rib.deferring());
+    rib.handle(RibMsg::EndOfRib(PeerId(2), Family::IPV4_UNICAST));
+    rib.flush();
+    assert!(!rib.deferring());
+    let to1 = received(&mut rx1);
+    let announced: Vec<String> = to1
+        .iter()
+        .flat_map(|u| u.nlri.iter().map(|n| n.prefix.to_string()))
+        .collect();
+    assert_eq!(announced, vec!["10.244.1.0/26".to_string()]);
+    assert!(
+        to1.last().is_some_and(|u| u.as_end_of_rib().is_some()),
+        "then End-of-RIB"
+    );
+    assert!(received(&mut rx2).iter().any(|u| u.as_end_of_rib().is_some()));
+}
+
+#[test]
+fn the_selection_deferral_timer_bounds_the_wait() {
+    let mut rib = restarted_rib(&["192.168.1.12", "192.168.1.13"]);
+    originate(&mut rib, &["10.244.1.0/26"]);
+    let mut rx1 = up_gr(&mut rib, 1, "192.168.1.12");
+    rib.handle(RibMsg::EndOfRib(PeerId(1), Family::IPV4_UNICAST));
+    rib.flush();
+    assert!(received(&mut rx1).is_empty());
+    let deadline = rib.next_deadline().expect("deferral timer");
+    rib.expire(deadline - std::time::Duration::from_secs(1));
+    rib.flush();
+    assert!(received(&mut rx1).is_empty(), "not yet");
+    rib.expire(deadline);
+    rib.flush();
+    assert!(received(&mut rx1).iter().any(|u| u.as_end_of_rib().is_some()));
+}
+
+#[test]
+fn a_peer_that_restarted_too_is_not_held_back_by_our_deferral() {
+    let mut rib = restarted_rib(&["192.168.1.12", "192.168.1.13"]);
+    originate(&mut rib, &["10.244.1.0/26"]);
+    // RFC 4724 §4.2: with the R bit from the peer we must not wait for its End-of-RIB.
+    let mut rx1 = up_with_gr(&mut rib, 1, "192.168.1.12", true, true);
+    rib.flush();
+    assert!(received(&mut rx1).iter().any(|u| u.as_end_of_rib().is_some()));
+}
+
+#[test]
+fn a_peer_back_without_graceful_restart_is_not_waited_for() {
+    let mut rib = restarted_rib(&["192.168.1.12"]);
+    originate(&mut rib, &["10.244.1.0/26"]);
+    let mut rx1 = up(&mut rib, 1, "192.168.1.12", ASN);
+    rib.flush();
+    assert!(!rib.deferring());
+    assert!(received(&mut rx1).iter().any(|u| u.as_end_of_rib().is_some()));
 }

@@ -49,6 +49,7 @@ impl Rib {
             peers,
             stale: self.stale_sets(std::time::Instant::now()),
             converged: self.converged,
+            deferring: self.deferring(),
         }
     }
 

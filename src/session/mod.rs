@@ -12,10 +12,12 @@ pub mod sockopt;
 mod status;
 mod task;
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
 use crate::messages::{PeerCmd, RibMsg};
-pub use settings::{MaxPrefixes, PeerSettings};
+pub use settings::{LocalRestart, MaxPrefixes, PeerSettings};
 pub use status::{PeerStatus, StatusCell};
 use task::PeerTask;
 
@@ -35,7 +37,7 @@ impl PeerHandle {
 }
 
 /// Starts the task of one peer.
-pub fn spawn(settings: PeerSettings, rib: mpsc::Sender<RibMsg>) -> PeerHandle {
+pub fn spawn(settings: PeerSettings, rib: mpsc::Sender<RibMsg>, local_restart: &Arc<LocalRestart>) -> PeerHandle {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let status = StatusCell::default();
     let handle = PeerHandle {
@@ -43,9 +45,7 @@ pub fn spawn(settings: PeerSettings, rib: mpsc::Sender<RibMsg>) -> PeerHandle {
         cmd: cmd_tx,
         status: status.clone(),
     };
-    tokio::spawn(async move {
-        let mut task = PeerTask::new(settings, rib, status);
-        task.run(cmd_rx).await;
-    });
+    let mut task = PeerTask::new(settings, rib, status, local_restart.clone());
+    tokio::spawn(async move { task.run(cmd_rx).await });
     handle
 }

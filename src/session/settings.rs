@@ -2,6 +2,7 @@
 //! we offer it in our OPEN.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bgp_proto::capability::{AddPathMode, Capability, ExtendedNextHop, GracefulRestart, GracefulRestartFamily};
@@ -90,21 +91,55 @@ pub struct MaxPrefixes {
 }
 
 /// Our capabilities for this peer.
-pub(crate) fn capabilities(s: &PeerSettings) -> Vec<Capability> {
+/// Our own restart as OPENs announce it (RFC 4724 §3, §4.1): shared by every
+/// session; the supervisor clears `restarting` once route selection is done.
+#[derive(Debug, Default)]
+pub struct LocalRestart {
+    restarting: AtomicBool,
+    /// Families whose forwarding state survived the restart (our kernel
+    /// routes were found in place at start).
+    forwarding: Vec<Family>,
+}
+
+impl LocalRestart {
+    pub fn new(restarting: bool, forwarding: Vec<Family>) -> LocalRestart {
+        LocalRestart {
+            restarting: AtomicBool::new(restarting),
+            forwarding,
+        }
+    }
+
+    /// The R bit: we restarted and are deferring route selection.
+    pub fn restarting(&self) -> bool {
+        self.restarting.load(Ordering::Relaxed)
+    }
+
+    /// Route selection is done: later OPENs say we are not restarting.
+    pub fn finished(&self) {
+        self.restarting.store(false, Ordering::Relaxed);
+    }
+
+    /// The F bit for `family`.
+    pub fn forwarding_preserved(&self, family: Family) -> bool {
+        self.restarting() && self.forwarding.contains(&family)
+    }
+}
+
+pub(crate) fn capabilities(s: &PeerSettings, local: &LocalRestart) -> Vec<Capability> {
     let families: Vec<Family> = s.families.clone();
     let mut caps: Vec<Capability> = families.iter().map(|f| Capability::Multiprotocol(*f)).collect();
     caps.push(Capability::RouteRefresh);
     caps.push(Capability::ExtendedMessage);
     if let Some(time) = s.graceful_restart {
         caps.push(Capability::GracefulRestart(GracefulRestart {
-            restarting: false,
+            restarting: local.restarting(),
             notification: false,
             restart_time: time.min(4095),
             families: families
                 .iter()
                 .map(|f| GracefulRestartFamily {
                     family: *f,
-                    forwarding_preserved: false,
+                    forwarding_preserved: local.forwarding_preserved(*f),
                 })
                 .collect(),
         }));

@@ -24,6 +24,8 @@ pub struct PeerStatus {
     pub peer_hostname: Option<String>,
     /// Families negotiated on the session.
     pub families: Vec<Family>,
+    /// Both sides announced graceful restart on the session (RFC 4724).
+    pub graceful_restart: bool,
     pub local_address: Option<IpAddr>,
     pub messages_in: u64,
     pub messages_out: u64,
@@ -43,6 +45,7 @@ impl Default for PeerStatus {
             peer_router_id: None,
             peer_hostname: None,
             families: Vec::new(),
+            graceful_restart: false,
             local_address: None,
             messages_in: 0,
             messages_out: 0,

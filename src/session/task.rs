@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::conn::{apply_ttl, connect, reader, writer, Conn};
 use super::inbound::update_messages;
-use super::settings::{capabilities, PeerSettings};
+use super::settings::{capabilities, LocalRestart, PeerSettings};
 use super::status::StatusCell;
 use crate::messages::{
     ConnEvent, PeerCmd, PeerGracefulRestart, PeerInfo, PeerOut, PeerSignal, PrefixLimit, RibMsg, WriterMsg,
@@ -42,6 +42,10 @@ pub(super) struct PeerTask {
     restart_at: Option<Instant>,
     /// Graceful restart as the peer announced it on the current session.
     peer_restart: Option<PeerRestart>,
+    /// Our own restart (R and F bits of our OPEN), shared by every session.
+    local_restart: Arc<LocalRestart>,
+    /// The R bit the FSM's OPEN carries now.
+    announced_restarting: bool,
 }
 
 /// The connection an Established session runs on, and how to decode what it carries.
@@ -60,13 +64,19 @@ struct PeerRestart {
 }
 
 impl PeerTask {
-    pub(super) fn new(s: PeerSettings, rib: mpsc::Sender<RibMsg>, status: StatusCell) -> PeerTask {
+    pub(super) fn new(
+        s: PeerSettings,
+        rib: mpsc::Sender<RibMsg>,
+        status: StatusCell,
+        local_restart: Arc<LocalRestart>,
+    ) -> PeerTask {
         let mut cfg = FsmConfig::new(s.local_asn, s.asn, s.router_id);
         cfg.hold_time = s.hold_time;
         cfg.keepalive_time = Some(s.keepalive_time);
         cfg.connect_retry_time = s.connect_retry;
         cfg.passive = s.passive;
-        cfg.capabilities = capabilities(&s);
+        cfg.capabilities = capabilities(&s, &local_restart);
+        let announced_restarting = local_restart.restarting();
         cfg.jitter_seed ^= s.id.0 as u64 * 0x9e37_79b9;
         cfg.idle_hold_time = Duration::from_secs(1);
         cfg.max_idle_hold_time = Duration::from_secs(60);
@@ -77,6 +87,8 @@ impl PeerTask {
             signals_rx,
             restart_at: None,
             peer_restart: None,
+            local_restart,
+            announced_restarting,
             fsm: Fsm::new(cfg),
             settings: s,
             rib,
@@ -104,6 +116,7 @@ impl PeerTask {
                 cmd = cmds.recv(), if cmds_open => match cmd {
                     Some(PeerCmd::Incoming(stream)) => self.incoming(stream).await,
                     Some(PeerCmd::Stop(msg)) => self.stop(msg).await,
+                    Some(PeerCmd::CloseForRestart) => self.close_for_restart(),
                     None => {
                         cmds_open = false;
                         self.stop(None).await;
@@ -168,6 +181,27 @@ impl PeerTask {
             .map(|d| Instant::now() + d);
         self.status
             .update(|st| st.last_error = Some(format!("maximum number of prefixes ({limit}) reached")));
+    }
+
+    /// A new connection sends an OPEN with our restart state as it is now:
+    /// the R bit only while our route selection is deferred (RFC 4724 §4.1).
+    fn refresh_open(&mut self) {
+        let now = self.local_restart.restarting();
+        if now != self.announced_restarting {
+            self.announced_restarting = now;
+            self.fsm
+                .set_capabilities(capabilities(&self.settings, &self.local_restart));
+        }
+    }
+
+    /// Our graceful restart (RFC 4724 §4.1): the connections close without a
+    /// NOTIFICATION, so the peer keeps our routes while we are away.
+    fn close_for_restart(&mut self) {
+        self.stopping = true;
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(id);
+        }
     }
 
     async fn stop(&mut self, message: Option<String>) {
@@ -262,6 +296,7 @@ impl PeerTask {
         let id = self.fsm.new_conn_id();
         debug!(peer = %self.settings.name, "incoming connection {:?}", stream.peer_addr().ok());
         self.attach(id, stream);
+        self.refresh_open();
         self.feed(Event::TcpConnectionConfirmed(id)).await;
     }
 
@@ -294,6 +329,7 @@ impl PeerTask {
                     return;
                 }
                 self.attach(id, stream);
+                self.refresh_open();
                 self.feed(Event::TcpCrAcked(id)).await;
             }
             ConnEvent::ConnectFailed(id, e) => {
@@ -424,12 +460,14 @@ impl PeerTask {
             n.hold_time,
             n.families.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(",")
         );
+        let graceful_restart = self.peer_restart.is_some();
         self.status.update(|st| {
             st.hold_time = Some(n.hold_time);
             st.peer_router_id = Some(n.peer_id);
             st.peer_hostname = n.peer_hostname.clone();
             st.families = n.families.iter().collect();
             st.local_address = local.map(|l| l.ip());
+            st.graceful_restart = graceful_restart;
             st.last_error = None;
         });
         let Some(local) = local else {

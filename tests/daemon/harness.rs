@@ -11,6 +11,7 @@ use fib_sync::{KernelRoute, MemoryKernel, RouteKind, RT_TABLE_MAIN};
 use serde::de::DeserializeOwned;
 use tern::api::control::proto::{FibReply, PeerReply, Request, RouteReply, StatusReply};
 use tern::daemon::{Daemon, Kernel};
+use tern::registry::StopMode;
 use tern::testpeer::{ConnectOptions, TestPeer};
 
 /// Our AS and router id in every test.
@@ -106,7 +107,6 @@ impl Node {
         let dir = TempDir::new("node");
         let config_path = dir.path().join("tern.toml");
         std::fs::write(&config_path, config_text(dir.path(), extra)).map_err(|e| e.to_string())?;
-        let cfg = config::load(&config_path).map_err(|e| e.to_string())?;
         let kernel = MemoryKernel::new();
         kernel.add_link("eth0");
         kernel.add_addr("eth0", "192.168.1.11/24".parse().expect("net"));
@@ -115,15 +115,42 @@ impl Node {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let daemon = rt
-            .block_on(Daemon::start(config_path.clone(), cfg, Kernel::Memory(kernel.fib())))
-            .map_err(|e| e.to_string())?;
-        Ok(Node {
+        let mut node = Node {
             dir,
             config_path,
             kernel,
             rt,
-            daemon: Some(daemon),
+            daemon: None,
+        };
+        node.start_daemon()?;
+        Ok(node)
+    }
+
+    /// Starts ternd over this node's directory and kernel (which keeps its
+    /// routes across restarts, as a real one does).
+    fn start_daemon(&mut self) -> Result<(), String> {
+        let cfg = config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let fib = Kernel::Memory(self.kernel.fib());
+        let daemon = self
+            .rt
+            .block_on(Daemon::start(self.config_path.clone(), cfg, fib))
+            .map_err(|e| e.to_string())?;
+        self.daemon = Some(daemon);
+        Ok(())
+    }
+
+    /// Stops ternd (`mode`) and starts it again, as `systemctl restart` does.
+    pub fn restart(&mut self, mode: StopMode) {
+        self.stop_with(mode);
+        self.start_daemon().expect("ternd starts again");
+    }
+
+    /// Waits for a stop asked over the control socket, and returns its mode.
+    pub fn stop_requested(&self) -> StopMode {
+        self.block_on(async {
+            tokio::time::timeout(PATIENCE, self.daemon().stop_requested())
+                .await
+                .expect("a stop request")
         })
     }
 
@@ -271,8 +298,12 @@ impl Node {
 
     /// Stops the daemon as SIGTERM does.
     pub fn stop(&mut self) {
+        self.stop_with(StopMode::Graceful);
+    }
+
+    pub fn stop_with(&mut self, mode: StopMode) {
         if let Some(d) = self.daemon.take() {
-            self.rt.block_on(d.stop());
+            self.rt.block_on(d.stop(mode));
         }
     }
 }

@@ -7,4 +7,5 @@ mod graceful;
 mod harness;
 mod limits;
 mod reload;
+mod restart;
 mod sessions;

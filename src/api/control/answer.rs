@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use bgp_proto::fsm::State;
 use fib_sync::{Desired, RouteKind, RouteState};
 
-use super::proto::{FibCounters, FibReply, GracefulRestartReply, PeerReply, RouteReply, StatusReply};
+use super::proto::{FibCounters, FibReply, GracefulRestartReply, PeerReply, RouteReply, ShutdownReply, StatusReply};
 use crate::messages::{PeerId, RouteSource, RouteView};
-use crate::registry::Registry;
+use crate::registry::{Registry, StopMode};
 
 /// `show peers`: every running peer, sorted by name.
 pub async fn peers(registry: &Registry) -> Result<Vec<PeerReply>, String> {
@@ -146,6 +146,15 @@ pub async fn fib(registry: &Registry) -> Result<Vec<FibReply>, String> {
     Ok(out)
 }
 
+/// `shutdown [--hard]`: asks the supervisor to stop; the reply goes out first.
+pub fn shutdown(registry: &Registry, hard: bool) -> ShutdownReply {
+    let mode = if hard { StopMode::Hard } else { StopMode::Graceful };
+    registry.request_stop(mode);
+    ShutdownReply {
+        mode: if hard { "hard" } else { "graceful" }.into(),
+    }
+}
+
 /// `show status`: the daemon summary.
 pub async fn status(registry: &Registry) -> Result<StatusReply, String> {
     let summary = registry.rib_summary().await.map_err(|e| e.to_string())?;
@@ -164,6 +173,7 @@ pub async fn status(registry: &Registry) -> Result<StatusReply, String> {
         paths: summary.paths,
         attribute_sets: summary.attribute_sets,
         kernel_routes: summary.kernel_routes,
+        selection_deferred: summary.deferring,
         fib: registry.fib.as_ref().map(|f| {
             let s = f.stats();
             FibCounters {

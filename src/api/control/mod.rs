@@ -40,6 +40,7 @@ async fn answer(registry: &Registry, text: &str) -> String {
         Ok(Request::Routes { prefix }) => line(answer::routes(registry, prefix).await),
         Ok(Request::Fib) => line(answer::fib(registry).await),
         Ok(Request::Status) => line(answer::status(registry).await),
+        Ok(Request::Shutdown { hard }) => line(Ok(answer::shutdown(registry, hard))),
         Err(e) => line::<()>(Err(format!("bad request: {e}"))),
     }
 }

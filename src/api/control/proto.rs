@@ -12,9 +12,15 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "command", rename_all = "lowercase")]
 pub enum Request {
     Peers,
-    Routes { prefix: Option<String> },
+    Routes {
+        prefix: Option<String>,
+    },
     Fib,
     Status,
+    /// Stop the daemon: gracefully (peers and the kernel keep our routes) or hard.
+    Shutdown {
+        hard: bool,
+    },
 }
 
 /// The answer line: a reply or an error.
@@ -116,7 +122,16 @@ pub struct StatusReply {
     pub paths: usize,
     pub attribute_sets: usize,
     pub kernel_routes: usize,
+    /// After our own restart: routes are not sent until peers' End-of-RIB (RFC 4724 §4.1).
+    pub selection_deferred: bool,
     pub fib: Option<FibCounters>,
+}
+
+/// What `ternctl shutdown` was told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShutdownReply {
+    /// `graceful` or `hard`.
+    pub mode: String,
 }
 
 /// Kernel sync counters.

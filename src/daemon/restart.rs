@@ -1,0 +1,135 @@
+//! Our own graceful restart across processes (RFC 4724 §4.1). A small state
+//! file next to the control socket says that a ternd ran, when it last said
+//! so, and which peers had graceful-restart sessions with it. A ternd that
+//! starts within the restart time of that moment is restarting: its OPENs
+//! carry the R bit (and F for families whose kernel routes it found in
+//! place), and it defers route selection until those peers' End-of-RIB.
+//! A graceful stop rewrites the file; a hard stop removes it; a crash leaves
+//! the last heartbeat.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bgp_proto::fsm::State;
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use crate::registry::Registry;
+
+/// What the file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StateFile {
+    /// When a ternd last wrote it, seconds since the Unix epoch.
+    written_unix: u64,
+    /// Peers with an Established graceful-restart session then.
+    peers: Vec<IpAddr>,
+}
+
+/// The state file of a configuration: `ternd.state` beside the control socket.
+pub(super) fn path(cfg: &config::Config) -> PathBuf {
+    let dir = cfg.control.socket.parent().unwrap_or(Path::new("/run/tern"));
+    dir.join("ternd.state")
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The peers to wait for if the previous ternd ran until less than
+/// `restart_time` before `now`; `None` for a fresh start.
+pub(super) fn previous(path: &Path, restart_time: Duration, now: SystemTime) -> Option<Vec<IpAddr>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let state: StateFile = match serde_json::from_str(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(
+                "{}: unreadable graceful-restart state ({e}); starting fresh",
+                path.display()
+            );
+            return None;
+        }
+    };
+    let age = unix(now).saturating_sub(state.written_unix);
+    (age <= restart_time.as_secs()).then_some(state.peers)
+}
+
+/// Writes the file (a temporary file renamed over it: never half written).
+pub(super) fn write(path: &Path, peers: &[IpAddr], now: SystemTime) -> std::io::Result<()> {
+    let state = StateFile {
+        written_unix: unix(now),
+        peers: peers.to_vec(),
+    };
+    let text = serde_json::to_string(&state).map_err(std::io::Error::other)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A hard stop: the next start is a fresh one.
+pub(super) fn remove(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}
+
+/// Peers with an Established session that negotiated graceful restart.
+pub(super) fn graceful_peers(registry: &Registry) -> Vec<IpAddr> {
+    registry
+        .statuses()
+        .into_iter()
+        .filter(|(_, st)| st.state == State::Established && st.graceful_restart)
+        .map(|(h, _)| h.settings.address)
+        .collect()
+}
+
+/// Rewrites the file every `every` so a crash leaves a recent moment.
+pub(super) async fn heartbeat(registry: Arc<Registry>, path: PathBuf, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Err(e) = write(&path, &graceful_peers(&registry), SystemTime::now()) {
+            warn!("{}: cannot write graceful-restart state: {e}", path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tern-restart-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("ternd.state")
+    }
+
+    #[test]
+    fn a_recent_state_file_means_restarting_and_names_the_peers() {
+        let p = tmp("recent");
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let peers: Vec<IpAddr> = vec!["192.168.1.12".parse().unwrap()];
+        write(&p, &peers, t0).unwrap();
+        let later = t0 + Duration::from_secs(100);
+        assert_eq!(previous(&p, Duration::from_secs(120), later), Some(peers));
+        assert_eq!(previous(&p, Duration::from_secs(60), later), None, "too old");
+        remove(&p);
+        assert_eq!(
+            previous(&p, Duration::from_secs(120), later),
+            None,
+            "hard stop: fresh start"
+        );
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+
+    #[test]
+    fn a_garbled_state_file_is_a_fresh_start() {
+        let p = tmp("garbled");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, "{not json").unwrap();
+        assert_eq!(previous(&p, Duration::from_secs(120), SystemTime::now()), None);
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+}
