@@ -408,6 +408,9 @@ pub struct Negotiated {
     pub enhanced_route_refresh: bool,
     /// The peer's graceful restart capability (RFC 4724), families limited to `families`.
     pub graceful_restart: Option<GracefulRestart>,
+    /// Both announced graceful restart with the N bit (RFC 8538): a NOTIFICATION
+    /// other than Hard Reset keeps the routes like a lost connection does.
+    pub graceful_notification: bool,
     /// The peer's long-lived graceful restart families (RFC 9494), limited to `families`.
     pub llgr: Vec<LlgrFamily>,
     /// Extended next hop entries both announced (RFC 8950).
@@ -529,6 +532,11 @@ impl Negotiated {
                     || matches!(c, Capability::Unknown { code, .. } if *code == ROUTE_REFRESH_OLD)
             }),
             enhanced_route_refresh: has_cap(peer, |c| matches!(c, Capability::EnhancedRouteRefresh)),
+            graceful_notification: graceful_restart.as_ref().is_some_and(|gr| gr.notification)
+                && has_cap(
+                    local,
+                    |c| matches!(c, Capability::GracefulRestart(gr) if gr.notification),
+                ),
             graceful_restart,
             llgr,
             extended_next_hop,
@@ -638,6 +646,31 @@ impl Conn {
     /// Our OPEN went out on this connection, so a NOTIFICATION makes sense.
     fn open_sent(&self) -> bool {
         self.phase >= Phase::OpenSent
+    }
+}
+
+/// RFC 8538 §5: with the N bit negotiated, the Cease subcodes that mean "this
+/// session is over" (Maximum Number of Prefixes, Administrative Shutdown,
+/// Peer De-configured, Administrative Reset) go as a Hard Reset carrying them,
+/// so the peer removes our routes instead of keeping them as stale.
+fn hard_reset_for(n: Notification) -> Notification {
+    let ends_session = n.code == code::CEASE
+        && matches!(
+            n.subcode,
+            cease::MAX_PREFIXES
+                | cease::ADMINISTRATIVE_SHUTDOWN
+                | cease::PEER_DECONFIGURED
+                | cease::ADMINISTRATIVE_RESET
+        );
+    if !ends_session {
+        return n;
+    }
+    let mut data = vec![n.code, n.subcode];
+    data.extend_from_slice(&n.data);
+    Notification {
+        code: code::CEASE,
+        subcode: cease::HARD_RESET,
+        data,
     }
 }
 
@@ -897,7 +930,11 @@ impl Fsm {
         let pos = self.conns.iter().position(|c| c.id == id)?;
         let conn = self.conns.remove(pos);
         if let Some(n) = notification {
-            out.push(Action::SendNotification(id, n));
+            let graceful = conn.negotiated.as_ref().is_some_and(|n| n.graceful_notification);
+            out.push(Action::SendNotification(
+                id,
+                if graceful { hard_reset_for(n) } else { n },
+            ));
         }
         for t in [Timer::Hold(id), Timer::Keepalive(id), Timer::DelayOpen(id)] {
             self.stop_timer(t, out);
@@ -1041,12 +1078,25 @@ impl Fsm {
             out.push(Action::CloseConnection(id));
             return;
         }
-        if self.established_conn().is_some() {
-            // RFC 4271 §6.8: a collision with an Established connection closes the new one.
-            let n = Notification::new(code::CEASE, cease::CONNECTION_COLLISION);
-            out.push(Action::SendNotification(id, n));
-            out.push(Action::CloseConnection(id));
-            return;
+        if let Some(old) = self.conns.iter().find(|c| c.phase == Phase::Established) {
+            if old.negotiated.as_ref().is_some_and(|n| n.graceful_restart.is_some()) {
+                // RFC 4724 §4.2: from a peer that announced graceful restart, a
+                // new connection means the old TCP session is gone: "the
+                // previous TCP session MUST be closed, and the new one retained".
+                let old = old.id;
+                self.close_conn(old, None, out);
+                self.established_since = None;
+                out.push(Action::SessionDown {
+                    reason: DownReason::ConnectionClosed,
+                });
+                self.last_error = Some(DownReason::ConnectionClosed);
+            } else {
+                // RFC 4271 §6.8: a collision with an Established connection closes the new one.
+                let n = Notification::new(code::CEASE, cease::CONNECTION_COLLISION);
+                out.push(Action::SendNotification(id, n));
+                out.push(Action::CloseConnection(id));
+                return;
+            }
         }
         // One connection per direction. An earlier incoming connection that
         // never produced an OPEN (a half-open leftover of a restarted peer, or
@@ -2692,5 +2742,77 @@ mod tests {
             established > 1000 && collisions > 200 && failures > 1000,
             "{established} {collisions} {failures}"
         );
+    }
+
+    /// A GR capability for IPv4 with the N bit as given (RFC 4724, RFC 8538).
+    fn gr(notification: bool) -> Capability {
+        Capability::GracefulRestart(GracefulRestart {
+            restarting: false,
+            notification,
+            restart_time: 120,
+            families: vec![GracefulRestartFamily {
+                family: Family::IPV4_UNICAST,
+                forwarding_preserved: true,
+            }],
+        })
+    }
+
+    /// Established on C1 with both sides announcing GR (with the N bit as given).
+    fn established_with_gr(notification: bool, clock: &Clock) -> Fsm {
+        let mut cfg = ibgp();
+        cfg.capabilities.push(gr(notification));
+        let mut open = peer_open(cfg.peer_asn, PEER_ID, 90);
+        open.capability_groups.push(vec![gr(notification)]);
+        let mut f = to_open_confirm(cfg, clock, open);
+        f.handle(Event::KeepAliveMsg(C1), clock.at(2));
+        assert_eq!(f.state(), State::Established);
+        f
+    }
+
+    #[test]
+    fn a_new_connection_from_a_graceful_restart_peer_replaces_the_established_one() {
+        let clock = Clock::new();
+        let mut f = established_with_gr(false, &clock);
+        let c3 = f.new_conn_id();
+        let a = f.handle(Event::TcpConnectionConfirmed(c3), clock.at(5));
+        // RFC 4724 §4.2: the old session is closed (no NOTIFICATION), the new one kept.
+        assert!(a.contains(&Action::CloseConnection(C1)), "{a:?}");
+        assert!(a.contains(&Action::SessionDown {
+            reason: DownReason::ConnectionClosed
+        }));
+        assert!(!a.iter().any(|x| matches!(x, Action::SendNotification(..))), "{a:?}");
+        assert!(a.contains(&Action::SendOpen(c3, f.local_open().clone())));
+        assert_eq!(f.established_conn(), None);
+        assert!(f.connection_state(c3).is_some());
+    }
+
+    #[test]
+    fn with_the_n_bit_an_administrative_stop_is_sent_as_a_hard_reset() {
+        let clock = Clock::new();
+        let mut f = established_with_gr(true, &clock);
+        assert!(f.negotiated().is_some_and(|n| n.graceful_notification));
+        let a = f.handle(Event::ManualStop, clock.at(5));
+        let sent = a.iter().find_map(|x| match x {
+            Action::SendNotification(_, n) => Some(n.clone()),
+            _ => None,
+        });
+        // RFC 8538 §5: Cease / Hard Reset carrying Cease / Administrative Shutdown.
+        assert_eq!(
+            sent,
+            Some(Notification {
+                code: 6,
+                subcode: 9,
+                data: vec![6, 2]
+            })
+        );
+    }
+
+    #[test]
+    fn without_the_n_bit_an_administrative_stop_is_a_plain_cease() {
+        let clock = Clock::new();
+        let mut f = established_with_gr(false, &clock);
+        assert!(f.negotiated().is_some_and(|n| !n.graceful_notification));
+        let a = f.handle(Event::ManualStop, clock.at(5));
+        assert!(a.contains(&Action::SendNotification(C1, notification(6, 2))), "{a:?}");
     }
 }

@@ -133,7 +133,8 @@ pub(crate) fn capabilities(s: &PeerSettings, local: &LocalRestart) -> Vec<Capabi
     if let Some(time) = s.graceful_restart {
         caps.push(Capability::GracefulRestart(GracefulRestart {
             restarting: local.restarting(),
-            notification: false,
+            // RFC 8538: a NOTIFICATION (other than Hard Reset) keeps routes too.
+            notification: true,
             restart_time: time.min(4095),
             families: families
                 .iter()

@@ -8,9 +8,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bgp_proto::error::code::CEASE;
 use bgp_proto::framing::FrameError;
 use bgp_proto::fsm::{Action, ConnId, DownReason, Event, Fsm, FsmConfig, Negotiated, State};
-use bgp_proto::notification::Notification;
+use bgp_proto::notification::{cease, Notification};
 use bgp_proto::{Context, DecodeError, Family, FamilySet, Message, MessageType, Reason, Treatment};
 use bytes::Bytes;
 use tokio::net::TcpStream;
@@ -61,6 +62,28 @@ struct Session {
 struct PeerRestart {
     families: FamilySet,
     restart_time: u16,
+    /// Both sent the N bit (RFC 8538).
+    graceful_notification: bool,
+}
+
+impl PeerRestart {
+    /// Whether the session's end keeps the peer's routes as stale: a lost
+    /// connection (RFC 4724 §4.2), or with the N bit any NOTIFICATION but a
+    /// Hard Reset (RFC 8538 §3). Our own stops send Hard Reset (or, without
+    /// the N bit, a NOTIFICATION): those end graceful restart.
+    fn keeps_routes(&self, reason: &DownReason) -> bool {
+        if self.families.is_empty() {
+            return false;
+        }
+        match reason {
+            DownReason::ConnectionClosed => true,
+            DownReason::NotificationReceived(n) => {
+                self.graceful_notification && !(n.code == CEASE && n.subcode == cease::HARD_RESET)
+            }
+            DownReason::ManualStop(_) | DownReason::AutomaticStop(_) => false,
+            _ => self.graceful_notification,
+        }
+    }
 }
 
 impl PeerTask {
@@ -450,6 +473,7 @@ impl PeerTask {
             (Some(_), Some(gr)) => Some(PeerRestart {
                 families: gr.families.iter().map(|f| f.family).collect(),
                 restart_time: gr.restart_time,
+                graceful_notification: n.graceful_notification,
             }),
             _ => None,
         };
@@ -543,8 +567,8 @@ impl PeerTask {
             info!(peer = %self.settings.name, "session down: {reason}");
             // RFC 4724 §4.2: a session that ends without a NOTIFICATION, with
             // a peer that announced graceful restart, keeps its routes (stale).
-            let msg = match (peer_restart, &reason) {
-                (Some(gr), DownReason::ConnectionClosed) if !gr.families.is_empty() => RibMsg::PeerDownGraceful {
+            let msg = match peer_restart {
+                Some(gr) if gr.keeps_routes(&reason) => RibMsg::PeerDownGraceful {
                     peer: self.settings.id,
                     families: gr.families,
                     restart_time: Duration::from_secs(gr.restart_time as u64),

@@ -249,3 +249,98 @@ fn an_update_emptied_by_attribute_discard_does_not_end_the_stale_routes() {
     );
     assert!(node.kernel_gateways("10.244.3.0/26").is_some());
 }
+
+/// Graceful restart with the N bit (RFC 8538).
+fn with_graceful_notification() -> ConnectOptions {
+    let mut opts = with_graceful_restart();
+    if let Capability::GracefulRestart(gr) = &mut opts.extra_capabilities[0] {
+        gr.notification = true;
+    }
+    opts
+}
+
+fn notify(peer: &mut TestPeer, subcode: u8, data: Vec<u8>) {
+    peer.send_message(&Message::Notification(bgp_proto::notification::Notification {
+        code: 6,
+        subcode,
+        data,
+    }))
+    .expect("notify");
+}
+
+#[test]
+fn with_the_n_bit_a_notification_keeps_the_peers_routes_as_stale() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut h2 = node
+        .connect_with("127.0.0.2", ASN, with_graceful_notification())
+        .expect("h2");
+    announce_two(&mut h2);
+    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    notify(&mut h2, 2, Vec::new());
+    node.wait_until("stale (RFC 8538 §3)", || {
+        node.routes().iter().any(|r| r.from == "h2 (stale)")
+    });
+    assert!(node.kernel_gateways("10.244.3.0/26").is_some());
+}
+
+#[test]
+fn a_hard_reset_from_the_peer_removes_its_routes() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut h2 = node
+        .connect_with("127.0.0.2", ASN, with_graceful_notification())
+        .expect("h2");
+    announce_two(&mut h2);
+    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    notify(&mut h2, 9, vec![6, 2]);
+    node.wait_until("gone", || node.kernel_gateways("10.244.3.0/26").is_none());
+}
+
+#[test]
+fn with_the_n_bit_removing_the_peer_sends_a_hard_reset() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut h2 = node
+        .connect_with("127.0.0.2", ASN, with_graceful_notification())
+        .expect("h2");
+    node.wait_state("h2", "Established");
+    node.reload_with("").expect("reload");
+    let n = h2
+        .expect_notification(std::time::Instant::now() + PATIENCE)
+        .expect("read")
+        .expect("a NOTIFICATION");
+    assert_eq!(
+        (n.code, n.subcode),
+        (6, 9),
+        "Cease / Hard Reset: the peer must not keep our routes"
+    );
+    assert_eq!(&n.data[..2], &[6, 2], "carrying Administrative Shutdown");
+}
+
+#[test]
+fn a_graceful_restart_peer_reconnecting_while_established_replaces_the_old_session() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut old = node
+        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .expect("h2");
+    announce_two(&mut old);
+    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    // The peer restarted without the old connection closing (RFC 4724 §4.2).
+    let mut new = node
+        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .expect("the new session is kept");
+    assert!(
+        old.wait_closed(std::time::Instant::now() + PATIENCE),
+        "the old one is closed"
+    );
+    node.wait_state("h2", "Established");
+    assert!(
+        node.kernel_gateways("10.244.3.0/26").is_some(),
+        "its routes stay (stale)"
+    );
+    new.announce(&[net("10.244.2.0/26")], "192.168.1.12".parse().unwrap(), vec![])
+        .expect("announce");
+    new.end_of_rib().expect("EoR");
+    node.wait_until("End-of-RIB removed what was not re-announced", || {
+        node.kernel_gateways("10.244.3.0/26").is_none()
+    });
+    assert!(node.kernel_gateways("10.244.2.0/26").is_some());
+}
