@@ -78,6 +78,29 @@ pub struct PeerInfo {
     pub graceful_restart: Option<PeerGracefulRestart>,
 }
 
+/// How long a peer's routes outlive its session (RFC 4724, RFC 9494).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Families kept, stale, through the restart time.
+    pub families: FamilySet,
+    pub restart_time: std::time::Duration,
+    /// Families kept after that as LLGR_STALE (RFC 9494), and for how long.
+    pub long_lived: FamilySet,
+    pub long_lived_time: std::time::Duration,
+}
+
+impl Retention {
+    /// Graceful restart only (RFC 4724).
+    pub fn restart(families: FamilySet, restart_time: std::time::Duration) -> Retention {
+        Retention {
+            families,
+            restart_time,
+            long_lived: FamilySet::new(),
+            long_lived_time: std::time::Duration::ZERO,
+        }
+    }
+}
+
 /// A peer's graceful-restart capability on the current session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerGracefulRestart {
@@ -89,6 +112,9 @@ pub struct PeerGracefulRestart {
     pub restart_time: u16,
     /// R bit: it has just restarted.
     pub restarting: bool,
+    /// It announced long-lived graceful restart (RFC 9494): it may be sent
+    /// LLGR_STALE routes.
+    pub long_lived: bool,
 }
 
 /// A per-peer prefix limit.
@@ -155,12 +181,11 @@ pub struct Originated {
 pub enum RibMsg {
     PeerUp(PeerInfo, PeerOut),
     PeerDown(PeerId),
-    /// The session ended without a NOTIFICATION and the peer announced
-    /// graceful restart: keep its routes of these families, stale, for a while.
+    /// The session of a peer in graceful restart ended in a way that keeps
+    /// its routes (RFC 4724 §4.2, RFC 8538): stale, as `retention` says.
     PeerDownGraceful {
         peer: PeerId,
-        families: FamilySet,
-        restart_time: std::time::Duration,
+        retention: Retention,
     },
     /// Routes of `family` announced by a peer with one attribute set.
     Announce {

@@ -63,6 +63,7 @@ pub fn peer_settings(cfg: &Config, policies: &[Arc<Policy>], p: &EffectivePeer, 
             .graceful_restart
             .enabled
             .then_some(cfg.graceful_restart.restart_time),
+        long_lived_stale_time: long_lived_stale_time(cfg),
         hostname: hostname(),
         shutdown_message: p.shutdown_message.clone(),
         password: p.password.clone(),
@@ -75,6 +76,12 @@ pub fn peer_settings(cfg: &Config, policies: &[Arc<Policy>], p: &EffectivePeer, 
         max_prefixes: p.max_prefixes.as_ref().map(max_prefixes),
         dynamic: false,
     }
+}
+
+/// RFC 9494: on when `[graceful_restart] long_lived_stale_time` is set.
+fn long_lived_stale_time(cfg: &Config) -> Option<u32> {
+    let g = &cfg.graceful_restart;
+    (g.enabled && g.long_lived_stale_time > 0).then_some(g.long_lived_stale_time)
 }
 
 fn max_prefixes(m: &config::MaxPrefixes) -> MaxPrefixes {
@@ -124,6 +131,7 @@ pub fn dynamic_settings(
             .graceful_restart
             .enabled
             .then_some(cfg.graceful_restart.restart_time),
+        long_lived_stale_time: long_lived_stale_time(cfg),
         hostname: hostname(),
         shutdown_message: None,
         password: d.password.clone(),

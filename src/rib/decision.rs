@@ -10,6 +10,7 @@ use ipnetwork::IpNetwork;
 use super::table::Path;
 use super::Rib;
 use crate::messages::{Gateways, DEFAULT_LOCAL_PREF, LOCAL};
+use crate::route::LLGR_STALE;
 
 /// Identifies the best path (its peer, path id and attribute set) so a
 /// flush can tell whether the peers need to hear anything.
@@ -29,9 +30,12 @@ impl Rib {
         let local = |p: &Path| p.peer == LOCAL;
         let med = |p: &Path| p.attrs.med.unwrap_or(0);
         let stale = |p: &Path| self.stale_peers.contains_key(&p.peer);
+        let llgr_stale = |p: &Path| p.attrs.communities.contains(&LLGR_STALE);
         let steps = [
             // Our own routes win over learned ones (like BIRD's preference).
             local(b).cmp(&local(a)),
+            // RFC 9494 §4.4: an LLGR_STALE route is least preferred.
+            llgr_stale(a).cmp(&llgr_stale(b)),
             // A live path beats a stale one kept for a restarting peer (RFC 4724).
             stale(a).cmp(&stale(b)),
             // a) highest LOCAL_PREF.

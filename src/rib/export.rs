@@ -11,7 +11,7 @@ use super::table::Path;
 use super::{family_of, Rib};
 use crate::messages::{NextHopMode, PeerId, PeerInfo, DEFAULT_LOCAL_PREF, LOCAL};
 use crate::route::policy::{Chain, RouteContext};
-use crate::route::RouteAttrs;
+use crate::route::{RouteAttrs, LLGR_STALE};
 
 /// Peers that get identical exports of the same route share a class: same
 /// session kind, AS, next-hop rule and address, families, reflection role and
@@ -33,6 +33,7 @@ pub(super) fn export_class(info: &PeerInfo) -> u64 {
             info.local_address,
             info.ipv4_via_ipv6,
             info.families.iter().collect::<Vec<_>>(),
+            info.graceful_restart.as_ref().is_some_and(|g| g.long_lived),
             chain,
         ),
         &mut h,
@@ -51,6 +52,10 @@ impl Rib {
         let src = self.info(best.peer);
         let attrs = &best.attrs;
         if attrs.communities.contains(&Community::NO_ADVERTISE) {
+            return None;
+        }
+        // RFC 9494 §4.5: LLGR_STALE routes only to peers that announced LLGR.
+        if attrs.communities.contains(&LLGR_STALE) && !peer.graceful_restart.as_ref().is_some_and(|g| g.long_lived) {
             return None;
         }
         let reflecting = src.is_some_and(|s| s.ibgp()) && peer.ibgp();

@@ -5,7 +5,13 @@
 //! back without (no GR capability, or the F bit clear) go at once.
 
 use super::{family_of, Rib, FORCE_PURGE};
-use crate::messages::{PeerId, PeerInfo, StaleSet};
+use std::sync::Arc;
+
+use ipnetwork::IpNetwork;
+
+use super::Map;
+use crate::messages::{PeerId, PeerInfo, Retention, StaleSet};
+use crate::route::{RouteAttrs, LLGR_STALE, NO_LLGR};
 use bgp_proto::{Family, FamilySet};
 
 /// The stale paths of a peer whose session ended while graceful restart was
@@ -17,6 +23,11 @@ pub(super) struct StalePeer {
     pub(super) deadline: std::time::Instant,
     /// The peer's session is back: the deadline is `stale_routes_time`, not the restart time.
     pub(super) reconnected: bool,
+    /// Families kept after the restart time as LLGR_STALE (RFC 9494), and for how long.
+    pub(super) long_lived: FamilySet,
+    pub(super) long_lived_time: std::time::Duration,
+    /// The restart time is over: what is left is LLGR_STALE.
+    pub(super) long_lived_phase: bool,
 }
 
 impl Rib {
@@ -26,7 +37,9 @@ impl Rib {
         self.stale_peers.values().map(|g| g.deadline).chain(deferral).min()
     }
 
-    /// Drops stale paths whose restart time is over (RFC 4724 §4.2).
+    /// At a stale set's deadline: after the restart time of a peer that is
+    /// not back, its long-lived families become LLGR_STALE (RFC 9494 §4.2);
+    /// otherwise its stale paths go (RFC 4724 §4.2).
     pub fn expire(&mut self, now: std::time::Instant) {
         self.check_deferral(now);
         let expired: Vec<PeerId> = self
@@ -36,10 +49,68 @@ impl Rib {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            if let Some(g) = self.stale_peers.remove(&id) {
-                tracing::info!(peer = %g.info.name, "graceful restart: restart time over, removing stale routes");
+            let long_lived = self
+                .stale_peers
+                .get(&id)
+                .filter(|s| !s.reconnected && !s.long_lived_phase && !s.long_lived.is_empty())
+                .map(|s| (s.long_lived.clone(), s.long_lived_time));
+            match long_lived {
+                Some((families, time)) => self.enter_long_lived(id, families, now + time),
+                None => {
+                    if let Some(g) = self.stale_peers.remove(&id) {
+                        tracing::info!(peer = %g.info.name, "graceful restart: time over, removing stale routes");
+                    }
+                    self.remove_paths(id, None);
+                }
             }
-            self.remove_paths(id, None);
+        }
+    }
+
+    /// RFC 9494 §4.2: paths of `families` stay, marked with the LLGR_STALE
+    /// community, until `deadline`; those with NO_LLGR and those of other
+    /// families go now.
+    fn enter_long_lived(&mut self, id: PeerId, families: FamilySet, deadline: std::time::Instant) {
+        let mut marked: Map<usize, Arc<RouteAttrs>> = Map::default();
+        let mut removed = 0usize;
+        let prefixes: Vec<IpNetwork> = self.loc.keys().copied().collect();
+        for prefix in prefixes {
+            let keep_family = families.contains(family_of(&prefix));
+            let Some(paths) = self.loc.get(&prefix) else { continue };
+            if !paths.iter().any(|p| p.peer == id) {
+                continue;
+            }
+            let mut new_paths = paths.paths.clone();
+            new_paths.retain(|p| p.peer != id || (keep_family && !p.attrs.communities.contains(&NO_LLGR)));
+            removed += paths.len() - new_paths.len();
+            for p in new_paths.iter_mut().filter(|p| p.peer == id) {
+                let key = Arc::as_ptr(&p.attrs) as usize;
+                let stale = match marked.get(&key) {
+                    Some(a) => a.clone(),
+                    None => {
+                        let mut a = (*p.attrs).clone();
+                        if !a.communities.contains(&LLGR_STALE) {
+                            a.communities.push(LLGR_STALE);
+                        }
+                        let a = self.intern(a);
+                        marked.insert(key, a.clone());
+                        a
+                    }
+                };
+                p.attrs = stale;
+            }
+            if let Some(entry) = self.loc.get_mut(&prefix) {
+                entry.paths = new_paths;
+            }
+            self.dirty.insert(prefix);
+        }
+        if removed > 0 || !marked.is_empty() {
+            self.released_since_purge += FORCE_PURGE;
+        }
+        if let Some(s) = self.stale_peers.get_mut(&id) {
+            tracing::info!(peer = %s.info.name, "long-lived graceful restart: routes kept as LLGR_STALE");
+            s.long_lived_phase = true;
+            s.families = families;
+            s.deadline = deadline;
         }
     }
 
@@ -60,7 +131,13 @@ impl Rib {
 
     /// The session of a peer that announced graceful restart ended without a
     /// NOTIFICATION: its routes of `families` stay (stale) for `restart_time`.
-    pub(super) fn peer_down_graceful(&mut self, id: PeerId, families: FamilySet, restart_time: std::time::Duration) {
+    pub(super) fn peer_down_graceful(&mut self, id: PeerId, retention: Retention) {
+        let Retention {
+            families,
+            restart_time,
+            long_lived,
+            long_lived_time,
+        } = retention;
         let Some(state) = self.peers.remove(&id) else {
             return;
         };
@@ -89,6 +166,9 @@ impl Rib {
                 families,
                 deadline: std::time::Instant::now() + restart_time,
                 reconnected: false,
+                long_lived,
+                long_lived_time,
+                long_lived_phase: false,
             },
         );
         self.check_converged();

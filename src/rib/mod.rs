@@ -180,11 +180,7 @@ impl Rib {
         match msg {
             RibMsg::PeerUp(info, out) => self.peer_up(info, out),
             RibMsg::PeerDown(id) => self.peer_down(id),
-            RibMsg::PeerDownGraceful {
-                peer,
-                families,
-                restart_time,
-            } => self.peer_down_graceful(peer, families, restart_time),
+            RibMsg::PeerDownGraceful { peer, retention } => self.peer_down_graceful(peer, retention),
             RibMsg::Announce {
                 peer,
                 family,

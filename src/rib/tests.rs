@@ -9,7 +9,9 @@ use ipnetwork::IpNetwork;
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::messages::{Gateways, KernelOp, NextHopMode, PeerGracefulRestart, PeerId, PeerInfo, PeerOut, RouteSource};
+use crate::messages::{
+    Gateways, KernelOp, NextHopMode, PeerGracefulRestart, PeerId, PeerInfo, PeerOut, Retention, RouteSource,
+};
 use crate::route::policy::Chain;
 use bgp_proto::attributes::AsPath;
 use bgp_proto::framing::next_message_len;
@@ -77,6 +79,7 @@ fn up_with_gr(rib: &mut Rib, id: u32, addr: &str, forwarding: bool, restarting: 
         families: v4,
         restart_time: 120,
         restarting,
+        long_lived: false,
     });
     rib.handle(RibMsg::PeerUp(info, out));
     rx
@@ -85,8 +88,10 @@ fn up_with_gr(rib: &mut Rib, id: u32, addr: &str, forwarding: bool, restarting: 
 fn down_graceful(rib: &mut Rib, id: u32) {
     rib.handle(RibMsg::PeerDownGraceful {
         peer: PeerId(id),
-        families: [Family::IPV4_UNICAST].into_iter().collect(),
-        restart_time: std::time::Duration::from_secs(120),
+        retention: Retention::restart(
+            [Family::IPV4_UNICAST].into_iter().collect(),
+            std::time::Duration::from_secs(120),
+        ),
     });
 }
 
@@ -381,8 +386,10 @@ fn graceful_restart_keeps_stale_routes_until_end_of_rib() {
     assert_eq!(rib.take_kernel_ops().len(), 2);
     rib.handle(RibMsg::PeerDownGraceful {
         peer: PeerId(1),
-        families: [Family::IPV4_UNICAST].into_iter().collect(),
-        restart_time: std::time::Duration::from_secs(120),
+        retention: Retention::restart(
+            [Family::IPV4_UNICAST].into_iter().collect(),
+            std::time::Duration::from_secs(120),
+        ),
     });
     rib.flush();
     assert!(rib.take_kernel_ops().is_empty(), "stale routes keep forwarding");
@@ -409,8 +416,10 @@ fn graceful_restart_stale_routes_expire() {
     rib.take_kernel_ops();
     rib.handle(RibMsg::PeerDownGraceful {
         peer: PeerId(1),
-        families: [Family::IPV4_UNICAST].into_iter().collect(),
-        restart_time: std::time::Duration::from_secs(120),
+        retention: Retention::restart(
+            [Family::IPV4_UNICAST].into_iter().collect(),
+            std::time::Duration::from_secs(120),
+        ),
     });
     rib.flush();
     let deadline = rib.next_deadline().expect("a stale set is pending");
@@ -638,4 +647,126 @@ fn a_peer_back_without_graceful_restart_is_not_waited_for() {
     rib.flush();
     assert!(!rib.deferring());
     assert!(received(&mut rx1).iter().any(|u| u.as_end_of_rib().is_some()));
+}
+
+fn v4() -> bgp_proto::FamilySet {
+    [Family::IPV4_UNICAST].into_iter().collect()
+}
+
+/// Peer `id` goes down with GR (120 s) and LLGR (3600 s) for IPv4.
+fn down_long_lived(rib: &mut Rib, id: u32) {
+    rib.handle(RibMsg::PeerDownGraceful {
+        peer: PeerId(id),
+        retention: Retention {
+            families: v4(),
+            restart_time: std::time::Duration::from_secs(120),
+            long_lived: v4(),
+            long_lived_time: std::time::Duration::from_secs(3600),
+        },
+    });
+}
+
+fn is_llgr_stale(rib: &Rib, prefix: &str) -> bool {
+    rib.routes(Some(prefix.parse().unwrap()))
+        .iter()
+        .any(|r| r.attrs.communities.contains(&crate::route::LLGR_STALE))
+}
+
+#[test]
+fn long_lived_graceful_restart_keeps_routes_as_llgr_stale_until_the_long_lived_time() {
+    let mut rib = rib();
+    let _a = up_gr(&mut rib, 1, "192.168.1.12");
+    announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+    rib.flush();
+    rib.take_kernel_ops();
+    down_long_lived(&mut rib, 1);
+    let restart_over = rib.next_deadline().expect("restart time");
+    rib.expire(restart_over);
+    rib.flush();
+    assert!(rib.take_kernel_ops().is_empty(), "RFC 9494: kept past the restart time");
+    assert!(is_llgr_stale(&rib, "10.244.2.0/26"), "marked LLGR_STALE (65535:6)");
+    let long_lived_over = rib.next_deadline().expect("long-lived stale time");
+    assert!(long_lived_over >= restart_over + std::time::Duration::from_secs(3600));
+    rib.expire(long_lived_over);
+    rib.flush();
+    assert_eq!(
+        rib.take_kernel_ops(),
+        vec![KernelOp::Remove("10.244.2.0/26".parse().unwrap())]
+    );
+}
+
+#[test]
+fn no_llgr_routes_go_at_the_restart_time() {
+    let mut rib = rib();
+    let _a = up_gr(&mut rib, 1, "192.168.1.12");
+    let mut no_llgr = learned("192.168.1.12", vec![]);
+    no_llgr.communities.push(crate::route::NO_LLGR);
+    announce(&mut rib, 1, "10.244.2.0/26", no_llgr);
+    announce(&mut rib, 1, "10.244.3.0/26", learned("192.168.1.12", vec![]));
+    rib.flush();
+    rib.take_kernel_ops();
+    down_long_lived(&mut rib, 1);
+    rib.expire(rib.next_deadline().expect("restart time"));
+    rib.flush();
+    assert_eq!(
+        rib.take_kernel_ops(),
+        vec![KernelOp::Remove("10.244.2.0/26".parse().unwrap())],
+        "RFC 9494 §4.5: NO_LLGR routes are not kept"
+    );
+    assert!(is_llgr_stale(&rib, "10.244.3.0/26"));
+}
+
+#[test]
+fn an_llgr_stale_route_is_least_preferred_and_only_sent_to_llgr_peers() {
+    let mut rib = rib();
+    let _a = up_gr(&mut rib, 1, "192.168.1.12");
+    announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+    let mut plain = up(&mut rib, 3, "192.168.1.1", 65001);
+    let (mut info, out, mut llgr_peer) = peer(4, "192.168.1.2", 65002, 64);
+    info.graceful_restart = Some(PeerGracefulRestart {
+        forwarding: v4(),
+        families: v4(),
+        restart_time: 120,
+        restarting: false,
+        long_lived: true,
+    });
+    rib.handle(RibMsg::PeerUp(info, out));
+    rib.flush();
+    received(&mut plain);
+    received(&mut llgr_peer);
+    down_long_lived(&mut rib, 1);
+    rib.expire(rib.next_deadline().expect("restart time"));
+    rib.flush();
+    let to_plain = received(&mut plain);
+    assert!(
+        to_plain
+            .iter()
+            .any(|u| u.withdrawn.iter().any(|n| n.prefix.to_string() == "10.244.2.0/26")),
+        "RFC 9494 §4.5: withdrawn from a peer without LLGR"
+    );
+    let to_llgr = received(&mut llgr_peer);
+    let stale = to_llgr
+        .iter()
+        .find(|u| !u.nlri.is_empty())
+        .expect("re-announced to the LLGR peer");
+    assert!(stale.attributes.iter().any(|a| matches!(
+        &a.value,
+        bgp_proto::attributes::AttrValue::Communities(c) if c.contains(&crate::route::LLGR_STALE)
+    )));
+    // A live path, even a longer one, wins over the LLGR_STALE one.
+    let _b = up(&mut rib, 5, "192.168.1.13", ASN);
+    announce(
+        &mut rib,
+        5,
+        "10.244.2.0/26",
+        learned("192.168.1.13", vec![65010, 65011]),
+    );
+    rib.flush();
+    let best: Vec<RouteSource> = rib
+        .routes(Some("10.244.2.0/26".parse().unwrap()))
+        .iter()
+        .filter(|r| r.best)
+        .map(|r| r.source)
+        .collect();
+    assert_eq!(best, vec![RouteSource::Peer(PeerId(5))]);
 }

@@ -5,7 +5,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bgp_proto::capability::{AddPathMode, Capability, ExtendedNextHop, GracefulRestart, GracefulRestartFamily};
+use bgp_proto::capability::{
+    AddPathMode, Capability, ExtendedNextHop, GracefulRestart, GracefulRestartFamily, LlgrFamily,
+};
 use bgp_proto::Family;
 
 use crate::messages::{NextHopMode, PeerId};
@@ -33,6 +35,8 @@ pub struct PeerSettings {
     pub add_path: Option<AddPathMode>,
     pub allowas_in: u8,
     pub graceful_restart: Option<u16>,
+    /// Long-lived stale time we announce (RFC 9494), when LLGR is on.
+    pub long_lived_stale_time: Option<u32>,
     pub hostname: Option<String>,
     pub shutdown_message: Option<String>,
     /// TCP-MD5 key (RFC 2385).
@@ -69,6 +73,7 @@ impl std::fmt::Debug for PeerSettings {
             .field("add_path", &self.add_path)
             .field("allowas_in", &self.allowas_in)
             .field("graceful_restart", &self.graceful_restart)
+            .field("long_lived_stale_time", &self.long_lived_stale_time)
             .field("hostname", &self.hostname)
             .field("shutdown_message", &self.shutdown_message)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
@@ -145,6 +150,18 @@ pub(crate) fn capabilities(s: &PeerSettings, local: &LocalRestart) -> Vec<Capabi
                 .collect(),
         }));
     }
+    if let Some(time) = s.long_lived_stale_time {
+        caps.push(Capability::LongLivedGracefulRestart(
+            families
+                .iter()
+                .map(|f| LlgrFamily {
+                    family: *f,
+                    forwarding_preserved: local.forwarding_preserved(*f),
+                    stale_time: time.min(0xFF_FFFF),
+                })
+                .collect(),
+        ));
+    }
     caps.push(Capability::FourOctetAs(s.local_asn));
     // RFC 8950: on an IPv6 session, IPv4 routes may carry IPv6 next hops.
     if s.address.is_ipv6() && families.contains(&Family::IPV4_UNICAST) {
@@ -191,6 +208,7 @@ mod tests {
             add_path: None,
             allowas_in: 0,
             graceful_restart: None,
+            long_lived_stale_time: None,
             hostname: None,
             shutdown_message: None,
             password: Some("s3cret-key".into()),

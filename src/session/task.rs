@@ -23,8 +23,9 @@ use super::inbound::update_messages;
 use super::settings::{capabilities, LocalRestart, PeerSettings};
 use super::status::StatusCell;
 use crate::messages::{
-    ConnEvent, PeerCmd, PeerGracefulRestart, PeerInfo, PeerOut, PeerSignal, PrefixLimit, RibMsg, WriterMsg,
+    ConnEvent, PeerCmd, PeerGracefulRestart, PeerInfo, PeerOut, PeerSignal, PrefixLimit, Retention, RibMsg, WriterMsg,
 };
+use bgp_proto::capability::LlgrFamily;
 
 pub(super) struct PeerTask {
     settings: PeerSettings,
@@ -57,22 +58,61 @@ struct Session {
     four_octet_as: bool,
 }
 
-/// Graceful restart negotiated on a session (RFC 4724 §3): the peer's
-/// families with preserved state and its restart time.
+/// Graceful restart negotiated on a session (RFC 4724 §3, RFC 9494): what
+/// the peer announced and how long its routes outlive the session.
 struct PeerRestart {
-    families: FamilySet,
-    restart_time: u16,
+    info: PeerGracefulRestart,
+    retention: Retention,
     /// Both sent the N bit (RFC 8538).
     graceful_notification: bool,
 }
 
 impl PeerRestart {
+    /// From the OPENs, when both sides announced GR or LLGR (each only if configured).
+    fn negotiated(settings: &PeerSettings, n: &Negotiated) -> Option<PeerRestart> {
+        let gr = n
+            .graceful_restart
+            .as_ref()
+            .filter(|_| settings.graceful_restart.is_some());
+        let ours_llgr = settings.long_lived_stale_time.unwrap_or(0);
+        let llgr: Vec<&LlgrFamily> = n.llgr.iter().filter(|_| ours_llgr > 0).collect();
+        if gr.is_none() && llgr.is_empty() {
+            return None;
+        }
+        let gr_families: FamilySet = gr.iter().flat_map(|g| g.families.iter().map(|f| f.family)).collect();
+        let long_lived: FamilySet = llgr.iter().map(|f| f.family).collect();
+        let forwarding: FamilySet = gr
+            .iter()
+            .flat_map(|g| g.families.iter().filter(|f| f.forwarding_preserved).map(|f| f.family))
+            .chain(llgr.iter().filter(|f| f.forwarding_preserved).map(|f| f.family))
+            .collect();
+        let restart_time = gr.map_or(0, |g| g.restart_time);
+        // RFC 9494 §4.2: the peer's long-lived stale time, capped by ours.
+        let long_lived_time = llgr.iter().map(|f| f.stale_time).min().unwrap_or(0).min(ours_llgr);
+        Some(PeerRestart {
+            info: PeerGracefulRestart {
+                forwarding,
+                families: gr_families.iter().chain(long_lived.iter()).collect(),
+                restart_time,
+                restarting: gr.is_some_and(|g| g.restarting),
+                long_lived: !long_lived.is_empty(),
+            },
+            retention: Retention {
+                families: gr_families.iter().chain(long_lived.iter()).collect(),
+                restart_time: Duration::from_secs(u64::from(restart_time)),
+                long_lived,
+                long_lived_time: Duration::from_secs(u64::from(long_lived_time)),
+            },
+            graceful_notification: n.graceful_notification,
+        })
+    }
+
     /// Whether the session's end keeps the peer's routes as stale: a lost
     /// connection (RFC 4724 §4.2), or with the N bit any NOTIFICATION but a
     /// Hard Reset (RFC 8538 §3). Our own stops send Hard Reset (or, without
     /// the N bit, a NOTIFICATION): those end graceful restart.
     fn keeps_routes(&self, reason: &DownReason) -> bool {
-        if self.families.is_empty() {
+        if self.retention.families.is_empty() {
             return false;
         }
         match reason {
@@ -469,14 +509,7 @@ impl PeerTask {
             rx,
             four_octet_as: n.four_octet_as,
         });
-        self.peer_restart = match (&self.settings.graceful_restart, &n.graceful_restart) {
-            (Some(_), Some(gr)) => Some(PeerRestart {
-                families: gr.families.iter().map(|f| f.family).collect(),
-                restart_time: gr.restart_time,
-                graceful_notification: n.graceful_notification,
-            }),
-            _ => None,
-        };
+        self.peer_restart = PeerRestart::negotiated(&self.settings, &n);
         info!(
             peer = %self.settings.name,
             address = %self.settings.address,
@@ -532,20 +565,7 @@ impl PeerTask {
                 limit: m.limit,
                 warning: (m.limit as u64 * m.warning_percent as u64 / 100) as u32,
             }),
-            graceful_restart: match (&self.settings.graceful_restart, &n.graceful_restart) {
-                (Some(_), Some(gr)) => Some(PeerGracefulRestart {
-                    forwarding: gr
-                        .families
-                        .iter()
-                        .filter(|f| f.forwarding_preserved)
-                        .map(|f| f.family)
-                        .collect(),
-                    families: gr.families.iter().map(|f| f.family).collect(),
-                    restart_time: gr.restart_time,
-                    restarting: gr.restarting,
-                }),
-                _ => None,
-            },
+            graceful_restart: self.peer_restart.as_ref().map(|r| r.info.clone()),
         };
         let _ = self
             .rib
@@ -570,8 +590,7 @@ impl PeerTask {
             let msg = match peer_restart {
                 Some(gr) if gr.keeps_routes(&reason) => RibMsg::PeerDownGraceful {
                     peer: self.settings.id,
-                    families: gr.families,
-                    restart_time: Duration::from_secs(gr.restart_time as u64),
+                    retention: gr.retention,
                 },
                 _ => RibMsg::PeerDown(self.settings.id),
             };

@@ -344,3 +344,38 @@ fn a_graceful_restart_peer_reconnecting_while_established_replaces_the_old_sessi
     });
     assert!(node.kernel_gateways("10.244.2.0/26").is_some());
 }
+
+#[test]
+fn long_lived_graceful_restart_keeps_routes_as_llgr_stale_after_the_restart_time() {
+    use bgp_proto::capability::LlgrFamily;
+    let node = Node::start(&format!(
+        "[graceful_restart]\nlong_lived_stale_time = 3600\n{}",
+        ibgp_peer("h2", "127.0.0.2")
+    ));
+    let mut opts = with_graceful_restart();
+    if let Capability::GracefulRestart(gr) = &mut opts.extra_capabilities[0] {
+        gr.restart_time = 0; // straight to the long-lived phase
+    }
+    opts.extra_capabilities
+        .push(Capability::LongLivedGracefulRestart(vec![LlgrFamily {
+            family: Family::IPV4_UNICAST,
+            forwarding_preserved: true,
+            stale_time: 3600,
+        }]));
+    let mut h2 = node.connect_with("127.0.0.2", ASN, opts).expect("h2");
+    assert!(
+        h2.peer_open
+            .capabilities()
+            .any(|c| matches!(c, Capability::LongLivedGracefulRestart(f) if f[0].stale_time == 3600)),
+        "ternd announces LLGR (RFC 9494)"
+    );
+    announce_two(&mut h2);
+    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    drop(h2);
+    node.wait_until("LLGR_STALE (65535:6)", || {
+        node.routes()
+            .iter()
+            .any(|r| r.prefix == "10.244.3.0/26" && r.communities.contains(&"65535:6".to_string()))
+    });
+    assert!(node.kernel_gateways("10.244.3.0/26").is_some(), "still forwarding");
+}
