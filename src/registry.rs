@@ -198,7 +198,8 @@ impl Registry {
             .values()
             .filter(|h| h.status().state != State::Established)
             .count();
-        let converged = self.rib_summary().await.is_ok_and(|s| s.converged);
+        let summary = self.rib_summary().await;
+        let converged = summary.as_ref().is_ok_and(|s| s.converged && !s.deferring);
         if not_up == 0 && converged {
             self.recovery_done.store(true, Ordering::Relaxed);
             return None;

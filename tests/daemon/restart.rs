@@ -166,3 +166,21 @@ fn ternctl_shutdown_asks_for_a_graceful_or_a_hard_stop() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ternd is stopping (hard)");
     assert_eq!(node.stop_requested(), StopMode::Hard);
 }
+
+#[test]
+fn bird_show_status_reports_the_recovery_while_selection_is_deferred() {
+    let mut node = Node::start(&two_peers());
+    let (h2, h3) = mesh(&node);
+    drop((h2, h3));
+    node.restart(StopMode::Graceful);
+    let lines = node.birdc("show status");
+    assert!(
+        lines.iter().any(|l| l == "0024-Graceful restart recovery in progress"),
+        "calico-node's readiness check reads this: {lines:?}"
+    );
+    // BIRD continues a reply code's lines with a leading space.
+    assert!(
+        lines.iter().any(|l| l == "   Waiting for 2 channels to recover"),
+        "{lines:?}"
+    );
+}
