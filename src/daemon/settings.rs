@@ -199,6 +199,7 @@ pub fn rib_config(cfg: &Config) -> RibConfig {
         allowed_prefixes: cfg.kernel.allowed_prefixes.clone(),
         kernel: cfg.kernel.enabled,
         stale_routes_time: Duration::from_secs(u64::from(cfg.graceful_restart.stale_routes_time)),
+        enforce_first_as: cfg.bgp.enforce_first_as,
         deferral: None,
     }
 }

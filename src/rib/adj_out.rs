@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering as AtomicOrdering;
 use std::sync::Arc;
 
 use bgp_proto::update::Update;
-use bgp_proto::{FamilySet, Message};
+use bgp_proto::{Family, FamilySet, Message};
 use bytes::Bytes;
 use ipnetwork::IpNetwork;
 use tokio::sync::mpsc;
@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::decision::best_digest;
 use super::encode::EncodeCache;
 use super::table::Bits;
-use super::{ExportCache, Rib, DUMP_SLICE};
+use super::{family_of, ExportCache, Rib, DUMP_SLICE};
 use crate::messages::{PeerId, PeerInfo, PeerOut};
 use crate::route::RouteAttrs;
 
@@ -38,6 +38,10 @@ pub(super) struct PeerState {
     /// The initial table (or a route refresh) is sent lazily, in prefix-id
     /// order from here, as the peer's queue drains.
     pub(super) dump_next: Option<u32>,
+    /// Families a ROUTE-REFRESH asked for: the dump re-sends what was
+    /// already advertised too (the Adj-RIB-Out bits stay, so a withdrawal
+    /// due meanwhile is still sent).
+    pub(super) resend: FamilySet,
     /// Encoded messages that did not fit the queue.
     pub(super) backlog: VecDeque<Bytes>,
     /// Families whose End-of-RIB we still owe after the initial table.
@@ -97,7 +101,8 @@ impl Rib {
         for id in peer_ids {
             self.send_pending(id);
         }
-        if self.released_since_purge > self.interned.len().max(1024) {
+        // Purge once about half the sets may be unused (at least 1,024 releases).
+        if self.released_since_purge > (self.interned.len() / 2).max(1024) {
             self.purge_interned();
         }
         changed
@@ -147,11 +152,35 @@ impl Rib {
     pub(super) fn dump_slice(&mut self, id: PeerId, start: u32) {
         let end = (start as usize + DUMP_SLICE).min(self.ids.prefixes.len());
         let ids: Vec<u32> = (start..end as u32).collect();
-        if let Some(p) = self.peers.get_mut(&id) {
-            p.dump_next = (end < self.ids.prefixes.len()).then_some(end as u32);
-        }
-        let changes = self.evaluate(id, &ids, true);
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        p.dump_next = (end < self.ids.prefixes.len()).then_some(end as u32);
+        let resend = if p.dump_next.is_none() {
+            std::mem::take(&mut p.resend)
+        } else {
+            p.resend.clone()
+        };
+        let (again, rest): (Vec<u32>, Vec<u32>) = ids.into_iter().partition(|i| {
+            self.ids
+                .prefixes
+                .get(*i as usize)
+                .copied()
+                .flatten()
+                .is_some_and(|pr| resend.contains(family_of(&pr)))
+        });
+        let mut changes = self.evaluate(id, &again, false);
+        changes.extend(self.evaluate(id, &rest, true));
         self.encode_changes(id, changes);
+    }
+
+    /// RFC 2918 §4 / RFC 7313: the peer asked for our routes of `family`
+    /// again. Ignored for a family the session did not negotiate.
+    pub(super) fn route_refresh(&mut self, peer: PeerId, family: Family) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        if !p.info.families.contains(family) {
+            return;
+        }
+        p.resend.insert(family);
+        p.dump_next = Some(0);
     }
 
     /// What a peer must be told about these prefixes now: an announcement of

@@ -20,43 +20,46 @@ pub(super) fn best_digest(best: &Path) -> u64 {
     std::hash::Hasher::finish(&h) | 1
 }
 
+/// Keeps the paths whose `key` is the smallest.
+fn keep_min<K: Ord>(paths: &mut Vec<&Path>, key: impl Fn(&Path) -> K) {
+    if let Some(min) = paths.iter().map(|p| key(p)).min() {
+        paths.retain(|p| key(p) == min);
+    }
+}
+
 impl Rib {
-    /// Compares two paths per RFC 4271 §9.1.2.2 (Less = `a` is better), and
-    /// says whether they tie up to and including the eBGP/iBGP step, so
-    /// they may share the forwarding (ECMP).
-    pub(super) fn compare(&self, a: &Path, b: &Path) -> (Ordering, bool) {
-        let lp = |p: &Path| p.attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF);
-        let ebgp = |p: &Path| self.info(p.peer).is_some_and(|i| !i.ibgp());
-        let local = |p: &Path| p.peer == LOCAL;
+    /// RFC 4271 §9.1.2.2 as set elimination, one step at a time over every
+    /// usable path (so the result does not depend on arrival order, review
+    /// finding 10). What survives the eBGP/iBGP step shares the forwarding
+    /// (ECMP); the best is chosen among them by the tie-breaks.
+    fn candidates<'a>(&self, paths: &'a [Path]) -> Vec<&'a Path> {
+        let usable = |p: &&Path| p.peer == LOCAL || self.next_hop_usable(p);
+        let mut c: Vec<&Path> = paths.iter().filter(usable).collect();
+        // Our own routes win over learned ones (like BIRD's preference).
+        keep_min(&mut c, |p| p.peer != LOCAL);
+        // RFC 9494 §4.4: LLGR_STALE routes are least preferred.
+        keep_min(&mut c, |p| p.attrs.communities.contains(&LLGR_STALE));
+        // A live path beats a stale one kept for a restarting peer (RFC 4724).
+        keep_min(&mut c, |p| self.stale_peers.contains_key(&p.peer));
+        // a) highest LOCAL_PREF, shortest AS_PATH; b) lowest ORIGIN.
+        keep_min(&mut c, |p| {
+            std::cmp::Reverse(p.attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF))
+        });
+        keep_min(&mut c, |p| p.attrs.as_path.path_len());
+        keep_min(&mut c, |p| p.attrs.origin);
+        // c) lowest MED, compared only between routes from the same neighbouring AS.
         let med = |p: &Path| p.attrs.med.unwrap_or(0);
-        let stale = |p: &Path| self.stale_peers.contains_key(&p.peer);
-        let llgr_stale = |p: &Path| p.attrs.communities.contains(&LLGR_STALE);
-        let steps = [
-            // Our own routes win over learned ones (like BIRD's preference).
-            local(b).cmp(&local(a)),
-            // RFC 9494 §4.4: an LLGR_STALE route is least preferred.
-            llgr_stale(a).cmp(&llgr_stale(b)),
-            // A live path beats a stale one kept for a restarting peer (RFC 4724).
-            stale(a).cmp(&stale(b)),
-            // a) highest LOCAL_PREF.
-            lp(b).cmp(&lp(a)),
-            // a) shortest AS_PATH.
-            a.attrs.as_path.path_len().cmp(&b.attrs.as_path.path_len()),
-            // b) lowest ORIGIN.
-            a.attrs.origin.cmp(&b.attrs.origin),
-            // c) lowest MED, only between routes from the same neighbouring AS.
-            if a.attrs.as_path.first_as() == b.attrs.as_path.first_as() {
-                med(a).cmp(&med(b))
-            } else {
-                Ordering::Equal
-            },
-            // d) eBGP over iBGP.
-            ebgp(b).cmp(&ebgp(a)),
-        ];
-        if let Some(o) = steps.iter().find(|o| **o != Ordering::Equal) {
-            return (*o, false);
-        }
-        // f) lowest BGP identifier (ORIGINATOR_ID when reflected, RFC 4456 §9).
+        let neighbour = |p: &Path| p.attrs.as_path.first_as();
+        let all = c.clone();
+        c.retain(|p| !all.iter().any(|q| neighbour(q) == neighbour(p) && med(q) < med(p)));
+        // d) eBGP over iBGP.
+        keep_min(&mut c, |p| !self.info(p.peer).is_some_and(|i| !i.ibgp()));
+        c
+    }
+
+    /// f), g) and RFC 4456 §9: lowest BGP identifier (ORIGINATOR_ID when
+    /// reflected), shortest CLUSTER_LIST, lowest peer address, path id.
+    fn tie_break(&self, a: &Path, b: &Path) -> Ordering {
         let id = |p: &Path| {
             p.attrs
                 .originator_id
@@ -64,32 +67,22 @@ impl Rib {
                 .unwrap_or(self.cfg.router_id)
         };
         let addr = |p: &Path| self.info(p.peer).map(|i| i.address);
-        let tie = [
-            id(a).cmp(&id(b)),
-            // RFC 4456 §9: shortest CLUSTER_LIST.
-            a.attrs.cluster_list.len().cmp(&b.attrs.cluster_list.len()),
-            // g) lowest peer address.
-            addr(a).cmp(&addr(b)),
-            a.path_id.cmp(&b.path_id),
-        ];
-        (
-            tie.into_iter()
-                .find(|o| *o != Ordering::Equal)
-                .unwrap_or(Ordering::Equal),
-            true,
-        )
+        id(a)
+            .cmp(&id(b))
+            .then(a.attrs.cluster_list.len().cmp(&b.attrs.cluster_list.len()))
+            .then(addr(a).cmp(&addr(b)))
+            .then(a.path_id.cmp(&b.path_id))
     }
 
     /// The best usable path of `prefix` and the gateways of every path that
     /// ties with it for forwarding (ECMP).
     pub(super) fn select(&self, prefix: &IpNetwork) -> Option<(Path, Gateways)> {
         let paths = self.loc.get(prefix)?;
-        let usable = |p: &&Path| p.peer == LOCAL || self.next_hop_usable(p);
-        let best = paths.iter().filter(usable).min_by(|a, b| self.compare(a, b).0)?.clone();
-        let mut gateways: Gateways = paths
+        let multipath = self.candidates(paths);
+        let best = (*multipath.iter().min_by(|a, b| self.tie_break(a, b))?).clone();
+        let mut gateways: Gateways = multipath
             .iter()
-            .filter(usable)
-            .filter(|p| p.peer != LOCAL && self.compare(p, &best).1)
+            .filter(|p| p.peer != LOCAL)
             .filter_map(|p| p.attrs.next_hop)
             .collect();
         gateways.sort();

@@ -78,7 +78,18 @@ impl Rib {
                 out.next_hop = None;
             }
         } else {
-            if attrs.communities.contains(&Community::NO_EXPORT) {
+            // RFC 1997: NO_EXPORT and NO_EXPORT_SUBCONFED stay out of other
+            // ASes (no confederations here: every eBGP peer is external).
+            if attrs.communities.contains(&Community::NO_EXPORT)
+                || attrs.communities.contains(&Community::NO_EXPORT_SUBCONFED)
+            {
+                return None;
+            }
+            // A host is no transit between its upstreams: without an export
+            // policy of its own, an eBGP peer is not sent what another eBGP
+            // peer announced (review finding 22; Calico's BIRD exports only
+            // pod routes).
+            if src.is_some_and(|s| !s.ibgp()) && !matches!(peer.export, Chain::Policies(_)) {
                 return None;
             }
             // RFC 4271 §5.1.2: prepend our AS; §5.1.5: no LOCAL_PREF to eBGP;
@@ -103,6 +114,17 @@ impl Rib {
             Some(Some(changed)) => out = changed,
             Some(None) => {}
         }
+        if !peer.ibgp() {
+            // RFC 4271 §5.1.5, also when an export policy set one.
+            out.local_pref = None;
+        }
+        // RFC 8950: an IPv6 next hop for IPv4 NLRI only to a peer that
+        // negotiated it; anyone else gets next hop self (finding 15).
+        if prefix.is_ipv4() && out.next_hop.is_some_and(|n| n.is_ipv6()) && !peer.ipv4_via_ipv6 {
+            out.next_hop = None;
+        }
+        // RFC 2545 §3: a link-local next hop belongs to the link it came from.
+        out.link_local = None;
         if out.next_hop.is_none() {
             // Next hop self: our address on this session, if of the prefix's family.
             let nh = peer.local_address;
@@ -129,6 +151,9 @@ impl Rib {
             return hit.clone();
         }
         let fresh = self.export(to, prefix, best).map(|a| self.intern(a));
+        // Export results outlive the flush only while a peer's queue holds
+        // them: count them for the purge so churn cannot pile them up.
+        self.released_since_purge += usize::from(fresh.is_some());
         if class != 0 {
             self.export_cache.insert(key, fresh.clone());
         }

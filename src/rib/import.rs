@@ -4,6 +4,9 @@
 
 use std::collections::VecDeque;
 
+use std::sync::Arc;
+
+use bgp_proto::attributes::SegmentType;
 use bgp_proto::{Family, FamilySet, Nlri};
 use ipnetwork::IpNetwork;
 
@@ -32,6 +35,7 @@ impl Rib {
                 queued: Bits::default(),
                 withdraw: Vec::new(),
                 dump_next: Some(0),
+                resend: FamilySet::new(),
                 backlog: VecDeque::new(),
                 eor_due: families,
                 eor_received: FamilySet::new(),
@@ -71,15 +75,16 @@ impl Rib {
             attrs.originator_id == Some(self.cfg.router_id)
                 || self.cfg.cluster_id.is_some_and(|c| attrs.cluster_list.contains(&c))
         } else {
-            // RFC 4271 §9.1.2: a path holding our own AS is a loop (allowas-in relaxes it).
+            // RFC 4271 §9.1.2: a path holding our own AS is a loop (allowas-in
+            // relaxes it); our AS is the session's and `[bgp] asn` (finding 23).
             let own = attrs
                 .as_path
                 .segments
                 .iter()
                 .flat_map(|s| &s.asns)
-                .filter(|&&a| a == info.local_asn)
+                .filter(|&&a| a == info.local_asn || a == self.cfg.local_asn)
                 .count();
-            own > info.allowas_in as usize
+            own > info.allowas_in as usize || self.bad_ebgp_path(info, &attrs)
         };
         if looped || family_of_nlri_mismatch(family, nlri) {
             // A looped route replaces (withdraws) any earlier path for the same NLRI.
@@ -96,6 +101,7 @@ impl Rib {
         };
         let base = self.intern(attrs);
         let mut added = 0usize;
+        let mut replaced = 0usize;
         let mut rejected = Vec::new();
         for n in nlri {
             let attrs = match import.run(&n.prefix, &base, &ctx) {
@@ -112,7 +118,13 @@ impl Rib {
                 .entry(n.prefix)
                 .or_insert_with(|| Entry::new(self.ids.alloc(n.prefix)));
             match paths.iter_mut().find(|p| p.peer == peer && p.path_id == path_id) {
-                Some(p) => p.attrs = attrs,
+                Some(p) => {
+                    // The replaced set may now be unused: count it for the purge (finding 9).
+                    if !Arc::ptr_eq(&p.attrs, &attrs) {
+                        replaced += 1;
+                    }
+                    p.attrs = attrs;
+                }
                 None => {
                     paths.push(Path { peer, path_id, attrs });
                     added += 1;
@@ -120,6 +132,7 @@ impl Rib {
             }
             self.dirty.insert(n.prefix);
         }
+        self.released_since_purge += replaced;
         // A rejected route replaces whatever the peer sent for it before.
         if !rejected.is_empty() {
             self.withdraw(peer, &rejected);
@@ -138,6 +151,24 @@ impl Rib {
                 }
             }
         }
+    }
+
+    /// RFC 4271 §6.3 and RFC 5065 §5 for a path from an eBGP peer: empty,
+    /// holding confederation segments, or (with `enforce_first_as`) not
+    /// starting with the peer's AS is malformed, and RFC 7606 §7.2 makes that
+    /// treat-as-withdraw (review finding 4).
+    fn bad_ebgp_path(&self, info: &PeerInfo, attrs: &RouteAttrs) -> bool {
+        let path = &attrs.as_path;
+        let confed = path
+            .segments
+            .iter()
+            .any(|s| matches!(s.kind, SegmentType::ConfedSequence | SegmentType::ConfedSet));
+        let bad =
+            path.segments.is_empty() || confed || (self.cfg.enforce_first_as && path.first_as() != Some(info.asn));
+        if bad {
+            tracing::warn!(peer = %info.name, "AS_PATH \"{path}\" from an external peer: treated as withdraw");
+        }
+        bad
     }
 
     pub(super) fn withdraw(&mut self, peer: PeerId, nlri: &[Nlri]) {

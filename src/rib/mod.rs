@@ -20,6 +20,8 @@ mod export;
 mod graceful;
 mod import;
 mod kernel;
+#[cfg(test)]
+mod review_tests;
 mod table;
 mod task;
 #[cfg(test)]
@@ -58,6 +60,8 @@ pub struct RibConfig {
     pub kernel: bool,
     /// Longest a returned peer's stale paths wait for its End-of-RIB (RFC 4724 §4.2).
     pub stale_routes_time: std::time::Duration,
+    /// Reject eBGP paths whose first AS is not the peer's (RFC 4271 §6.3).
+    pub enforce_first_as: bool,
     /// Set when this speaker restarted: defer selection (RFC 4724 §4.1).
     pub deferral: Option<Deferral>,
 }
@@ -191,16 +195,7 @@ impl Rib {
             RibMsg::EndOfRib(peer, family) => self.end_of_rib(peer, family),
             RibMsg::Originate(list) => self.set_originated(list),
             RibMsg::Writable(peer) => self.drain_backlog(peer),
-            RibMsg::RouteRefresh(peer, family) => {
-                // RFC 2918 §4: send the whole table of the family again.
-                let Some(p) = self.peers.get_mut(&peer) else { return };
-                for (id, prefix) in self.ids.prefixes.iter().enumerate() {
-                    if prefix.is_some_and(|pr| family_of(&pr) == family) {
-                        p.advertised.set(id as u32, false);
-                    }
-                }
-                p.dump_next = Some(0);
-            }
+            RibMsg::RouteRefresh(peer, family) => self.route_refresh(peer, family),
             RibMsg::Routes(filter, reply) => {
                 let _ = reply.send(self.routes(filter));
             }

@@ -16,9 +16,9 @@ use crate::route::policy::Chain;
 use bgp_proto::attributes::AsPath;
 use bgp_proto::framing::next_message_len;
 
-const ASN: u32 = 64512;
+pub(super) const ASN: u32 = 64512;
 
-fn rib() -> Rib {
+pub(super) fn rib() -> Rib {
     Rib::new(RibConfig {
         local_asn: ASN,
         router_id: "192.168.1.11".parse().unwrap(),
@@ -26,11 +26,12 @@ fn rib() -> Rib {
         allowed_prefixes: vec!["10.244.0.0/16".parse().unwrap()],
         kernel: true,
         stale_routes_time: std::time::Duration::from_secs(360),
+        enforce_first_as: true,
         deferral: None,
     })
 }
 
-fn peer(id: u32, addr: &str, asn: u32, capacity: usize) -> (PeerInfo, PeerOut, mpsc::Receiver<Bytes>) {
+pub(super) fn peer(id: u32, addr: &str, asn: u32, capacity: usize) -> (PeerInfo, PeerOut, mpsc::Receiver<Bytes>) {
     let (tx, rx) = mpsc::channel(capacity);
     let info = PeerInfo {
         id: PeerId(id),
@@ -60,18 +61,24 @@ fn peer(id: u32, addr: &str, asn: u32, capacity: usize) -> (PeerInfo, PeerOut, m
     (info, out, rx)
 }
 
-fn up(rib: &mut Rib, id: u32, addr: &str, asn: u32) -> mpsc::Receiver<Bytes> {
+pub(super) fn up(rib: &mut Rib, id: u32, addr: &str, asn: u32) -> mpsc::Receiver<Bytes> {
     let (info, out, rx) = peer(id, addr, asn, 64);
     rib.handle(RibMsg::PeerUp(info, out));
     rx
 }
 
 /// A peer that announced graceful restart with forwarding state kept for IPv4 (RFC 4724 §3).
-fn up_gr(rib: &mut Rib, id: u32, addr: &str) -> mpsc::Receiver<Bytes> {
+pub(super) fn up_gr(rib: &mut Rib, id: u32, addr: &str) -> mpsc::Receiver<Bytes> {
     up_with_gr(rib, id, addr, true, false)
 }
 
-fn up_with_gr(rib: &mut Rib, id: u32, addr: &str, forwarding: bool, restarting: bool) -> mpsc::Receiver<Bytes> {
+pub(super) fn up_with_gr(
+    rib: &mut Rib,
+    id: u32,
+    addr: &str,
+    forwarding: bool,
+    restarting: bool,
+) -> mpsc::Receiver<Bytes> {
     let (mut info, out, rx) = peer(id, addr, ASN, 64);
     let v4: bgp_proto::FamilySet = [Family::IPV4_UNICAST].into_iter().collect();
     info.graceful_restart = Some(PeerGracefulRestart {
@@ -85,7 +92,7 @@ fn up_with_gr(rib: &mut Rib, id: u32, addr: &str, forwarding: bool, restarting: 
     rx
 }
 
-fn down_graceful(rib: &mut Rib, id: u32) {
+pub(super) fn down_graceful(rib: &mut Rib, id: u32) {
     rib.handle(RibMsg::PeerDownGraceful {
         peer: PeerId(id),
         retention: Retention::restart(
@@ -95,18 +102,18 @@ fn down_graceful(rib: &mut Rib, id: u32) {
     });
 }
 
-fn learned(next_hop: &str, as_path: Vec<u32>) -> RouteAttrs {
+pub(super) fn learned(next_hop: &str, as_path: Vec<u32>) -> RouteAttrs {
     let mut a = RouteAttrs::local(vec![], vec![]);
     a.next_hop = Some(next_hop.parse().unwrap());
     a.as_path = AsPath::sequence(as_path);
     a
 }
 
-fn nlri(p: &str) -> Vec<Nlri> {
+pub(super) fn nlri(p: &str) -> Vec<Nlri> {
     vec![Nlri::new(p.parse().unwrap())]
 }
 
-fn announce(rib: &mut Rib, peer: u32, prefix: &str, attrs: RouteAttrs) {
+pub(super) fn announce(rib: &mut Rib, peer: u32, prefix: &str, attrs: RouteAttrs) {
     rib.handle(RibMsg::Announce {
         peer: PeerId(peer),
         family: Family::IPV4_UNICAST,
@@ -116,7 +123,7 @@ fn announce(rib: &mut Rib, peer: u32, prefix: &str, attrs: RouteAttrs) {
 }
 
 /// Every UPDATE a peer has been sent so far.
-fn received(rx: &mut mpsc::Receiver<Bytes>) -> Vec<Update> {
+pub(super) fn received(rx: &mut mpsc::Receiver<Bytes>) -> Vec<Update> {
     let mut out = Vec::new();
     while let Ok(chunk) = rx.try_recv() {
         let mut buf = &chunk[..];
@@ -131,7 +138,7 @@ fn received(rx: &mut mpsc::Receiver<Bytes>) -> Vec<Update> {
     out
 }
 
-fn originate(rib: &mut Rib, prefixes: &[&str]) {
+pub(super) fn originate(rib: &mut Rib, prefixes: &[&str]) {
     rib.handle(RibMsg::Originate(
         prefixes
             .iter()

@@ -18,7 +18,7 @@ pub enum Verdict {
 }
 
 /// One compiled rule.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Rule {
     pub prefix: Option<config::PrefixMatch>,
     pub community: Option<Community>,

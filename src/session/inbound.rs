@@ -5,33 +5,40 @@
 use std::collections::BTreeMap;
 
 use bgp_proto::update::Update;
-use bgp_proto::{Family, Nlri, Treatment};
+use bgp_proto::{Family, FamilySet, Nlri, Treatment};
 
 use crate::messages::{PeerId, RibMsg};
 use crate::route::RouteAttrs;
 
 /// What the RIB is told about one UPDATE from `peer`. `treatment` is the
 /// RFC 7606 outcome of its decoding (treat-as-withdraw turns announcements
-/// into withdrawals); `ebgp` drops a received LOCAL_PREF (RFC 7606 §7.5,
-/// RFC 4271 §5.1.5); `four_octet_as` decides AS4_PATH merging (RFC 6793).
+/// into withdrawals); `ebgp` drops a received LOCAL_PREF, ORIGINATOR_ID and
+/// CLUSTER_LIST (RFC 7606 §7.5, §7.9, §7.10); `four_octet_as` decides AS4_PATH merging (RFC 6793).
 pub(crate) fn update_messages(
     peer: PeerId,
     update: &Update,
     treatment: Treatment,
     four_octet_as: bool,
     ebgp: bool,
+    families: &FamilySet,
 ) -> Vec<RibMsg> {
     // RFC 4724 §2: End-of-RIB is judged on the message as received; an UPDATE
     // left empty by an RFC 7606 treatment is not one.
     if let Some(family) = update.as_end_of_rib().filter(|_| treatment == Treatment::None) {
-        return vec![RibMsg::EndOfRib(peer, family)];
+        return if families.contains(family) {
+            vec![RibMsg::EndOfRib(peer, family)]
+        } else {
+            Vec::new()
+        };
     }
+    // NLRI of a family the session did not negotiate (IPv6 on an IPv4-only
+    // session, multicast) are ignored, never mixed with unicast (finding 14).
     let mut withdrawn: BTreeMap<Family, Vec<Nlri>> = BTreeMap::new();
-    for (f, n) in update.withdrawn_routes() {
+    for (f, n) in update.withdrawn_routes().filter(|(f, _)| families.contains(*f)) {
         withdrawn.entry(f).or_default().push(*n);
     }
     let mut announced: BTreeMap<Family, Vec<Nlri>> = BTreeMap::new();
-    for (f, n) in update.announced() {
+    for (f, n) in update.announced().filter(|(f, _)| families.contains(*f)) {
         let target = if treatment == Treatment::TreatAsWithdraw {
             &mut withdrawn
         } else {
@@ -46,7 +53,11 @@ pub(crate) fn update_messages(
     for (family, nlri) in announced {
         let mut attrs = RouteAttrs::from_update(update, family, four_octet_as);
         if ebgp {
+            // RFC 7606 §7.5, §7.9, §7.10: LOCAL_PREF, ORIGINATOR_ID and
+            // CLUSTER_LIST from an external peer are discarded.
             attrs.local_pref = None;
+            attrs.originator_id = None;
+            attrs.cluster_list.clear();
         }
         out.push(RibMsg::Announce {
             peer,
@@ -80,6 +91,53 @@ mod tests {
         PeerId(7)
     }
 
+    fn v4() -> FamilySet {
+        [Family::IPV4_UNICAST].into_iter().collect()
+    }
+
+    #[test]
+    fn finding_14_nlri_of_a_family_not_negotiated_are_ignored() {
+        use bgp_proto::attributes::{MpNextHop, MpReach, MpUnreach};
+        let mut u = update(&[], &[]);
+        u.attributes.push(PathAttribute::new(AttrValue::MpReach(MpReach {
+            family: Family::IPV6_UNICAST,
+            next_hop: MpNextHop::V6 {
+                global: "fd00::1".parse().unwrap(),
+                link_local: None,
+            },
+            reserved: 0,
+            nlri: vec![Nlri::new("fd00:10:244::/64".parse().unwrap())],
+        })));
+        assert!(update_messages(peer(), &u, Treatment::None, true, false, &v4()).is_empty());
+        let multicast = bgp_proto::Family::new(bgp_proto::Afi::IPV4, bgp_proto::Safi(2));
+        let mut w = Update::default();
+        w.attributes.push(PathAttribute::new(AttrValue::MpUnreach(MpUnreach {
+            family: multicast,
+            withdrawn: vec![Nlri::new("10.244.4.0/26".parse().unwrap())],
+        })));
+        assert!(
+            update_messages(peer(), &w, Treatment::None, true, false, &v4()).is_empty(),
+            "SAFI 2 never withdraws unicast"
+        );
+    }
+
+    #[test]
+    fn finding_11_originator_id_and_cluster_list_from_ebgp_are_discarded() {
+        let mut u = update(&[], &["10.244.8.0/26"]);
+        u.attributes.push(PathAttribute::new(AttrValue::OriginatorId(
+            "192.168.1.12".parse().unwrap(),
+        )));
+        u.attributes
+            .push(PathAttribute::new(AttrValue::ClusterList(vec!["1.1.1.1"
+                .parse()
+                .unwrap()])));
+        let msgs = update_messages(peer(), &u, Treatment::None, true, true, &v4());
+        assert!(matches!(&msgs[0], RibMsg::Announce { attrs, .. }
+            if attrs.originator_id.is_none() && attrs.cluster_list.is_empty()));
+        let ibgp = update_messages(peer(), &u, Treatment::None, true, false, &v4());
+        assert!(matches!(&ibgp[0], RibMsg::Announce { attrs, .. } if attrs.originator_id.is_some()));
+    }
+
     #[test]
     fn end_of_rib_is_reported_alone() {
         let msgs = update_messages(
@@ -88,6 +146,7 @@ mod tests {
             Treatment::None,
             true,
             false,
+            &v4(),
         );
         assert!(matches!(msgs.as_slice(), [RibMsg::EndOfRib(p, f)] if *p == peer() && *f == Family::IPV4_UNICAST));
     }
@@ -100,6 +159,7 @@ mod tests {
             Treatment::AttributeDiscard,
             true,
             false,
+            &v4(),
         );
         assert!(msgs.is_empty(), "RFC 4724 §2 / review finding 16");
     }
@@ -112,6 +172,7 @@ mod tests {
             Treatment::None,
             true,
             false,
+            &v4(),
         );
         assert!(matches!(&msgs[0], RibMsg::Withdraw { nlri, .. } if nlri.len() == 1));
         assert!(
@@ -128,6 +189,7 @@ mod tests {
             Treatment::TreatAsWithdraw,
             true,
             false,
+            &v4(),
         );
         assert_eq!(msgs.len(), 1);
         assert!(matches!(&msgs[0], RibMsg::Withdraw { nlri, .. } if nlri.len() == 2));
@@ -135,7 +197,14 @@ mod tests {
 
     #[test]
     fn local_pref_from_an_external_peer_is_dropped() {
-        let msgs = update_messages(peer(), &update(&[], &["10.0.2.0/24"]), Treatment::None, true, true);
+        let msgs = update_messages(
+            peer(),
+            &update(&[], &["10.0.2.0/24"]),
+            Treatment::None,
+            true,
+            true,
+            &v4(),
+        );
         assert!(matches!(&msgs[0], RibMsg::Announce { attrs, .. } if attrs.local_pref.is_none()));
     }
 }

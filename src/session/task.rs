@@ -56,6 +56,8 @@ struct Session {
     rx: Context,
     /// The peer speaks 4-octet AS numbers (RFC 6793): no AS4_PATH merging.
     four_octet_as: bool,
+    /// Families negotiated (and configured): UPDATEs for others are ignored.
+    families: FamilySet,
 }
 
 /// Graceful restart negotiated on a session (RFC 4724 §3, RFC 9494): what
@@ -493,7 +495,15 @@ impl PeerTask {
                     }
                 }
                 let ebgp = self.settings.asn != self.settings.local_asn;
-                for msg in update_messages(self.settings.id, &update, decoded.treatment, four_octet, ebgp) {
+                let families = self.session.as_ref().map(|s| s.families.clone()).unwrap_or_default();
+                for msg in update_messages(
+                    self.settings.id,
+                    &update,
+                    decoded.treatment,
+                    four_octet,
+                    ebgp,
+                    &families,
+                ) {
                     let _ = self.rib.send(msg).await;
                 }
             }
@@ -508,6 +518,11 @@ impl PeerTask {
             conn: id,
             rx,
             four_octet_as: n.four_octet_as,
+            families: n
+                .families
+                .iter()
+                .filter(|f| self.settings.families.contains(f))
+                .collect(),
         });
         self.peer_restart = PeerRestart::negotiated(&self.settings, &n);
         info!(
