@@ -52,8 +52,8 @@ impl Rib {
         let neighbour = |p: &Path| p.attrs.as_path.first_as();
         let all = c.clone();
         c.retain(|p| !all.iter().any(|q| neighbour(q) == neighbour(p) && med(q) < med(p)));
-        // d) eBGP over iBGP.
-        keep_min(&mut c, |p| !self.info(p.peer).is_some_and(|i| !i.ibgp()));
+        // d) eBGP over iBGP (our own and unknown sources count as internal).
+        keep_min(&mut c, |p| self.info(p.peer).is_none_or(|i| i.ibgp()));
         c
     }
 
