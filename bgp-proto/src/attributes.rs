@@ -13,7 +13,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::error::{Reason, Treatment};
+use crate::error::{EncodeError, Reason, Treatment};
 use crate::nlri::{decode_prefixes, AddressKind, Nlri};
 use crate::open::AS_TRANS;
 use crate::types::{Afi, Context, Family, Safi};
@@ -522,14 +522,14 @@ impl PathAttribute {
     /// Appends the attribute. The Extended Length bit is kept if it was set
     /// and added when the value needs it; a value over 65535 octets cannot be
     /// sent and is reported, never truncated.
-    pub fn encode(&self, ctx: &Context, out: &mut Vec<u8>) -> Result<(), crate::EncodeError> {
+    pub fn encode(&self, ctx: &Context, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let start = out.len();
         out.extend_from_slice(&[0, self.type_code(), 0, 0]);
         encode_value(&self.value, ctx, out);
         let len = out.len() - start - 4;
         if len > u16::MAX as usize {
             out.truncate(start);
-            return Err(crate::EncodeError::AttributeTooLong(self.type_code()));
+            return Err(EncodeError::AttributeTooLong(self.type_code()));
         }
         if self.flags & flags::EXTENDED_LENGTH != 0 || len > 255 {
             out[start] = self.flags | flags::EXTENDED_LENGTH;
