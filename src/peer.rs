@@ -414,7 +414,6 @@ impl PeerTask {
                 self.send(id, &Message::Notification(n));
             }
             Action::CloseConnection(id) => self.close(id),
-            Action::StartTimer(..) | Action::StopTimer(_) => {}
             Action::Established(id, negotiated) => self.established(id, *negotiated).await,
             Action::SessionDown { reason } => self.session_down(reason).await,
         }

@@ -2,8 +2,6 @@
 //! [`Direction`]), inputs ([`Event`], numbered as in RFC 4271 §8.1), outputs
 //! ([`Action`]) and the timers it keeps ([`Timer`]).
 
-use std::time::Duration;
-
 use super::negotiated::Negotiated;
 use super::reason::DownReason;
 use crate::error::DecodeError;
@@ -24,8 +22,10 @@ pub enum Direction {
     Incoming,
 }
 
-/// A timer the caller runs on the FSM's behalf. Per-connection timers carry
-/// the connection, because during a collision two connections each have their own.
+/// A timer the FSM keeps; the caller learns the next deadline from
+/// [`Fsm::next_timer`](super::Fsm::next_timer) and feeds back
+/// [`expiry_event`](Timer::expiry_event). Per-connection timers carry the
+/// connection, because during a collision two connections each have their own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Timer {
     ConnectRetry,
@@ -107,9 +107,6 @@ pub enum Action {
     SendNotification(ConnId, Notification),
     /// Close the connection (after flushing what was queued on it).
     CloseConnection(ConnId),
-    /// (Re)start a timer: it fires `Duration` from the `now` of this call.
-    StartTimer(Timer, Duration),
-    StopTimer(Timer),
     /// The session is up on this connection: exchange routes with these parameters.
     Established(ConnId, Box<Negotiated>),
     /// The session went to Idle (from Established, or a failed attempt):

@@ -1,20 +1,25 @@
 //! RFC 4271 §8 session finite state machine, sans-IO.
 //!
-//! The caller owns sockets and timers; the FSM only decides. Every input is an
-//! [`Event`] plus the current time, every output an [`Action`]:
+//! The caller owns sockets and the clock; the FSM only decides. Every input is
+//! an [`Event`] plus the current time, every output an [`Action`]; the timers
+//! the FSM keeps are polled with [`Fsm::next_timer`] (like quinn's
+//! `poll_timeout`), never announced as actions:
 //!
 //! ```text
 //!   TCP / decoded messages / timer expiries --Event--> Fsm::handle(event, now)
 //!                                                           |
-//!   Connect, SendOpen, StartTimer(Hold(c), 90s), Established, ... <--Vec<Action>
+//!   Connect, SendOpen, SendKeepalive, Established, ...  <--Vec<Action>
+//!
+//!   Fsm::next_timer() --> (Timer::Hold(c), deadline); at the deadline feed
+//!                         Timer::Hold(c).expiry_event() to handle
 //! ```
 //!
 //! The FSM tracks up to two TCP connections at once (one we initiated, one the
 //! peer initiated) so that a connection collision (RFC 4271 §6.8) is resolved
 //! by BGP identifier. Timers that belong to a connection carry its [`ConnId`];
 //! a timer expiry that arrives after the timer was stopped or re-armed is
-//! recognised by its deadline and ignored, so callers need not worry about
-//! races between their timer wheel and [`Action::StopTimer`].
+//! recognised by its deadline and ignored, so a caller that slept on an old
+//! deadline does no harm.
 //!
 //! Randomness (RFC 4271 §10 jitter) comes from a small xorshift generator
 //! seeded by [`FsmConfig::jitter_seed`], so a run is reproducible.
@@ -108,6 +113,21 @@ enum After {
 }
 
 /// The BGP session state machine for one peer.
+///
+/// The whole contract for driving it:
+/// 1. Call [`handle`](Fsm::handle) for every input (operator command, TCP
+///    event, decoded message) and carry out the returned actions in order.
+/// 2. After each `handle`, ask [`next_timer`](Fsm::next_timer) for the
+///    earliest deadline and wait until it or the next input, whichever comes
+///    first. Only `handle` arms or stops timers, so the answer holds until then.
+/// 3. Once the deadline has passed, feed that timer's
+///    [`expiry_event`](Timer::expiry_event) to `handle`. Up to 100 ms early
+///    still counts (timer wheels round); an expiry for a timer re-armed or
+///    stopped meanwhile is ignored.
+///
+/// `now` is the caller's monotonic clock at the moment of the event. The FSM
+/// has no clock of its own: every deadline is the `now` it was armed at plus
+/// a duration, so tests drive it with a fake clock.
 #[derive(Clone, Debug)]
 pub struct Fsm {
     cfg: FsmConfig,
@@ -208,18 +228,20 @@ impl Fsm {
         id
     }
 
-    /// Armed timers with their deadlines, for callers that poll instead of
-    /// following StartTimer/StopTimer.
+    /// Armed timers with their deadlines, in no particular order (for status
+    /// displays and tests; to drive the FSM, [`next_timer`](Fsm::next_timer) is enough).
     pub fn timers(&self) -> impl Iterator<Item = (Timer, Instant)> + '_ {
         self.timers.iter().filter_map(|(t, d)| d.map(|d| (*t, d)))
     }
 
-    /// The timer due first.
+    /// The timer due first and its deadline; `None` when nothing is armed.
+    /// Ask after every [`handle`](Fsm::handle): it may have armed, re-armed or
+    /// stopped timers.
     pub fn next_timer(&self) -> Option<(Timer, Instant)> {
         self.timers().min_by_key(|(_, d)| *d)
     }
 
-    /// Feeds one event; returns what to do, in order.
+    /// Feeds one event that happened at `now`; returns what to do, in order.
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         match event {
@@ -292,15 +314,15 @@ impl Fsm {
             }
             Event::KeepAliveMsg(id) => match self.phase(id) {
                 Some(Phase::OpenConfirm) => self.establish(id, now, &mut out),
-                Some(Phase::Established) => self.restart_hold(id, now, &mut out),
+                Some(Phase::Established) => self.restart_hold(id, now),
                 _ => self.unexpected(id, "KEEPALIVE", now, &mut out),
             },
             Event::UpdateMsg(id) => match self.phase(id) {
-                Some(Phase::Established) => self.restart_hold(id, now, &mut out),
+                Some(Phase::Established) => self.restart_hold(id, now),
                 _ => self.unexpected(id, "UPDATE", now, &mut out),
             },
             Event::RouteRefreshMsg(id) => match self.phase(id) {
-                Some(Phase::Established) => self.restart_hold(id, now, &mut out),
+                Some(Phase::Established) => self.restart_hold(id, now),
                 _ => self.unexpected(id, "ROUTE-REFRESH", now, &mut out),
             },
         }
@@ -344,7 +366,7 @@ impl Fsm {
             out.push(Action::SendNotification(id, n));
         }
         for t in [Timer::Hold(id), Timer::Keepalive(id), Timer::DelayOpen(id)] {
-            self.stop_timer(t, out);
+            self.stop_timer(t);
         }
         out.push(Action::CloseConnection(id));
         Some(conn)
@@ -371,7 +393,7 @@ impl Fsm {
                 self.last_error = Some(reason);
                 if !self.cfg.passive && !self.is_armed(Timer::ConnectRetry) {
                     let d = self.jitter.scale(self.cfg.connect_retry_time);
-                    self.start_timer(Timer::ConnectRetry, d, now, out);
+                    self.start_timer(Timer::ConnectRetry, d, now);
                 }
             }
         }
@@ -380,7 +402,7 @@ impl Fsm {
     /// Idle from a running session; connections must already be closed.
     fn enter_idle(&mut self, reason: DownReason, restart: bool, now: Instant, out: &mut Vec<Action>) {
         let established_at = self.established_since.take();
-        self.stop_timer(Timer::ConnectRetry, out);
+        self.stop_timer(Timer::ConnectRetry);
         out.push(Action::SessionDown { reason: reason.clone() });
         self.last_error = Some(reason);
         if restart {
@@ -390,10 +412,10 @@ impl Fsm {
             }
             self.failures = self.failures.saturating_add(1);
             let d = self.jitter.scale(self.idle_hold_base());
-            self.start_timer(Timer::IdleHold, d, now, out);
+            self.start_timer(Timer::IdleHold, d, now);
             self.mode = Mode::Waiting;
         } else {
-            self.stop_timer(Timer::IdleHold, out);
+            self.stop_timer(Timer::IdleHold);
             self.mode = Mode::Stopped;
         }
     }
@@ -414,7 +436,7 @@ impl Fsm {
         match self.mode {
             Mode::Running => {}
             Mode::Waiting | Mode::Stopped => {
-                self.stop_timer(Timer::IdleHold, out);
+                self.stop_timer(Timer::IdleHold);
                 self.failures = 0;
                 self.start(now, out);
             }
@@ -433,7 +455,7 @@ impl Fsm {
     fn connect(&mut self, now: Instant, out: &mut Vec<Action>) {
         let id = self.new_conn_id();
         let d = self.jitter.scale(self.cfg.connect_retry_time);
-        self.start_timer(Timer::ConnectRetry, d, now, out);
+        self.start_timer(Timer::ConnectRetry, d, now);
         self.conns.push(Conn {
             id,
             dir: Direction::Outgoing,
@@ -457,11 +479,11 @@ impl Fsm {
 
     /// TCP is up on `id` (Events 16/17): send OPEN, or wait for DelayOpen.
     fn tcp_up(&mut self, id: ConnId, now: Instant, out: &mut Vec<Action>) {
-        self.stop_timer(Timer::ConnectRetry, out);
+        self.stop_timer(Timer::ConnectRetry);
         match self.cfg.delay_open {
             Some(d) => {
                 self.set_phase(id, Phase::DelayOpen);
-                self.start_timer(Timer::DelayOpen(id), d, now, out);
+                self.start_timer(Timer::DelayOpen(id), d, now);
             }
             None => self.send_open(id, now, out),
         }
@@ -470,7 +492,7 @@ impl Fsm {
     /// Sends our OPEN and waits for the peer's (OpenSent, hold timer large).
     fn send_open(&mut self, id: ConnId, now: Instant, out: &mut Vec<Action>) {
         out.push(Action::SendOpen(id, self.local_open.clone()));
-        self.start_timer(Timer::Hold(id), OPEN_HOLD_TIME, now, out);
+        self.start_timer(Timer::Hold(id), OPEN_HOLD_TIME, now);
         self.set_phase(id, Phase::OpenSent);
     }
 
@@ -609,19 +631,19 @@ impl Fsm {
         negotiated.keepalive_time = self.keepalive_for(negotiated.hold_time);
         if self.phase(id) == Some(Phase::DelayOpen) {
             // Event 20: the peer's OPEN ends the delay; ours goes out now.
-            self.stop_timer(Timer::DelayOpen(id), out);
+            self.stop_timer(Timer::DelayOpen(id));
             out.push(Action::SendOpen(id, self.local_open.clone()));
         }
         out.push(Action::SendKeepalive(id));
         if negotiated.hold_time > 0 {
             let k = Duration::from_secs(u64::from(negotiated.keepalive_time));
             let k = self.jitter.scale(k);
-            self.start_timer(Timer::Keepalive(id), k, now, out);
+            self.start_timer(Timer::Keepalive(id), k, now);
             let h = Duration::from_secs(u64::from(negotiated.hold_time));
-            self.start_timer(Timer::Hold(id), h, now, out);
+            self.start_timer(Timer::Hold(id), h, now);
         } else {
             // RFC 4271 §4.2: hold time zero, no hold timer and no keepalives.
-            self.stop_timer(Timer::Hold(id), out);
+            self.stop_timer(Timer::Hold(id));
         }
         if let Some(c) = self.conn_mut(id) {
             c.phase = Phase::OpenConfirm;
@@ -659,7 +681,7 @@ impl Fsm {
         };
         if negotiated.hold_time > 0 {
             let h = Duration::from_secs(u64::from(negotiated.hold_time));
-            self.start_timer(Timer::Hold(id), h, now, out);
+            self.start_timer(Timer::Hold(id), h, now);
         }
         // RFC 4271 §6.8: once Established, any other connection is a collision that loses.
         let others: Vec<(ConnId, bool)> = self
@@ -678,14 +700,14 @@ impl Fsm {
     }
 
     /// Established, Events 26/27: the peer is alive.
-    fn restart_hold(&mut self, id: ConnId, now: Instant, out: &mut Vec<Action>) {
+    fn restart_hold(&mut self, id: ConnId, now: Instant) {
         let hold = self
             .conn(id)
             .and_then(|c| c.negotiated.as_ref())
             .map_or(0, |n| n.hold_time);
         if hold > 0 {
             let h = Duration::from_secs(u64::from(hold));
-            self.start_timer(Timer::Hold(id), h, now, out);
+            self.start_timer(Timer::Hold(id), h, now);
         }
     }
 
@@ -704,7 +726,7 @@ impl Fsm {
         out.push(Action::SendKeepalive(id));
         if keepalive > 0 {
             let k = self.jitter.scale(Duration::from_secs(u64::from(keepalive)));
-            self.start_timer(Timer::Keepalive(id), k, now, out);
+            self.start_timer(Timer::Keepalive(id), k, now);
         }
     }
 
@@ -735,7 +757,7 @@ impl Fsm {
     fn manual_stop(&mut self, message: Option<String>, now: Instant, out: &mut Vec<Action>) {
         self.failures = 0;
         if self.mode != Mode::Running {
-            self.stop_timer(Timer::IdleHold, out);
+            self.stop_timer(Timer::IdleHold);
             self.mode = Mode::Stopped;
             return;
         }
@@ -769,20 +791,17 @@ impl Fsm {
         self.timers.iter().any(|(x, _)| *x == t)
     }
 
-    fn start_timer(&mut self, t: Timer, d: Duration, now: Instant, out: &mut Vec<Action>) {
+    /// Arms (or re-arms) `t` to fire `d` after `now`.
+    fn start_timer(&mut self, t: Timer, d: Duration, now: Instant) {
         let deadline = now.checked_add(d);
         match self.timers.iter_mut().find(|(x, _)| *x == t) {
             Some(entry) => entry.1 = deadline,
             None => self.timers.push((t, deadline)),
         }
-        out.push(Action::StartTimer(t, d));
     }
 
-    fn stop_timer(&mut self, t: Timer, out: &mut Vec<Action>) {
-        if let Some(pos) = self.timers.iter().position(|(x, _)| *x == t) {
-            self.timers.remove(pos);
-            out.push(Action::StopTimer(t));
-        }
+    fn stop_timer(&mut self, t: Timer) {
+        self.timers.retain(|(x, _)| *x != t);
     }
 
     /// Disarms `t` if it is armed and due; false for a stale expiry (stopped
