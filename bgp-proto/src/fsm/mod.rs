@@ -28,6 +28,7 @@ mod config;
 mod event;
 mod jitter;
 mod negotiated;
+mod open_check;
 mod reason;
 #[cfg(test)]
 mod tests;
@@ -39,12 +40,13 @@ pub use config::{FsmConfig, State};
 pub use event::{Action, ConnId, Direction, Event, Timer};
 use jitter::Jitter;
 pub use negotiated::Negotiated;
+use open_check::{check_open, keepalive_for};
 pub use reason::{DownReason, OpenError};
 
 use crate::capability::Capability;
 use crate::error::{code, DecodeError};
 use crate::notification::{cease, Notification};
-use crate::open::{Open, AS_TRANS};
+use crate::open::Open;
 
 /// Hold timer while waiting for the peer's OPEN (RFC 4271 §8.2.2: "a large
 /// value", suggested 4 minutes).
@@ -535,76 +537,9 @@ impl Fsm {
         self.tcp_up(id, now, out);
     }
 
-    /// RFC 4271 §6.2 OPEN checks beyond what `Open::decode` does.
-    fn validate_open(&self, open: &Open) -> Result<(), OpenError> {
-        if open.version != 4 {
-            return Err(OpenError::Version(open.version));
-        }
-        let asn = open.asn();
-        if asn != self.cfg.peer_asn {
-            return Err(OpenError::BadPeerAs {
-                expected: self.cfg.peer_asn,
-                got: asn,
-            });
-        }
-        // RFC 6793 §4.1: a 4-octet-capable speaker puts its AS in the 2-octet
-        // field if it fits, AS_TRANS otherwise.
-        if open.capabilities().any(|c| matches!(c, Capability::FourOctetAs(_))) {
-            let expected = u16::try_from(asn).unwrap_or(AS_TRANS);
-            if open.my_as != expected {
-                return Err(OpenError::InconsistentAs { asn, my_as: open.my_as });
-            }
-        }
-        // RFC 4271 §6.2: hold times of one or two seconds are unacceptable.
-        if open.hold_time == 1 || open.hold_time == 2 {
-            return Err(OpenError::HoldTime(open.hold_time));
-        }
-        // RFC 6286 §2.2: non-zero, and unique within an AS.
-        if open.bgp_id.is_unspecified() {
-            return Err(OpenError::InvalidBgpId(open.bgp_id));
-        }
-        if self.cfg.local_asn == self.cfg.peer_asn && open.bgp_id == self.cfg.local_id {
-            return Err(OpenError::SameBgpId(open.bgp_id));
-        }
-        // RFC 9234 §4.2: roles must pair; a peer sending different roles is refused.
-        let mut roles = open.capabilities().filter_map(|c| match c {
-            Capability::Role(r) => Some(*r),
-            _ => None,
-        });
-        let peer = roles.next();
-        if roles.any(|r| Some(r) != peer) {
-            return Err(OpenError::ConflictingRoles);
-        }
-        if let Some(local) = self.cfg.role {
-            let ok = match peer {
-                Some(p) => p == local.expected_peer_role(),
-                None => !self.cfg.strict_role,
-            };
-            if !ok {
-                return Err(OpenError::RoleMismatch { local, peer });
-            }
-        }
-        Ok(())
-    }
-
-    /// Keepalive interval for a negotiated hold time.
-    fn keepalive_for(&self, hold: u16) -> u16 {
-        if hold == 0 {
-            return 0;
-        }
-        let ours = self.cfg.hold_time;
-        match self.cfg.keepalive_time {
-            Some(k) if k > 0 && k < ours => {
-                let scaled = u32::from(k) * u32::from(hold) / u32::from(ours);
-                u16::try_from(scaled).unwrap_or(hold / 3).max(1)
-            }
-            _ => (hold / 3).max(1),
-        }
-    }
-
     /// Events 19/20 in OpenSent (or Connect/Active with DelayOpen running).
     fn open_received(&mut self, id: ConnId, open: Open, now: Instant, out: &mut Vec<Action>) {
-        if let Err(e) = self.validate_open(&open) {
+        if let Err(e) = check_open(&self.cfg, &open) {
             let n = e.notification();
             let reason = DownReason::OpenRejected(e);
             self.conn_failed(id, Some(n), reason, After::Idle, now, out);
@@ -628,7 +563,7 @@ impl Fsm {
             }
         }
         let mut negotiated = Negotiated::new(&self.local_open, &open);
-        negotiated.keepalive_time = self.keepalive_for(negotiated.hold_time);
+        negotiated.keepalive_time = keepalive_for(&self.cfg, negotiated.hold_time);
         if self.phase(id) == Some(Phase::DelayOpen) {
             // Event 20: the peer's OPEN ends the delay; ours goes out now.
             self.stop_timer(Timer::DelayOpen(id));

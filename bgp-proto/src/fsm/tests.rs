@@ -4,6 +4,7 @@
 use super::*;
 use crate::capability::{AddPathMode, ExtendedNextHop, GracefulRestart, GracefulRestartFamily, LlgrFamily, Role};
 use crate::error::Reason;
+use crate::open::AS_TRANS;
 use crate::types::{Afi, Context, Family, Safi};
 
 const LOCAL_ID: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 11);
