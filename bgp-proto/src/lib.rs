@@ -3,6 +3,15 @@
 //! Pure: no tokio, no sockets, no clock. Callers feed bytes and events in and
 //! get messages and actions out. Negotiated session state travels in a
 //! [`Context`] that drives both decoding and encoding.
+//!
+//! No input makes [`decode`] or [`framing::next_message_len`] panic: every
+//! malformed message is a [`DecodeError`] or [`framing::FrameError`].
+//! `fuzzing.rs` holds the entry points that check it, run by cargo-fuzz
+//! (`fuzz/`) and, on stable, over the corpus by `tests/fuzz_corpus.rs`.
+//!
+//! No `unsafe` anywhere in this crate (`forbid` below).
+
+#![forbid(unsafe_code)]
 
 pub mod attributes;
 pub mod capability;
