@@ -1,6 +1,11 @@
-//! Typed decode errors, each mapping to the NOTIFICATION it must cause, and
-//! the RFC 7606 treatments for malformed UPDATE attributes.
+//! Typed decode errors, each mapping to the NOTIFICATION it must cause, the
+//! RFC 7606 treatments for malformed UPDATE attributes, and encode errors.
+//!
+//! A leaf below the message modules: turning a [`DecodeError`] into a
+//! NOTIFICATION is `impl From<&DecodeError> for Notification`, in
+//! `notification.rs`, so this file does not import the messages.
 
+use crate::framing::FrameError;
 use crate::types::Family;
 
 /// NOTIFICATION error codes (RFC 4271 §4.5).
@@ -132,14 +137,18 @@ impl DecodeError {
     pub fn notification_code(&self) -> (u8, u8) {
         self.reason.notification_code()
     }
+}
 
-    /// The NOTIFICATION message this error must cause.
-    pub fn to_notification(&self) -> crate::notification::Notification {
-        let (code, subcode) = self.notification_code();
-        crate::notification::Notification {
-            code,
-            subcode,
-            data: self.data.clone(),
+/// A stream that cannot be framed fails like a header that cannot be decoded:
+/// same [`Reason`] and offset as `decode` gives, and for a bad length
+/// the length field as data (RFC 4271 §6.1).
+impl From<FrameError> for DecodeError {
+    fn from(e: FrameError) -> DecodeError {
+        match e {
+            FrameError::BadMarker => DecodeError::new(Reason::BadMarker, 0),
+            FrameError::BadLength(len) => {
+                DecodeError::new(Reason::BadLength(len), 16).with_data(len.to_be_bytes().to_vec())
+            }
         }
     }
 }
@@ -188,4 +197,19 @@ pub struct AttributeError {
     pub offset: usize,
     pub reason: Reason,
     pub treatment: Treatment,
+}
+
+/// Why a message could not be encoded. Encoding never truncates silently.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    #[error("message of {len} octets exceeds the maximum of {max}")]
+    MessageTooLong { len: usize, max: usize },
+    #[error("attribute {0} is longer than 65535 octets")]
+    AttributeTooLong(u8),
+    #[error("the shared attributes leave no room for a single prefix")]
+    AttributesTooLarge,
+    #[error("IPv4 unicast in the NLRI field needs an IPv4 next hop")]
+    NextHopFamily,
+    #[error("capability {0} is longer than 255 octets")]
+    CapabilityTooLong(u8),
 }

@@ -2,7 +2,8 @@
 //! corpus test (`tests/fuzz_corpus.rs`): each must never panic, whatever the bytes.
 
 use crate::framing::{next_message_len, MAX_EXTENDED_MESSAGE_LEN};
-use crate::message::{decode, Message, MessageType};
+use crate::header::MessageType;
+use crate::message::{decode, Message};
 use crate::types::{Context, Family, FamilySet};
 
 /// Contexts worth trying every input under: 2- and 4-octet AS, ADD-PATH on and off.

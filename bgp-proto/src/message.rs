@@ -1,36 +1,17 @@
 //! Whole BGP messages: the header (RFC 4271 §4.1) and dispatch to each type.
 
-use crate::error::{AttributeError, DecodeError, Reason, Treatment};
+use crate::error::{AttributeError, DecodeError, EncodeError, Reason, Treatment};
 use crate::framing::{HEADER_LEN, MAX_MESSAGE_LEN};
+use crate::header::{finish_header, write_header};
 use crate::notification::Notification;
 use crate::open::Open;
 use crate::route_refresh::RouteRefresh;
 use crate::types::Context;
 use crate::update::Update;
-use crate::EncodeError;
 
-/// Message type codes (RFC 4271 §4.1, RFC 2918 §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MessageType {
-    Open = 1,
-    Update = 2,
-    Notification = 3,
-    Keepalive = 4,
-    RouteRefresh = 5,
-}
-
-impl MessageType {
-    pub fn from_u8(v: u8) -> Option<MessageType> {
-        Some(match v {
-            1 => MessageType::Open,
-            2 => MessageType::Update,
-            3 => MessageType::Notification,
-            4 => MessageType::Keepalive,
-            5 => MessageType::RouteRefresh,
-            _ => return None,
-        })
-    }
-}
+/// Re-exported from [`crate::header`], where it lives so that the message
+/// modules can use it without importing this dispatcher.
+pub use crate::header::MessageType;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -47,21 +28,6 @@ pub struct Decoded {
     pub message: Message,
     pub treatment: Treatment,
     pub errors: Vec<AttributeError>,
-}
-
-/// Writes a header with a zero length (fixed later by the caller).
-pub(crate) fn write_header(out: &mut Vec<u8>, ty: MessageType) {
-    out.extend_from_slice(&[0xff; 16]);
-    out.extend_from_slice(&[0, 0, ty as u8]);
-}
-
-/// A complete header for a body of `body_len` octets.
-pub(crate) fn header(ty: MessageType, body_len: usize) -> Vec<u8> {
-    let mut v = Vec::with_capacity(HEADER_LEN + body_len);
-    write_header(&mut v, ty);
-    let len = ((HEADER_LEN + body_len).min(u16::MAX as usize)) as u16;
-    v[16..18].copy_from_slice(&len.to_be_bytes());
-    v
 }
 
 /// Decodes one whole message (header included), as framed by
@@ -155,7 +121,7 @@ impl Message {
             out.truncate(start);
             return Err(EncodeError::MessageTooLong { len, max });
         }
-        out[start + 16..start + 18].copy_from_slice(&(len as u16).to_be_bytes());
+        finish_header(out, start);
         Ok(())
     }
 
@@ -164,5 +130,34 @@ impl Message {
         let mut v = Vec::new();
         self.encode(ctx, &mut v)?;
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framing::{next_message_len, FrameError};
+
+    /// A framing error converts to the very error `decode` gives for the same bytes.
+    #[test]
+    fn frame_errors_convert_like_decode_errors() {
+        let ctx = Context::default();
+        let mut bad_marker = vec![0xff; 19];
+        bad_marker[3] = 0;
+        bad_marker[18] = 4;
+        let mut bad_length = vec![0xff; 16];
+        bad_length.extend_from_slice(&[0x10, 0x01, 2]);
+        bad_length.resize(4097, 0);
+        for (msg, frame_error) in [
+            (bad_marker, FrameError::BadMarker),
+            (bad_length, FrameError::BadLength(4097)),
+        ] {
+            assert_eq!(next_message_len(&msg, MAX_MESSAGE_LEN), Err(frame_error));
+            let converted = DecodeError::from(frame_error);
+            assert_eq!(converted, decode(&msg, &ctx).unwrap_err());
+            assert_eq!(converted.to_notification(), Notification::from(&converted));
+        }
+        let n = Notification::from(&DecodeError::from(FrameError::BadLength(4097)));
+        assert_eq!((n.code, n.subcode, n.data), (1, 2, vec![0x10, 0x01]));
     }
 }

@@ -104,6 +104,27 @@ impl Notification {
     }
 }
 
+/// The NOTIFICATION a decode error must cause: its (code, subcode) and data.
+impl From<&DecodeError> for Notification {
+    fn from(e: &DecodeError) -> Notification {
+        let (code, subcode) = e.notification_code();
+        Notification {
+            code,
+            subcode,
+            data: e.data.clone(),
+        }
+    }
+}
+
+/// Kept here rather than in `error.rs`, so that the error types need not
+/// import the messages (the conversion above is the same thing).
+impl DecodeError {
+    /// The NOTIFICATION message this error must cause.
+    pub fn to_notification(&self) -> Notification {
+        Notification::from(self)
+    }
+}
+
 /// Names of an error code and subcode as the RFCs give them.
 pub fn names(code: u8, subcode: u8) -> (&'static str, &'static str) {
     let name = match code {

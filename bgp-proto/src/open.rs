@@ -21,9 +21,10 @@ use std::net::Ipv4Addr;
 use nom::number::complete::{be_u16, be_u32, be_u8};
 use nom::sequence::tuple;
 
-use crate::capability::Capability;
-use crate::error::{DecodeError, Reason};
-use crate::framing::HEADER_LEN;
+use crate::capability::{AddPathMode, Capability};
+use crate::error::{DecodeError, EncodeError, Reason};
+use crate::framing::{HEADER_LEN, MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN};
+use crate::types::{Context, Family};
 use crate::wire::{failed_at, PResult};
 
 /// AS_TRANS (RFC 6793 §9): stands in for a 4-octet AS in 2-octet fields.
@@ -155,13 +156,13 @@ impl Open {
     /// Appends the OPEN body (no header). Switches to the RFC 9072 encoding
     /// when the parameters do not fit in 255 octets, or when asked to. A
     /// capability value over 255 octets cannot be sent and is an error.
-    pub fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), crate::EncodeError> {
+    pub fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let mut groups: Vec<Vec<u8>> = Vec::with_capacity(self.capability_groups.len());
         for group in &self.capability_groups {
             let mut v = Vec::new();
             for cap in group {
                 let value = cap.encode_value();
-                let len = u8::try_from(value.len()).map_err(|_| crate::EncodeError::CapabilityTooLong(cap.code()))?;
+                let len = u8::try_from(value.len()).map_err(|_| EncodeError::CapabilityTooLong(cap.code()))?;
                 v.push(cap.code());
                 v.push(len);
                 v.extend_from_slice(&value);
@@ -200,10 +201,10 @@ impl Open {
 /// two OPENs: 4-octet AS if both announce it (RFC 6793 §4), extended messages
 /// if both do (RFC 8654 §3), path identifiers for each family the sender may
 /// send and the receiver may receive (RFC 7911 §4).
-pub fn receive_context(sender: &Open, receiver: &Open) -> crate::Context {
+pub fn receive_context(sender: &Open, receiver: &Open) -> Context {
     let four = |o: &Open| o.capabilities().any(|c| matches!(c, Capability::FourOctetAs(_)));
     let ext = |o: &Open| o.capabilities().any(|c| matches!(c, Capability::ExtendedMessage));
-    let add_path = |o: &Open| -> Vec<(crate::Family, crate::capability::AddPathMode)> {
+    let add_path = |o: &Open| -> Vec<(Family, AddPathMode)> {
         o.capabilities()
             .filter_map(|c| match c {
                 Capability::AddPath(v) => Some(v.clone()),
@@ -213,12 +214,12 @@ pub fn receive_context(sender: &Open, receiver: &Open) -> crate::Context {
             .collect()
     };
     let (s, r) = (add_path(sender), add_path(receiver));
-    crate::Context {
+    Context {
         four_octet_as: four(sender) && four(receiver),
         max_message_len: if ext(sender) && ext(receiver) {
-            crate::framing::MAX_EXTENDED_MESSAGE_LEN
+            MAX_EXTENDED_MESSAGE_LEN
         } else {
-            crate::framing::MAX_MESSAGE_LEN
+            MAX_MESSAGE_LEN
         },
         add_path: s
             .iter()
@@ -250,8 +251,6 @@ fn decode_capabilities(mut value: &[u8], mut offset: usize) -> Result<Vec<Capabi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capability::AddPathMode;
-    use crate::types::Family;
 
     fn sample() -> Open {
         Open::new(
@@ -326,10 +325,7 @@ mod tests {
             value: vec![0; 300],
         }]];
         let mut body = Vec::new();
-        assert_eq!(
-            open.encode_body(&mut body),
-            Err(crate::EncodeError::CapabilityTooLong(200))
-        );
+        assert_eq!(open.encode_body(&mut body), Err(EncodeError::CapabilityTooLong(200)));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use crate::error::{DecodeError, Reason};
 use crate::framing::HEADER_LEN;
+use crate::header::{header, MessageType};
 use crate::types::{Afi, Family, Safi};
 
 /// RFC 7313 §3 message subtype.
@@ -42,7 +43,7 @@ impl RouteRefresh {
     /// Message Error / Invalid Message Length (7/1), data = the message.
     pub fn decode(body: &[u8]) -> Result<RouteRefresh, DecodeError> {
         let [a0, a1, sub, safi] = body else {
-            let mut data = crate::message::header(crate::message::MessageType::RouteRefresh, body.len());
+            let mut data = header(MessageType::RouteRefresh, body.len());
             data.extend_from_slice(body);
             return Err(
                 DecodeError::new(Reason::RouteRefreshLength((HEADER_LEN + body.len()) as u16), HEADER_LEN)

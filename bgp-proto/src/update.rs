@@ -21,12 +21,11 @@ use std::net::Ipv4Addr;
 use crate::attributes::{
     decode_value, flags, type_code, AsPath, AttrValue, Checked, MpNextHop, MpReach, MpUnreach, Origin, PathAttribute,
 };
-use crate::error::{AttributeError, DecodeError, Reason, Treatment};
+use crate::error::{AttributeError, DecodeError, EncodeError, Reason, Treatment};
 use crate::framing::HEADER_LEN;
-use crate::message::{write_header, MessageType};
+use crate::header::{finish_header, write_header, MessageType};
 use crate::nlri::{decode_prefixes, AddressKind, Nlri};
 use crate::types::{Context, Family};
-use crate::EncodeError;
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Update {
@@ -518,9 +517,4 @@ fn fit(nlri: &[Nlri], add_path: bool, room: usize) -> Result<usize, EncodeError>
         return Err(EncodeError::AttributesTooLarge);
     }
     Ok(n)
-}
-
-fn finish_header(out: &mut [u8], start: usize) {
-    let len = (out.len() - start) as u16;
-    out[start + 16..start + 18].copy_from_slice(&len.to_be_bytes());
 }

@@ -5,6 +5,8 @@
 //! (ranges, RFC limits, uniqueness, references). Validation reports every problem,
 //! not only the first. The schema is documented in `examples/reference.toml`.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod model;
 mod peers;

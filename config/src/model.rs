@@ -1,5 +1,6 @@
 //! The validated configuration. All times are whole seconds; all defaults are filled.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -16,6 +17,37 @@ fn redact<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
         Some(_) => s.serialize_some("<redacted>"),
         None => s.serialize_none(),
     }
+}
+
+/// Stands in for a TCP-MD5 key in `Debug` output, so logs never carry secrets.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `Debug` as derived, except the fields marked `#[secret]` (an
+/// `Option<String>`) print as `Some(<redacted>)` or `None`. The struct is
+/// destructured without `..`, so a field added to it but not here fails to compile.
+macro_rules! debug_redacted {
+    ($ty:ident { $($(#[$secret:ident])? $field:ident),* $(,)? }) => {
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let $ty { $($field),* } = self;
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), debug_redacted!(@value $($secret)? $field)))*
+                    .finish()
+            }
+        }
+    };
+    (@value secret $field:ident) => {
+        &$field.as_ref().map(|_| Redacted)
+    };
+    (@value $field:ident) => {
+        $field
+    };
 }
 
 /// A validated tern configuration. `PartialEq` lets the daemon diff old and new on SIGHUP.
@@ -135,7 +167,8 @@ pub struct Metrics {
 }
 
 /// `[mesh]`: full iBGP mesh.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `Debug` shows the password as `<redacted>`.
+#[derive(Clone, PartialEq, Serialize)]
 pub struct Mesh {
     /// The other hosts.
     pub peers: Vec<IpAddr>,
@@ -147,6 +180,14 @@ pub struct Mesh {
     /// Remote TCP port.
     pub port: u16,
 }
+
+debug_redacted!(Mesh {
+    peers,
+    local_address,
+    #[secret]
+    password,
+    port
+});
 
 /// `max_prefixes`: limit on prefixes accepted from a peer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -160,7 +201,8 @@ pub struct MaxPrefixes {
 }
 
 /// `[[dynamic_peers]]`: accept sessions from any address in a range.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `Debug` shows the password as `<redacted>`.
+#[derive(Clone, PartialEq, Serialize)]
 pub struct DynamicPeers {
     /// Source range (host bits zero).
     pub range: IpNetwork,
@@ -185,10 +227,25 @@ pub struct DynamicPeers {
     pub max_prefixes: Option<MaxPrefixes>,
 }
 
+debug_redacted!(DynamicPeers {
+    range,
+    asn,
+    limit,
+    route_reflector_client,
+    #[secret]
+    password,
+    hold_time,
+    keepalive_time,
+    import,
+    export,
+    max_prefixes
+});
+
 /// `[[peer]]`: an explicit neighbor, as written (overrides stay `Option`).
 ///
 /// See [`Config::effective_peers`] for the fully resolved view.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `Debug` shows the password as `<redacted>`.
+#[derive(Clone, PartialEq, Serialize)]
 pub struct Peer {
     /// Unique name (default `Peer_` + address with `.`/`:` as `_`).
     pub name: String,
@@ -238,6 +295,33 @@ pub struct Peer {
     /// Prefix limit.
     pub max_prefixes: Option<MaxPrefixes>,
 }
+
+debug_redacted!(Peer {
+    name,
+    address,
+    asn,
+    port,
+    local_asn,
+    passive,
+    enabled,
+    #[secret]
+    password,
+    ttl_security,
+    ttl_security_hops,
+    multihop,
+    source_address,
+    next_hop,
+    route_reflector_client,
+    hold_time,
+    keepalive_time,
+    allowas_in,
+    families,
+    add_path,
+    import,
+    export,
+    shutdown_message,
+    max_prefixes
+});
 
 /// `[[policy]]`: an ordered rule list with a default verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -326,7 +410,8 @@ pub enum TtlMode {
 }
 
 /// A neighbor with every default and inheritance resolved; what a session task runs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `Debug` shows the password as `<redacted>`.
+#[derive(Clone, PartialEq, Serialize)]
 pub struct EffectivePeer {
     /// Protocol name (`tor1`, `Peer_192_168_1_1`, `Mesh_192_168_1_12`).
     pub name: String,
@@ -375,4 +460,55 @@ pub struct EffectivePeer {
     pub shutdown_message: Option<String>,
     /// Prefix limit.
     pub max_prefixes: Option<MaxPrefixes>,
+}
+
+debug_redacted!(EffectivePeer {
+    name,
+    origin,
+    address,
+    port,
+    asn,
+    local_asn,
+    ibgp,
+    passive,
+    enabled,
+    #[secret]
+    password,
+    ttl,
+    source_address,
+    next_hop,
+    route_reflector_client,
+    hold_time,
+    keepalive_time,
+    allowas_in,
+    families,
+    add_path,
+    import,
+    export,
+    shutdown_message,
+    max_prefixes
+});
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    /// No TCP-MD5 key of the reference file shows in `Debug` output, of the
+    /// config or of the resolved peers; that a key is set still does.
+    #[test]
+    fn debug_redacts_passwords() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/reference.toml");
+        let config = crate::load(&path).unwrap();
+        let peers = config.effective_peers();
+        for text in [format!("{config:?}"), format!("{peers:?}"), format!("{config:#?}")] {
+            for secret in ["mesh-secret", "rr-secret", "tor-secret"] {
+                assert!(!text.contains(secret), "{secret} leaked");
+            }
+            assert!(text.contains("<redacted>"), "{text}");
+        }
+        assert!(format!("{config:?}").contains("password: Some(<redacted>)"));
+        let mesh = config.mesh.as_ref().unwrap();
+        assert_eq!(mesh.password.as_deref(), Some("mesh-secret"));
+        assert!(format!("{mesh:?}").starts_with("Mesh { peers: ["));
+    }
 }

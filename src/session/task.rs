@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bgp_proto::error::code::CEASE;
-use bgp_proto::framing::FrameError;
 use bgp_proto::fsm::{Action, ConnId, DownReason, Event, Fsm, FsmConfig, Negotiated, State};
 use bgp_proto::notification::{cease, Notification};
 use bgp_proto::{Context, DecodeError, Family, FamilySet, Message, MessageType, Reason, Treatment};
@@ -324,7 +323,6 @@ impl PeerTask {
                 self.send(id, &Message::Notification(n));
             }
             Action::CloseConnection(id) => self.close(id),
-            Action::StartTimer(..) | Action::StopTimer(_) => {}
             Action::Established(id, negotiated) => self.established(id, *negotiated).await,
             Action::SessionDown { reason } => self.session_down(reason).await,
         }
@@ -409,18 +407,7 @@ impl PeerTask {
                     self.feed(Event::TcpConnectionFails(id)).await;
                 }
             }
-            ConnEvent::FrameError(id, e) => {
-                let reason = match e {
-                    FrameError::BadMarker => Reason::BadMarker,
-                    FrameError::BadLength(l) => Reason::BadLength(l),
-                };
-                let err = DecodeError::new(reason, 0);
-                let err = match e {
-                    FrameError::BadLength(l) => err.with_data(l.to_be_bytes().to_vec()),
-                    FrameError::BadMarker => err,
-                };
-                self.feed(Event::BgpHeaderErr(id, err)).await;
-            }
+            ConnEvent::FrameError(id, e) => self.feed(Event::BgpHeaderErr(id, e.into())).await,
             ConnEvent::Message(id, bytes) => self.message(id, bytes).await,
             ConnEvent::Writable => {
                 if self.session.is_some() {
