@@ -379,7 +379,10 @@ impl Fsm {
         let conn = self.conns.remove(pos);
         if let Some(n) = notification {
             let graceful = conn.negotiated.as_ref().is_some_and(|n| n.graceful_notification);
-            out.push(Action::SendNotification(id, if graceful { hard_reset_for(n) } else { n }));
+            out.push(Action::SendNotification(
+                id,
+                if graceful { hard_reset_for(n) } else { n },
+            ));
         }
         for t in [Timer::Hold(id), Timer::Keepalive(id), Timer::DelayOpen(id)] {
             self.stop_timer(t);

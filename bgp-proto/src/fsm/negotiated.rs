@@ -163,7 +163,10 @@ impl Negotiated {
             }),
             enhanced_route_refresh: has_cap(peer, |c| matches!(c, Capability::EnhancedRouteRefresh)),
             graceful_notification: graceful_restart.as_ref().is_some_and(|gr| gr.notification)
-                && has_cap(local, |c| matches!(c, Capability::GracefulRestart(gr) if gr.notification)),
+                && has_cap(
+                    local,
+                    |c| matches!(c, Capability::GracefulRestart(gr) if gr.notification),
+                ),
             graceful_restart,
             llgr,
             extended_next_hop,

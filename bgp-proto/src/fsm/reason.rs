@@ -142,7 +142,10 @@ pub fn hard_reset_for(n: Notification) -> Notification {
     let ends_session = n.code == code::CEASE
         && matches!(
             n.subcode,
-            cease::MAX_PREFIXES | cease::ADMINISTRATIVE_SHUTDOWN | cease::PEER_DECONFIGURED | cease::ADMINISTRATIVE_RESET
+            cease::MAX_PREFIXES
+                | cease::ADMINISTRATIVE_SHUTDOWN
+                | cease::PEER_DECONFIGURED
+                | cease::ADMINISTRATIVE_RESET
         );
     if !ends_session {
         return n;
