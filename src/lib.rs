@@ -5,7 +5,6 @@ pub mod control;
 pub mod daemon;
 pub mod decode;
 pub mod metrics;
-pub mod pcap;
 pub mod peer;
 pub mod policy;
 pub mod rib;

@@ -229,7 +229,7 @@ fn run_decode(args: DecodeArgs) -> Result<ExitCode, String> {
         split_stream(&parse_hex(hex)?)
     } else if let Some(path) = &args.pcap {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let capture = tern::pcap::read_capture(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let capture = bgp_capture::read_capture(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         for w in &capture.warnings {
             eprintln!("ternctl: {}: {w}", path.display());
         }
