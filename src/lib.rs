@@ -3,7 +3,6 @@
 pub mod birdcompat;
 pub mod control;
 pub mod daemon;
-pub mod decode;
 pub mod metrics;
 pub mod peer;
 pub mod policy;

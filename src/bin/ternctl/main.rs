@@ -1,5 +1,7 @@
 //! ternctl: inspect a running ternd and decode BGP messages.
 
+mod decode;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -7,7 +9,8 @@ use bgp_proto::{Context, Family};
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 use tern::control::{request, Request};
-use tern::decode::{decode_all, parse_hex, split_stream, Input};
+
+use decode::{decode_all, parse_hex, split_stream, Input};
 
 #[derive(Parser)]
 #[command(name = "ternctl", version, about = "Inspect ternd and decode BGP messages")]
