@@ -10,4 +10,3 @@ pub mod rib;
 pub mod route;
 pub mod sockopt;
 pub mod systemd;
-pub mod testpeer;
