@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bgp_proto::update::Update;
 use bgp_proto::{Family, Message};
-use tern::testpeer::{blocks, TestPeer};
+use tern_testkit::testpeer::{blocks, TestPeer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

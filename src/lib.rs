@@ -31,11 +31,5 @@ pub mod registry;
 pub mod rib;
 pub mod route;
 pub mod session;
-// Tool and test code, leaving the library (see the bgp-capture and tern-testkit crates).
-pub mod decode;
-#[allow(unsafe_code)]
-pub mod pcap;
 #[allow(unsafe_code)]
 pub mod sys;
-#[allow(unsafe_code)]
-pub mod testpeer;

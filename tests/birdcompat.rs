@@ -7,8 +7,6 @@
 //! endpoint is scraped with curl inside the host namespace.
 //! Needs root, `bird`, `birdc`, `birdcl` and `curl`; otherwise prints `skipped: ...`.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
@@ -16,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
-    require, run, stop_child, tail, ternd_mesh_config, wait_until_diag, Bird, CmdFailed, Netns, TempDir, Topology, ASN,
-    TERND,
+use tern_testkit::{
+    require, run, stop_child, tail, ternd_bin, ternd_mesh_config, wait_until_diag, Bird, CmdFailed, Netns, TempDir,
+    Topology, ASN,
 };
 
 const METRICS_PORT: u16 = 9473;
@@ -51,7 +49,7 @@ impl BirdTernd {
         let log = dir.path().join("ternd.log");
         let logf = std::fs::File::create(&log).expect("create ternd log");
         let child = ns
-            .cmd(TERND)
+            .cmd(ternd_bin())
             .arg("--config")
             .arg(&config)
             .stdin(Stdio::null())

@@ -1,12 +1,10 @@
 //! `ternd --check` against the shipped example configs and a broken file.
 //! Needs no root: `--check` only reads and validates the file.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{TempDir, TERND};
+use tern_testkit::{ternd_bin, TempDir};
 
 /// Every `examples/*.toml` (the schema reference included).
 fn example_configs() -> Vec<PathBuf> {
@@ -21,12 +19,12 @@ fn example_configs() -> Vec<PathBuf> {
 }
 
 fn check(path: &Path) -> std::process::Output {
-    Command::new(TERND)
+    Command::new(ternd_bin())
         .arg("--check")
         .arg("--config")
         .arg(path)
         .output()
-        .unwrap_or_else(|e| panic!("run {TERND}: {e}"))
+        .unwrap_or_else(|e| panic!("run {}: {e}", ternd_bin()))
 }
 
 #[test]

@@ -7,11 +7,9 @@
 //! fd00:244:1::/64 (the third group is inside the /48's fixed bits), and ternd
 //! rightly refuses blocks outside allowed_prefixes.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use tern_testkit::*;
 
 const TERN6: &str = "fd00:1::11";
 const BIRD6: &str = "fd00:1::12";

@@ -4,17 +4,15 @@
 //! limit (RFC 4486 Cease 6/1 and restart); RFC 7606 treatment of malformed
 //! UPDATEs. Needs root, gobgpd and tcpdump (skips otherwise).
 
-mod common;
-
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
 use ipnetwork::IpNetwork;
 use serde_json::Value;
-use tern::testpeer::{blocks, in_netns, ConnectOptions, TestPeer};
+use tern_testkit::testpeer::{blocks, in_netns, ConnectOptions, TestPeer};
+use tern_testkit::*;
 
 const TOR_ASN: u32 = 65001;
 const PASSWORD: &str = "tor-s3cret";

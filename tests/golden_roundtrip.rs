@@ -28,7 +28,7 @@ fn golden_captures_round_trip_byte_identically() {
     let mut features: HashMap<&str, usize> = HashMap::new();
     for file in &files {
         let bytes = std::fs::read(file).unwrap();
-        let messages = tern::pcap::bgp_messages(&bytes).unwrap();
+        let messages = bgp_capture::bgp_messages(&bytes).unwrap();
         assert!(!messages.is_empty(), "{}: no BGP messages", file.display());
         let mut opens: HashMap<(SocketAddr, SocketAddr), Open> = HashMap::new();
         for (i, m) in messages.iter().enumerate() {

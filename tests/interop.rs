@@ -2,12 +2,10 @@
 //! network namespaces on one L2 segment, configured the way Calico configures
 //! BIRD. Needs root, bird2 and gobgpd (skips otherwise).
 
-mod common;
-
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use common::*;
+use tern_testkit::*;
 
 const TERN_ADDR: &str = "192.168.1.11";
 const BIRD_ADDR: &str = "192.168.1.12";

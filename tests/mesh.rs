@@ -3,12 +3,10 @@
 //! loss and return, routes of other protocols left alone, unknown peers
 //! refused, bad configs touching nothing. Needs root (skips otherwise).
 
-mod common;
-
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use common::*;
+use tern_testkit::*;
 
 /// How each learned block is expected to reach the kernel.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -413,7 +411,7 @@ fn bad_config_exits_and_touches_nothing() {
     let line = text.lines().position(|l| l.contains("sometimes")).expect("ipip line") + 1;
     let path = dir.write("bad.toml", &text);
     let mut child = ns
-        .cmd(TERND)
+        .cmd(ternd_bin())
         .arg("--config")
         .arg(&path)
         .stdout(std::process::Stdio::null())

@@ -3,8 +3,6 @@
 //! reflecting for two ternd hosts; two ternd reflectors sharing a cluster id
 //! surviving the loss of one. Needs root, bird2 and gobgpd (skips otherwise).
 
-mod common;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use bgp_proto::attributes::{type_code, AttrValue};
 use bgp_proto::{Decoded, Message};
-use common::*;
 use ipnetwork::IpNetwork;
 use serde_json::Value;
-use tern::testpeer::{in_netns, TestPeer};
+use tern_testkit::testpeer::{in_netns, TestPeer};
+use tern_testkit::*;
 
 const CLUSTER_ID: &str = "1.1.1.1";
 

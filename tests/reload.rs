@@ -1,11 +1,9 @@
 //! SIGHUP reload: originated prefixes are added and withdrawn without
 //! resetting the sessions; a broken file on reload changes nothing. Needs root.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use tern_testkit::*;
 
 fn has_route(host: &Host, dst: &str) -> bool {
     find(&host.routes("proto bird"), dst).is_some()

@@ -2,11 +2,9 @@
 //! are adopted, the ones still announced are kept without a flap, and the rest
 //! are swept once every peer has sent End-of-RIB. Needs root.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use tern_testkit::*;
 
 #[test]
 fn leftover_routes_are_adopted_then_stale_ones_swept() {

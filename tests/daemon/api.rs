@@ -7,7 +7,7 @@ use tern::api::control::proto::Request;
 
 use crate::harness::*;
 
-fn node_with_route() -> (Node, tern::testpeer::TestPeer) {
+fn node_with_route() -> (Node, tern_testkit::testpeer::TestPeer) {
     let node = Node::start(&ibgp_peer("Mesh_127_0_0_2", "127.0.0.2"));
     let mut peer = node.connect("127.0.0.2", ASN).expect("session");
     peer.announce(&[net("10.244.2.0/26")], "192.168.1.12".parse().unwrap(), vec![])

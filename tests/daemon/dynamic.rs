@@ -48,7 +48,7 @@ fn a_dynamic_peer_routes_reach_the_kernel() {
 #[test]
 fn a_dynamic_peer_coming_back_after_a_graceful_restart_ends_its_own_stale_routes() {
     use bgp_proto::capability::{Capability, GracefulRestart, GracefulRestartFamily};
-    let gr = || tern::testpeer::ConnectOptions {
+    let gr = || tern_testkit::testpeer::ConnectOptions {
         extra_capabilities: vec![Capability::GracefulRestart(GracefulRestart {
             restarting: false,
             notification: false,

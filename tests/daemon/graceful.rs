@@ -4,7 +4,7 @@
 use bgp_proto::capability::{Capability, GracefulRestart, GracefulRestartFamily};
 use bgp_proto::update::Update;
 use bgp_proto::{Family, Message};
-use tern::testpeer::{ConnectOptions, TestPeer};
+use tern_testkit::testpeer::{ConnectOptions, TestPeer};
 
 use crate::harness::*;
 

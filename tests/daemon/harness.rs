@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use tern::api::control::proto::{FibReply, PeerReply, Request, RouteReply, StatusReply};
 use tern::daemon::{Daemon, Kernel};
 use tern::registry::StopMode;
-use tern::testpeer::{ConnectOptions, TestPeer};
+use tern_testkit::testpeer::{ConnectOptions, TestPeer};
 
 /// Our AS and router id in every test.
 pub const ASN: u32 = 64512;

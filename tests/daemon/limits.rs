@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use bgp_proto::route_refresh::RouteRefresh;
 use bgp_proto::{Family, Message};
-use tern::testpeer::blocks;
+use tern_testkit::testpeer::blocks;
 
 use crate::harness::*;
 

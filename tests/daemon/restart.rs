@@ -7,7 +7,7 @@ use bgp_proto::capability::{Capability, GracefulRestart, GracefulRestartFamily};
 use bgp_proto::Family;
 use tern::api::control::proto::{Request, ShutdownReply};
 use tern::registry::StopMode;
-use tern::testpeer::{ConnectOptions, TestPeer};
+use tern_testkit::testpeer::{ConnectOptions, TestPeer};
 
 use crate::harness::*;
 

@@ -87,10 +87,10 @@ impl TestPeer {
             sock.bind(&SocketAddr::new(ip, 0).into())?;
         }
         if let Some(key) = &opts.md5_key {
-            crate::session::sockopt::set_md5(sock.as_raw_fd(), to.is_ipv6(), to.ip(), None, Some(key))?;
+            tern::session::sockopt::set_md5(sock.as_raw_fd(), to.is_ipv6(), to.ip(), None, Some(key))?;
         }
         if let Some(ttl) = opts.ttl {
-            crate::session::sockopt::set_ttl(sock.as_raw_fd(), to.is_ipv6(), ttl)?;
+            tern::session::sockopt::set_ttl(sock.as_raw_fd(), to.is_ipv6(), ttl)?;
         }
         sock.connect_timeout(&to.into(), timeout)?;
         let stream = TcpStream::from(sock);
@@ -251,6 +251,9 @@ pub fn blocks(base: Ipv4Addr, count: u32) -> Vec<IpNetwork> {
 /// Runs `f` on a new thread that joined the network namespace `name` (the
 /// `/run/netns/NAME` that `ip netns add` makes), so sockets `f` opens live
 /// there; they stay there when handed back to another thread. Needs root.
+///
+/// The kit's one `unsafe` block: `setns(2)` has no safe wrapper in std.
+#[allow(unsafe_code)]
 pub fn in_netns<T, F>(name: &str, f: F) -> io::Result<T>
 where
     T: Send + 'static,

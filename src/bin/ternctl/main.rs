@@ -1,5 +1,7 @@
 //! ternctl: inspect a running ternd and decode BGP messages.
 
+mod decode;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -7,7 +9,8 @@ use bgp_proto::{Context, Family};
 use clap::{Args, Parser, Subcommand};
 use tern::api::control::proto::{FibReply, PeerReply, Request, RouteReply, ShutdownReply, StatusReply};
 use tern::api::control::request;
-use tern::decode::{decode_all, parse_hex, split_stream, Input};
+
+use decode::{decode_all, parse_hex, split_stream, Input};
 
 #[derive(Parser)]
 #[command(name = "ternctl", version, about = "Inspect ternd and decode BGP messages")]
@@ -267,7 +270,7 @@ fn run_decode(args: DecodeArgs) -> Result<ExitCode, String> {
         split_stream(&parse_hex(hex)?)
     } else if let Some(path) = &args.pcap {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let capture = tern::pcap::read_capture(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let capture = bgp_capture::read_capture(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         for w in &capture.warnings {
             eprintln!("ternctl: {}: {w}", path.display());
         }

@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use tern::pcap::{bgp_messages, read_capture};
+use bgp_capture::{bgp_messages, read_capture, CaptureWarning};
 
+/// The golden captures live with the daemon's tests, one level up.
 fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/golden")
 }
 
 /// Every `*.pcap` in tests/golden, sorted by name.
@@ -195,7 +196,7 @@ fn cut_golden_capture_yields_a_subset_and_a_warning() {
         assert!(c.messages.len() <= full.len());
         if c.warnings
             .iter()
-            .any(|w| matches!(w, tern::pcap::CaptureWarning::TruncatedCapture { .. }))
+            .any(|w| matches!(w, CaptureWarning::TruncatedCapture { .. }))
         {
             cut_mid_record += 1;
         }
