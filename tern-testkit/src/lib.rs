@@ -5,12 +5,15 @@
 //! drop, also when a test fails. Needs root; [`require`] reports
 //! `skipped: ...` otherwise.
 //!
-//! Everything but [`testpeer`] is re-exported at the root, so a test says
-//! `use tern_testkit::*;`.
+//! [`inproc`] runs ternd inside the test process instead (no root).
+//!
+//! Everything but [`testpeer`] and [`inproc`] is re-exported at the root, so
+//! a namespace test says `use tern_testkit::*;`.
 #![deny(unsafe_code)]
 
 pub mod bird;
 pub mod gobgp;
+pub mod inproc;
 pub mod netns;
 pub mod process;
 pub mod tempdir;

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 
 use tern::api::control::proto::Request;
 
-use crate::harness::*;
+use tern_testkit::inproc::*;
 
 fn node_with_route() -> (Node, tern_testkit::testpeer::TestPeer) {
     let node = Node::start(&ibgp_peer("Mesh_127_0_0_2", "127.0.0.2"));

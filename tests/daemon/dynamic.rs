@@ -1,6 +1,6 @@
 //! `[[dynamic_peers]]`: sessions admitted from a range, up to its limit.
 
-use crate::harness::*;
+use tern_testkit::inproc::*;
 
 fn range(limit: u32) -> String {
     format!("[[dynamic_peers]]\nrange = \"127.0.1.0/24\"\nlimit = {limit}\n")

@@ -6,7 +6,7 @@ use bgp_proto::update::Update;
 use bgp_proto::{Family, Message};
 use tern_testkit::testpeer::{ConnectOptions, TestPeer};
 
-use crate::harness::*;
+use tern_testkit::inproc::*;
 
 fn with_graceful_restart() -> ConnectOptions {
     ConnectOptions {

@@ -6,7 +6,7 @@ use bgp_proto::route_refresh::RouteRefresh;
 use bgp_proto::{Family, Message};
 use tern_testkit::testpeer::blocks;
 
-use crate::harness::*;
+use tern_testkit::inproc::*;
 
 fn limited(limit: u32, restart_after: u32) -> String {
     format!(

@@ -4,7 +4,6 @@
 mod api;
 mod dynamic;
 mod graceful;
-mod harness;
 mod limits;
 mod reload;
 mod restart;

@@ -1,6 +1,6 @@
 //! SIGHUP / reload: only what changed changes.
 
-use crate::harness::*;
+use tern_testkit::inproc::*;
 
 #[test]
 fn reload_adds_a_peer_without_touching_the_running_session() {

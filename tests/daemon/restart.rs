@@ -9,7 +9,7 @@ use tern::api::control::proto::{Request, ShutdownReply};
 use tern::registry::StopMode;
 use tern_testkit::testpeer::{ConnectOptions, TestPeer};
 
-use crate::harness::*;
+use tern_testkit::inproc::*;
 
 fn gr() -> ConnectOptions {
     ConnectOptions {

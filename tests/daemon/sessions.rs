@@ -4,7 +4,7 @@ use bgp_proto::attributes::{AsPath, AttrValue, Origin, PathAttribute};
 use bgp_proto::notification::cease;
 use bgp_proto::Message;
 
-use crate::harness::*;
+use tern_testkit::inproc::*;
 
 #[test]
 fn a_configured_peer_comes_up_and_is_sent_our_block_then_end_of_rib() {

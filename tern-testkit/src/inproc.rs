@@ -1,18 +1,20 @@
 //! The daemon in-process: the real supervisor, sessions, RIB and front ends,
 //! over fib-sync's in-memory kernel and loopback sockets. No root, no
 //! namespaces; peers are scripted (`TestPeer`) from 127.0.0.x source
-//! addresses. Waits await conditions with a deadline; nothing sleeps for a timer.
+//! addresses. Waits await conditions with a deadline; nothing sleeps for a
+//! timer. `tests/daemon/` is built on it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::testpeer::{ConnectOptions, TestPeer};
+use crate::TempDir;
 use fib_sync::{KernelRoute, MemoryKernel, RouteKind, RT_TABLE_MAIN};
 use serde::de::DeserializeOwned;
 use tern::api::control::proto::{FibReply, PeerReply, Request, RouteReply, StatusReply};
 use tern::daemon::{Daemon, Kernel};
 use tern::registry::StopMode;
-use tern_testkit::testpeer::{ConnectOptions, TestPeer};
 
 /// Our AS and router id in every test.
 pub const ASN: u32 = 64512;
@@ -21,30 +23,6 @@ pub const ROUTER_ID: &str = "192.168.1.11";
 pub const OWN_BLOCK: &str = "10.244.1.0/26";
 /// How long any condition may take.
 pub const PATIENCE: Duration = Duration::from_secs(10);
-
-/// A directory removed when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("tern-inproc-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The configuration every test starts from, plus `extra` TOML (peers,
 /// ranges, policies). The BGP listener and metrics take kernel-chosen ports.
@@ -104,7 +82,7 @@ impl Node {
     }
 
     pub fn try_start(extra: &str) -> Result<Node, String> {
-        let dir = TempDir::new("node");
+        let dir = TempDir::new("inproc");
         let config_path = dir.path().join("tern.toml");
         std::fs::write(&config_path, config_text(dir.path(), extra)).map_err(|e| e.to_string())?;
         let kernel = MemoryKernel::new();
