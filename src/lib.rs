@@ -21,7 +21,6 @@
 //! - [`messages`]: every message between tasks.
 //! - [`route`]: what a route is (attributes) and the policy language over it.
 //! - `accept`, [`sys`]: accept-loop backoff; the few libc calls.
-#![deny(unsafe_code)]
 
 mod accept;
 pub mod api;

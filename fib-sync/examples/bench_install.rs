@@ -7,6 +7,7 @@
 //! per route after the install, and the peak during it) and the process RSS (VmRSS,
 //! VmHWM from /proc/self/status) with the routes installed. `fib-only` skips `ip -batch`
 //! (handy under heaptrack).
+#![allow(unsafe_code)] // a counting allocator, geteuid, setns into the bench namespace
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;

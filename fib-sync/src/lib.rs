@@ -12,6 +12,7 @@ pub mod fib;
 mod intern;
 pub mod memory;
 pub mod model;
+#[allow(unsafe_code)] // the netlink socket: setsockopt, socket filter, AsyncFd
 pub mod netlink;
 pub mod reconcile;
 pub mod resolve;

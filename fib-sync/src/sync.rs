@@ -1075,6 +1075,7 @@ fn unhint(hints: &mut HashMap<String, usize>, d: &Desired) {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)] // a counting global allocator for the allocation tests
 mod tests {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;

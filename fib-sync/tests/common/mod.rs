@@ -1,6 +1,7 @@
 //! Test harness: one `Kernel` trait implemented by the in-memory kernel and by a real
 //! network namespace driven with `ip`, so the same scenarios run against both.
 #![allow(dead_code)]
+#![allow(unsafe_code)] // geteuid, setns into the test namespace
 
 use std::collections::BTreeSet;
 use std::future::Future;

@@ -20,6 +20,7 @@ mod snapshot;
 mod status;
 #[cfg(test)]
 mod tests;
+#[allow(unsafe_code)] // localtime_r
 mod time;
 
 use std::path::PathBuf;

@@ -1,5 +1,4 @@
 //! BIRD's time formats (local time, `iso short`), without a time crate.
-#![allow(unsafe_code)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
