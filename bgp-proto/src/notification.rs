@@ -62,17 +62,19 @@ impl Notification {
     }
 
     /// The shutdown communication, when this is a Cease/Administrative
-    /// Shutdown or Reset whose data is a valid length-prefixed UTF-8 text.
+    /// Shutdown or Reset whose data is a valid length-prefixed UTF-8 text
+    /// (RFC 9003), also inside a Hard Reset that carries one (RFC 8538 §3).
     pub fn shutdown_message(&self) -> Option<&str> {
-        if self.code != code::CEASE
-            || !matches!(
-                self.subcode,
-                cease::ADMINISTRATIVE_SHUTDOWN | cease::ADMINISTRATIVE_RESET
-            )
-        {
+        if self.code != code::CEASE {
             return None;
         }
-        let (&len, text) = self.data.split_first()?;
+        let texts = |s: u8| matches!(s, cease::ADMINISTRATIVE_SHUTDOWN | cease::ADMINISTRATIVE_RESET);
+        let payload = match (self.subcode, self.data.as_slice()) {
+            (s, data) if texts(s) => data,
+            (cease::HARD_RESET, [c, s, rest @ ..]) if *c == code::CEASE && texts(*s) => rest,
+            _ => return None,
+        };
+        let (&len, text) = payload.split_first()?;
         // RFC 9003 §2: a length beyond the data is a malformed communication (ignored).
         std::str::from_utf8(text.get(..len as usize)?).ok()
     }
@@ -209,5 +211,18 @@ mod tests {
         };
         assert_eq!(n.shutdown_message(), None);
         assert_eq!(Notification::decode(&[6]).unwrap_err().notification_code(), (1, 2));
+    }
+
+    #[test]
+    fn a_hard_reset_carries_the_shutdown_communication_of_its_cease() {
+        let inner = Notification::shutdown(cease::ADMINISTRATIVE_SHUTDOWN, "maintenance window");
+        let mut data = vec![inner.code, inner.subcode];
+        data.extend_from_slice(&inner.data);
+        let hard = Notification {
+            code: code::CEASE,
+            subcode: cease::HARD_RESET,
+            data,
+        };
+        assert_eq!(hard.shutdown_message(), Some("maintenance window"));
     }
 }
