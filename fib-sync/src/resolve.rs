@@ -96,8 +96,12 @@ pub fn resolve_hop(hop: &NextHop, mode: Mode, tunnel_device: &str, links: &LinkT
     }
 }
 
-/// Resolve all next hops of a route (same family as `v4`); any failure fails the route,
-/// so an ECMP route is never installed with a silently missing path.
+/// Resolve the next hops of a route (same family as `v4`). An ECMP route keeps
+/// the hops that resolve (RFC 4271 §9.1.2: an unresolvable next hop is left
+/// out, the others still forward), so losing one uplink of a dual-homed host
+/// loses only that path; it is unresolved only when none resolves, with the
+/// first hop's reason. When a hop resolves again (link or address event) the
+/// route is resolved anew and gets it back.
 pub fn resolve_hops(
     hops: &[NextHop],
     v4: bool,
@@ -105,18 +109,26 @@ pub fn resolve_hops(
     tunnel_device: &str,
     links: &LinkTable,
 ) -> Result<Vec<Hop>, Unresolved> {
-    if hops.is_empty() {
-        return Err(Unresolved::Empty);
-    }
-    hops.iter()
-        .map(|h| {
-            // RFC 8950: IPv4 routes may use IPv6 next hops; not the other way round.
-            if !v4 && h.gateway.is_ipv4() {
-                return Err(Unresolved::FamilyMismatch(h.gateway));
-            }
+    let mut first_error = None;
+    let mut resolved = Vec::with_capacity(hops.len());
+    for h in hops {
+        // RFC 8950: IPv4 routes may use IPv6 next hops; not the other way round.
+        let r = if !v4 && h.gateway.is_ipv4() {
+            Err(Unresolved::FamilyMismatch(h.gateway))
+        } else {
             resolve_hop(h, mode, tunnel_device, links)
-        })
-        .collect()
+        };
+        match r {
+            Ok(hop) => resolved.push(hop),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if resolved.is_empty() {
+        return Err(first_error.unwrap_or(Unresolved::Empty));
+    }
+    Ok(resolved)
 }
 
 #[cfg(test)]
@@ -210,6 +222,32 @@ mod tests {
         assert_eq!(
             resolve_hops(&[], true, Mode::Plain, "tunl0", &links()),
             Err(Unresolved::Empty)
+        );
+    }
+
+    #[test]
+    fn an_ecmp_route_keeps_the_hops_that_resolve() {
+        // eth1 is down: its gateway drops out, the eth0 one stays (review finding 2).
+        let hops = resolve_hops(
+            &[nh("192.168.1.12"), nh("192.168.3.5")],
+            true,
+            Mode::Plain,
+            "tunl0",
+            &links(),
+        )
+        .unwrap();
+        assert_eq!(hops.len(), 1);
+        assert_eq!(hops[0].gateway, Some("192.168.1.12".parse().unwrap()));
+        assert_eq!(
+            resolve_hops(
+                &[nh("192.168.3.5"), nh("192.168.2.1")],
+                true,
+                Mode::Plain,
+                "tunl0",
+                &links()
+            ),
+            Err(Unresolved::NoInterface("192.168.3.5".parse().unwrap())),
+            "none resolves: the first hop's reason"
         );
     }
 }

@@ -5,6 +5,7 @@ mod api;
 mod dynamic;
 mod graceful;
 mod limits;
+mod nexthops;
 mod reload;
 mod restart;
 mod sessions;
