@@ -1,0 +1,583 @@
+//! Graceful restart against real peers in network namespaces: ternd
+//! restarting (RFC 4724 §4.1) next to BIRD 2, GoBGP and ternd, and as a route
+//! reflector, loses no packet and makes no peer's kernel delete its block;
+//! ternd helping a restarting BIRD keeps its routes as stale until BIRD's
+//! End-of-RIB (§4.2); long-lived graceful restart (RFC 9494) with BIRD; and a
+//! hard `ternctl shutdown --hard` withdraws at once. BIRD is configured the way
+//! Calico configures it (`graceful restart;` on every BGP protocol, `persist`
+//! on the kernel protocol). Needs root, bird2, gobgpd and ping (skips otherwise).
+//!
+//! Evidence is collected while the event happens: `ping -i 0.01` from a pod
+//! in the background (loss from its per-sequence replies and its summary),
+//! `ip -o monitor route` in the peers' namespaces (any `Deleted` line for a
+//! block is a flap), and continuous samples of GoBGP's RIB.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------
+// BIRD, configured like Calico's template
+// ---------------------------------------------------------------------------
+
+/// BIRD's name for the BGP protocol toward `peer` (as in Calico: Mesh_A_B_C_D).
+fn bird_proto(peer: Ipv4Addr) -> String {
+    format!("Mesh_{}", peer.to_string().replace('.', "_"))
+}
+
+/// Calico's graceful-restart line for every BGP protocol.
+const CALICO_GR: &str = "graceful restart;";
+
+/// BIRD for host `me` peering with `peers`, originating `blocks` as static
+/// blackholes. As in Calico's template: every BGP protocol has `gr` (normally
+/// [`CALICO_GR`]), the kernel protocol has `persist` and `graceful restart`
+/// (routes stay in the kernel when BIRD stops). Passive toward lower addresses.
+fn calico_bird_config(me: Ipv4Addr, peers: &[Ipv4Addr], blocks: &[String], gr: &str) -> String {
+    let routes: String = blocks.iter().map(|b| format!("  route {b} blackhole;\n")).collect();
+    let mut s = format!(
+        r#"router id {me};
+log stderr all;
+protocol device {{ scan time 2; }}
+protocol static {{
+  ipv4;
+{routes}}}
+protocol kernel {{
+  ipv4 {{ import none; export all; }};
+  persist;
+  graceful restart;
+  merge paths on;
+  scan time 2;
+}}
+"#
+    );
+    for p in peers {
+        let passive = if me > *p { "  passive on;\n" } else { "" };
+        s.push_str(&format!(
+            r#"protocol bgp {name} {{
+  debug {{ states, events }};
+  local {me} as {ASN};
+  neighbor {p} as {ASN};
+  direct;
+{passive}  connect delay time 1;
+  connect retry time 2;
+  error wait time 1, 4;
+  {gr}
+  ipv4 {{ import all; export all; next hop self; }};
+}}
+"#,
+            name = bird_proto(*p)
+        ));
+    }
+    s
+}
+
+/// A BIRD daemon that, unlike the common `Bird` guard, can be SIGKILLed and
+/// started again (optionally with `-R`: graceful-restart recovery, which makes
+/// BIRD's OPEN carry R=1 and F=1). Stopped by PID on drop.
+struct BirdProc {
+    dir: TempDir,
+    ns_name: String,
+    socket: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl BirdProc {
+    fn start(ns: &Netns, config: &str) -> BirdProc {
+        let dir = TempDir::new("birdgr");
+        let mut b = BirdProc {
+            socket: dir.path().join("bird.ctl"),
+            log: dir.path().join("bird.log"),
+            dir,
+            ns_name: ns.name().to_string(),
+            child: None,
+        };
+        b.spawn(config, false);
+        b
+    }
+
+    /// Writes `config` and starts BIRD with it; `recovery` adds `-R`.
+    fn spawn(&mut self, config: &str, recovery: bool) {
+        assert!(self.child.is_none(), "BIRD still running");
+        let conf = self.dir.write("bird.conf", config);
+        must(Command::new("bird").arg("-p").arg("-c").arg(&conf));
+        let logf = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open bird log");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns_name, "bird", "-f", "-c"])
+            .arg(&conf)
+            .arg("-s")
+            .arg(&self.socket)
+            .arg("-P")
+            .arg(self.dir.path().join("bird.pid"));
+        if recovery {
+            cmd.arg("-R");
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().expect("dup"))
+            .stderr(logf)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn bird: {e}"));
+        self.child = Some(child);
+        wait_until_diag(
+            Duration::from_secs(10),
+            "BIRD control socket",
+            || self.try_birdc("show status").is_ok(),
+            || self.log_tail(),
+        );
+    }
+
+    /// SIGKILL by PID, reaped: no NOTIFICATION, kernel routes left as they are.
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), "KILL");
+            let _ = c.wait();
+        }
+    }
+
+    fn try_birdc(&self, cmd: &str) -> Result<String, CmdFailed> {
+        run(Command::new("birdc")
+            .arg("-s")
+            .arg(&self.socket)
+            .args(cmd.split_whitespace()))
+    }
+
+    fn established(&self, proto: &str) -> bool {
+        self.try_birdc(&format!("show protocols {proto}"))
+            .is_ok_and(|s| s.contains("Established"))
+    }
+
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn log_tail(&self) -> String {
+        format!("--- bird in {} log:\n{}", self.ns_name, tail(&self.log, 40))
+    }
+}
+
+impl Drop for BirdProc {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "{}\n--- birdc show protocols all:\n{}",
+                self.log_tail(),
+                self.try_birdc("show protocols all").unwrap_or_else(|e| e.to_string())
+            );
+        }
+        if let Some(mut c) = self.child.take() {
+            stop_child(&mut c, Duration::from_secs(5));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Watching the kernel and the traffic while something happens
+// ---------------------------------------------------------------------------
+
+/// `ip -o monitor route` inside a namespace, every line recorded with the
+/// moment it was read. Killed by PID on drop.
+struct RouteMonitor {
+    label: String,
+    child: Option<Child>,
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl RouteMonitor {
+    /// Starts the monitor and returns once it is seen to report (a marker
+    /// route added and removed in the namespace).
+    fn start(ns: &Netns, label: &str) -> RouteMonitor {
+        let mut child = ns
+            .cmd("ip")
+            .args(["-o", "monitor", "route"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ip monitor");
+        let out = child.stdout.take().expect("monitor stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((Instant::now(), line));
+            }
+        });
+        let m = RouteMonitor {
+            label: label.to_string(),
+            child: Some(child),
+            lines,
+            reader: Some(reader),
+        };
+        // The monitor subscribes some time after the spawn: add and remove
+        // the marker until it reports one.
+        let marker = "route add blackhole 192.0.2.77/32 proto static".to_string();
+        wait_until(Duration::from_secs(10), "ip monitor reporting", || {
+            let _ = ns.try_ip(&marker);
+            let _ = ns.try_ip(&marker.replacen("add", "del", 1));
+            m.lines().iter().any(|(_, l)| l.contains("192.0.2.77"))
+        });
+        m
+    }
+
+    fn lines(&self) -> Vec<(Instant, String)> {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Every line about `dst` (e.g. "10.244.1.0/26").
+    fn about(&self, dst: &str) -> Vec<(Instant, String)> {
+        self.lines()
+            .into_iter()
+            .filter(|(_, l)| l.split_whitespace().any(|w| w == dst))
+            .collect()
+    }
+
+    /// The `Deleted ...` lines for `dst`.
+    fn deletions(&self, dst: &str) -> Vec<(Instant, String)> {
+        self.about(dst)
+            .into_iter()
+            .filter(|(_, l)| l.starts_with("Deleted"))
+            .collect()
+    }
+
+    /// Everything seen about `dst`, for failure messages.
+    fn show(&self, dst: &str) -> String {
+        let all = self.about(dst);
+        let lines: Vec<String> = all.iter().map(|(_, l)| format!("  {l}")).collect();
+        format!("ip monitor in {} about {dst}:\n{}", self.label, lines.join("\n"))
+    }
+}
+
+impl Drop for RouteMonitor {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), "KILL");
+            let _ = c.wait();
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// `ping -n -i 0.01` (100 per second) from a pod, in the background until stopped.
+struct Pinger {
+    what: String,
+    child: Option<Child>,
+    text: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+/// What a stopped [`Pinger`] saw.
+#[derive(Debug)]
+struct PingReport {
+    transmitted: u32,
+    received: u32,
+    /// Sequence numbers never answered (not counting `in_flight`).
+    lost: Vec<u32>,
+    /// The last request, sent just before SIGINT stopped ping, if it had no
+    /// answer yet: ping was stopped, not the network.
+    in_flight: Option<u32>,
+    summary: String,
+}
+
+impl Pinger {
+    fn start(pod: &Pod, dst: Ipv4Addr) -> Pinger {
+        let mut child = pod
+            .ns
+            .cmd("ping")
+            .args(["-n", "-i", "0.01", &dst.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ping");
+        let out = child.stdout.take().expect("ping stdout");
+        let text = Arc::new(Mutex::new(String::new()));
+        let sink = text.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let mut t = sink.lock().unwrap_or_else(|e| e.into_inner());
+                t.push_str(&line);
+                t.push('\n');
+            }
+        });
+        Pinger {
+            what: format!("ping {} -> {dst}", pod.addr),
+            child: Some(child),
+            text,
+            reader: Some(reader),
+        }
+    }
+
+    fn replies_so_far(&self) -> usize {
+        self.text
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lines()
+            .filter(|l| l.contains("icmp_seq="))
+            .count()
+    }
+
+    /// Waits until replies are seen flowing (ping's output may be buffered).
+    fn wait_flowing(&self) {
+        wait_until(Duration::from_secs(10), &format!("{} answered", self.what), || {
+            self.replies_so_far() > 0
+        });
+    }
+
+    /// SIGINT (ping then prints its summary), and the per-sequence result.
+    fn stop(mut self) -> PingReport {
+        let mut child = self.child.take().expect("ping running");
+        signal(child.id(), "INT");
+        wait_child(&mut child, Duration::from_secs(5)).unwrap_or_else(|| panic!("{} did not stop", self.what));
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let text = self.text.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let answered: BTreeSet<u32> = text
+            .lines()
+            .filter(|l| l.contains(" bytes from "))
+            .filter_map(|l| l.split("icmp_seq=").nth(1))
+            .filter_map(|s| s.split_whitespace().next()?.parse().ok())
+            .collect();
+        let summary = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .unwrap_or_else(|| panic!("{}: no summary in its output:\n{text}", self.what))
+            .to_string();
+        let mut words = summary
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|w| !w.is_empty());
+        let transmitted: u32 = words.next().and_then(|w| w.parse().ok()).expect("transmitted");
+        let received: u32 = summary
+            .split(", ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|w| w.parse().ok())
+            .expect("received");
+        let mut lost: Vec<u32> = (1..=transmitted).filter(|s| !answered.contains(s)).collect();
+        let in_flight = (lost.last() == Some(&transmitted)).then(|| lost.pop()).flatten();
+        PingReport {
+            transmitted,
+            received,
+            lost,
+            in_flight,
+            summary,
+        }
+    }
+}
+
+impl Drop for Pinger {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), "KILL");
+            let _ = c.wait();
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------
+
+fn has_block(host: &Host, block: &str) -> bool {
+    find(&host.routes("proto bird"), block).is_some()
+}
+
+/// The kernel route for `dst` is a unicast via `gw`.
+fn via(host: &Host, dst: &str, gw: Ipv4Addr) -> bool {
+    find(&host.routes("proto bird"), dst)
+        .is_some_and(|r| r.kind == "unicast" && r.gateway.as_deref() == Some(gw.to_string().as_str()))
+}
+
+/// `show status` says selection is no longer deferred.
+fn selection_done(t: &Ternd) -> bool {
+    t.try_show("status")
+        .is_some_and(|s| s["selection_deferred"] == Value::Bool(false))
+}
+
+/// `show routes --json` paths for `prefix`.
+fn paths_for(t: &Ternd, prefix: &str) -> Vec<Value> {
+    match t.try_show("routes") {
+        Some(Value::Array(v)) => v.into_iter().filter(|r| r["prefix"] == prefix).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The ternd state file (beside the control socket) lists `peer`.
+fn state_file_lists(t: &Ternd, peer: Ipv4Addr) -> bool {
+    let path = t.socket.parent().expect("socket dir").join("ternd.state");
+    fs::read_to_string(path).is_ok_and(|s| s.contains(&format!("\"{peer}\"")))
+}
+
+/// Asserts ternd's log shows it restarted gracefully and ended the deferral
+/// on its peers' End-of-RIB (not on the timer).
+fn assert_restarted_gracefully(t: &Ternd) {
+    let log = t.log_text();
+    assert!(
+        log.contains("graceful restart: restarting"),
+        "ternd did not start as restarting:\n{}",
+        t.log_tail(30)
+    );
+    assert!(
+        log.contains("End-of-RIB from every peer, sending routes"),
+        "ternd's deferral did not end on End-of-RIB:\n{}",
+        t.log_tail(30)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 1, 2: ternd restarting next to BIRD
+// ---------------------------------------------------------------------------
+
+/// Breaks: h1's ternd is restarted (SIGTERM, or SIGKILL) while a pod on h2
+/// pings a pod on h1 at 100/s. Asserts: no ping lost, no deletion of h1's
+/// block in h2's kernel (BIRD kept it as stale) nor of h2's block in h1's
+/// (ternd left it in place), ternd came back as restarting and sent its
+/// routes on BIRD's End-of-RIB.
+fn restart_next_to_bird(test: &str, kill9: bool) {
+    if !require(test, &["bird", "birdc", "ping"]) {
+        return;
+    }
+    let topo = Topology::single_segment(2);
+    let (h1, h2) = (topo.host(1), topo.host(2));
+    let pod1 = h1.add_pod(0);
+    let pod2 = h2.add_pod(0);
+    // After SIGKILL only the heartbeat of the state file says "restarting";
+    // it is rewritten every restart_time/4, so a shorter restart time here.
+    let gr = if kill9 {
+        "\n[graceful_restart]\nrestart_time = 20\n"
+    } else {
+        ""
+    };
+    let mut tern = Ternd::start(
+        &h1.ns,
+        &ternd_mesh_config(h1.addr, &[h2.addr], &h1.block(), "never", 90, gr),
+    );
+    let bird = BirdProc::start(
+        &h2.ns,
+        &calico_bird_config(h2.addr, &[h1.addr], &[h2.block()], CALICO_GR),
+    );
+    let proto = bird_proto(h1.addr);
+    wait_until_diag(
+        Duration::from_secs(30),
+        "session Established and both blocks in both kernels",
+        || {
+            tern.established() == 1
+                && bird.established(&proto)
+                && via(h1, &h2.block(), h2.addr)
+                && via(h2, &h1.block(), h1.addr)
+        },
+        || format!("{}\n{}", tern.peers_summary(), show(&h2.routes(""))),
+    );
+    if kill9 {
+        wait_until(Duration::from_secs(15), "state file listing BIRD", || {
+            state_file_lists(&tern, h2.addr)
+        });
+    }
+    pod2.ping(pod1.addr).expect("pod ping before the restart");
+
+    let mon2 = RouteMonitor::start(&h2.ns, "h2 (BIRD)");
+    let mon1 = RouteMonitor::start(&h1.ns, "h1 (ternd)");
+    let ping = Pinger::start(&pod2, pod1.addr);
+    ping.wait_flowing();
+    let t0 = Instant::now();
+    if kill9 {
+        tern.kill9();
+    } else {
+        let status = tern.stop();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "ternd exit after SIGTERM: {status:?}\n{}",
+            tern.log_tail(20)
+        );
+    }
+    let stopped = t0.elapsed();
+    wait_until(Duration::from_secs(10), "BIRD seeing the session end", || {
+        !bird.established(&proto)
+    });
+    let seen_down = t0.elapsed();
+    tern.restart();
+    wait_until_diag(
+        Duration::from_secs(30),
+        "session back, ternd's selection done, BIRD's graceful restart done",
+        || {
+            tern.established() == 1
+                && selection_done(&tern)
+                && bird.established(&proto)
+                && bird.log_text().contains("Neighbor graceful restart done")
+                && via(h2, &h1.block(), h1.addr)
+        },
+        || format!("{}\n{}", tern.peers_summary(), bird.log_tail()),
+    );
+    let recovered = t0.elapsed();
+    let report = ping.stop();
+    let how = if kill9 { "SIGKILL" } else { "SIGTERM" };
+    println!(
+        "{test}: ternd {how} took {stopped:?}, BIRD saw the session end at {seen_down:?}, \
+         recovered at {recovered:?}; ping: {} sent, {} received, {} lost, in flight at stop: {:?}; \
+         deletions: h2 {} h1 {}",
+        report.transmitted,
+        report.received,
+        report.lost.len(),
+        report.in_flight,
+        mon2.deletions(&h1.block()).len(),
+        mon1.deletions(&h2.block()).len(),
+    );
+    assert!(
+        report.lost.is_empty(),
+        "pings lost across the restart: {:?}\n{}",
+        report.lost,
+        report.summary
+    );
+    assert!(
+        mon2.deletions(&h1.block()).is_empty(),
+        "BIRD's kernel deleted h1's block:\n{}",
+        mon2.show(&h1.block())
+    );
+    assert!(
+        mon1.deletions(&h2.block()).is_empty(),
+        "ternd's kernel deleted h2's block:\n{}",
+        mon1.show(&h2.block())
+    );
+    assert!(
+        bird.log_text().contains("Neighbor graceful restart detected"),
+        "BIRD did not treat the restart as graceful:\n{}",
+        bird.log_tail()
+    );
+    assert_restarted_gracefully(&tern);
+}
+
+#[test]
+fn sigterm_restart_next_to_bird_loses_no_ping_and_no_route() {
+    restart_next_to_bird("sigterm_restart_next_to_bird_loses_no_ping_and_no_route", false);
+}
+
+#[test]
+fn kill9_restart_next_to_bird_loses_no_ping_and_no_route() {
+    restart_next_to_bird("kill9_restart_next_to_bird_loses_no_ping_and_no_route", true);
+}
