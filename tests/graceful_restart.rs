@@ -581,3 +581,325 @@ fn sigterm_restart_next_to_bird_loses_no_ping_and_no_route() {
 fn kill9_restart_next_to_bird_loses_no_ping_and_no_route() {
     restart_next_to_bird("kill9_restart_next_to_bird_loses_no_ping_and_no_route", true);
 }
+
+// ---------------------------------------------------------------------------
+// 3: GoBGP as the helper
+// ---------------------------------------------------------------------------
+
+/// GoBGP with graceful restart (helper) enabled toward `peers`, in GoBGP
+/// 3.10's TOML: `[neighbors.graceful-restart.config]` plus the per-family
+/// `[neighbors.afi-safis.mp-graceful-restart.config]`. Passive toward lower
+/// addresses.
+fn gobgp_gr_config(me: Ipv4Addr, peers: &[Ipv4Addr]) -> String {
+    let mut s = format!(
+        r#"[global.config]
+  as = {ASN}
+  router-id = "{me}"
+  local-address-list = ["{me}"]
+"#
+    );
+    for p in peers {
+        let passive = me > *p;
+        s.push_str(&format!(
+            r#"
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "{p}"
+    peer-as = {ASN}
+  [neighbors.timers.config]
+    connect-retry = 1
+  [neighbors.transport.config]
+    local-address = "{me}"
+    passive-mode = {passive}
+  [neighbors.graceful-restart.config]
+    enabled = true
+    restart-time = 120
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+    [neighbors.afi-safis.mp-graceful-restart.config]
+      enabled = true
+"#
+        ));
+    }
+    s
+}
+
+/// GoBGP's paths for `prefix` from `global rib -j`: (next hop, stale).
+fn gobgp_paths(g: &Gobgp, prefix: &str) -> Option<Vec<(Option<String>, bool)>> {
+    let out = g.try_gobgp(&["global", "rib", "-a", "ipv4", "-j"]).ok()?;
+    let v: Value = serde_json::from_str(&out).ok()?;
+    let paths = v.get(prefix).and_then(Value::as_array).cloned().unwrap_or_default();
+    Some(
+        paths
+            .iter()
+            .map(|p| {
+                let nh = p["attrs"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|a| a["type"].as_u64() == Some(3)))
+                    .and_then(|a| a["nexthop"].as_str().map(String::from));
+                (nh, p["stale"] == Value::Bool(true))
+            })
+            .collect(),
+    )
+}
+
+/// Samples of GoBGP's RIB taken back to back in a thread until stopped.
+#[derive(Debug, Default)]
+struct RibSamples {
+    /// Samples that answered.
+    taken: usize,
+    /// Samples in which a watched prefix was missing: (when, prefix).
+    missing: Vec<(Duration, String)>,
+    /// Samples in which a watched prefix was marked stale.
+    stale: usize,
+    /// Samples the gobgp CLI could not answer.
+    failed: usize,
+}
+
+/// Samples `gobgp global rib` at least every 20 ms (each query takes a
+/// few ms itself) while `during` runs, checking every prefix in `watch` is
+/// present with next hop `nh` in every sample.
+fn sample_gobgp_during<T>(g: &Gobgp, watch: &[(String, Ipv4Addr)], during: impl FnOnce() -> T) -> (T, RibSamples) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let start = Instant::now();
+            let mut s = RibSamples::default();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let began = Instant::now();
+                let Ok(out) = g.try_gobgp(&["global", "rib", "-a", "ipv4", "-j"]) else {
+                    s.failed += 1;
+                    continue;
+                };
+                let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+                s.taken += 1;
+                for (prefix, nh) in watch {
+                    let paths = v.get(prefix).and_then(Value::as_array).cloned().unwrap_or_default();
+                    let ok = paths.iter().any(|p| {
+                        p["attrs"].as_array().is_some_and(|a| {
+                            a.iter()
+                                .any(|a| a["type"].as_u64() == Some(3) && a["nexthop"] == nh.to_string().as_str())
+                        })
+                    });
+                    if !ok {
+                        s.missing.push((start.elapsed(), prefix.clone()));
+                    }
+                    if paths.iter().any(|p| p["stale"] == Value::Bool(true)) {
+                        s.stale += 1;
+                    }
+                }
+                if let Some(rest) = Duration::from_millis(20).checked_sub(began.elapsed()) {
+                    // Pacing the samples, not waiting for a timer.
+                    std::thread::sleep(rest);
+                }
+            }
+            s
+        });
+        let out = during();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (out, sampler.join().expect("sampler thread"))
+    })
+}
+
+/// Breaks: h1's ternd is SIGTERM-restarted next to GoBGP (graceful restart
+/// helper) on h2. Asserts: h1's block, next hop h1, is in every one of the
+/// `gobgp global rib` samples taken back to back during the restart; GoBGP
+/// marked it stale meanwhile and ternd sent its routes on GoBGP's End-of-RIB.
+#[test]
+fn gobgp_keeps_the_block_in_every_rib_sample_across_sigterm_restart() {
+    let test = "gobgp_keeps_the_block_in_every_rib_sample_across_sigterm_restart";
+    if !require(test, &["gobgpd", "gobgp"]) {
+        return;
+    }
+    let topo = Topology::single_segment(2);
+    let (h1, h2) = (topo.host(1), topo.host(2));
+    let mut tern = Ternd::start(
+        &h1.ns,
+        &ternd_mesh_config(h1.addr, &[h2.addr], &h1.block(), "never", 90, ""),
+    );
+    let gobgp = Gobgp::start(&h2.ns, &gobgp_gr_config(h2.addr, &[h1.addr]));
+    gobgp.gobgp(&[
+        "global",
+        "rib",
+        "add",
+        &h2.block(),
+        "-a",
+        "ipv4",
+        "nexthop",
+        &h2.addr.to_string(),
+    ]);
+    let h1_addr = h1.addr.to_string();
+    let fresh = |g: &Gobgp| {
+        gobgp_paths(g, &h1.block()).is_some_and(|p| {
+            p.iter()
+                .any(|(nh, stale)| nh.as_deref() == Some(h1_addr.as_str()) && !stale)
+        })
+    };
+    wait_until_diag(
+        Duration::from_secs(30),
+        "session Established, h1's block in GoBGP and h2's in h1's kernel",
+        || tern.established() == 1 && gobgp.established(&h1_addr) && fresh(&gobgp) && via(h1, &h2.block(), h2.addr),
+        || tern.peers_summary(),
+    );
+    let neighbor = gobgp.gobgp(&["neighbor", &h1_addr]);
+    assert!(
+        neighbor
+            .lines()
+            .any(|l| l.contains("graceful-restart:") && l.contains("advertised and received")),
+        "graceful restart not negotiated with GoBGP:\n{neighbor}"
+    );
+
+    let t0 = Instant::now();
+    let ((stopped, recovered), samples) = sample_gobgp_during(&gobgp, &[(h1.block(), h1.addr)], || {
+        let status = tern.stop();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "ternd exit after SIGTERM: {status:?}"
+        );
+        let stopped = t0.elapsed();
+        wait_until(Duration::from_secs(10), "GoBGP seeing the session end", || {
+            !gobgp.established(&h1_addr)
+        });
+        tern.restart();
+        wait_until_diag(
+            Duration::from_secs(30),
+            "session back, ternd's selection done, h1's block fresh in GoBGP",
+            || tern.established() == 1 && selection_done(&tern) && gobgp.established(&h1_addr) && fresh(&gobgp),
+            || format!("{}\n{:?}", tern.peers_summary(), gobgp_paths(&gobgp, &h1.block())),
+        );
+        (stopped, t0.elapsed())
+    });
+    println!(
+        "{test}: SIGTERM took {stopped:?}, recovered at {recovered:?}; GoBGP RIB samples: {} taken, \
+         {} without h1's block, {} with it stale, {} failed",
+        samples.taken,
+        samples.missing.len(),
+        samples.stale,
+        samples.failed
+    );
+    assert!(samples.taken >= 10, "too few samples: {samples:?}");
+    assert!(
+        samples.missing.is_empty(),
+        "h1's block missing from GoBGP's RIB in {} of {} samples: {:?}",
+        samples.missing.len(),
+        samples.taken,
+        samples.missing
+    );
+    assert!(
+        samples.stale > 0,
+        "GoBGP never marked h1's block stale: was the session loss seen as a graceful restart? {samples:?}"
+    );
+    assert_restarted_gracefully(&tern);
+}
+
+// ---------------------------------------------------------------------------
+// 4: ternd on both sides
+// ---------------------------------------------------------------------------
+
+/// Breaks: h1's ternd is SIGTERM-restarted; h2 runs ternd too (the helper).
+/// Asserts: no ping lost from a pod on h2 to a pod on h1, no deletion of h1's
+/// block in h2's kernel nor of h2's in h1's, h2 held h1's routes as stale
+/// meanwhile (its `show peers` graceful_restart block), h1 sent its routes on
+/// h2's End-of-RIB.
+#[test]
+fn ternd_peer_keeps_the_block_across_sigterm_restart() {
+    let test = "ternd_peer_keeps_the_block_across_sigterm_restart";
+    if !require(test, &["ping"]) {
+        return;
+    }
+    let topo = Topology::single_segment(2);
+    let (h1, h2) = (topo.host(1), topo.host(2));
+    let pod1 = h1.add_pod(0);
+    let pod2 = h2.add_pod(0);
+    let mut t1 = Ternd::start(
+        &h1.ns,
+        &ternd_mesh_config(h1.addr, &[h2.addr], &h1.block(), "never", 90, ""),
+    );
+    let t2 = Ternd::start(
+        &h2.ns,
+        &ternd_mesh_config(h2.addr, &[h1.addr], &h2.block(), "never", 90, ""),
+    );
+    wait_until_diag(
+        Duration::from_secs(30),
+        "session Established and both blocks in both kernels",
+        || {
+            t1.established() == 1
+                && t2.established() == 1
+                && via(h1, &h2.block(), h2.addr)
+                && via(h2, &h1.block(), h1.addr)
+        },
+        || format!("{}\n{}", t1.peers_summary(), t2.peers_summary()),
+    );
+    pod2.ping(pod1.addr).expect("pod ping before the restart");
+
+    let mon2 = RouteMonitor::start(&h2.ns, "h2 (ternd helper)");
+    let mon1 = RouteMonitor::start(&h1.ns, "h1 (ternd restarting)");
+    let ping = Pinger::start(&pod2, pod1.addr);
+    ping.wait_flowing();
+    let t0 = Instant::now();
+    let status = t1.stop();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "ternd exit after SIGTERM: {status:?}\n{}",
+        t1.log_tail(20)
+    );
+    let stopped = t0.elapsed();
+    let h1_addr = h1.addr.to_string();
+    let mut helper_state = Value::Null;
+    wait_until_diag(
+        Duration::from_secs(10),
+        "h2 keeping h1's routes as stale",
+        || {
+            let Some(p) = t2.peer(&h1_addr) else { return false };
+            helper_state = p["graceful_restart"].clone();
+            p["state"] != "Established" && helper_state["stale_routes"].as_u64() == Some(1)
+        },
+        || t2.peers_summary(),
+    );
+    t1.restart();
+    wait_until_diag(
+        Duration::from_secs(30),
+        "session back, selection done, no stale routes left on h2",
+        || {
+            t1.established() == 1
+                && selection_done(&t1)
+                && t2
+                    .peer(&h1_addr)
+                    .is_some_and(|p| p["state"] == "Established" && p["graceful_restart"].is_null())
+                && paths_for(&t2, &h1.block())
+                    .iter()
+                    .any(|p| p["from"].as_str().is_some_and(|f| !f.ends_with("(stale)")))
+        },
+        || format!("{}\n{}", t1.peers_summary(), t2.peers_summary()),
+    );
+    let recovered = t0.elapsed();
+    let report = ping.stop();
+    println!(
+        "{test}: SIGTERM took {stopped:?}, h2's helper state {helper_state}, recovered at {recovered:?}; \
+         ping: {} sent, {} received, {} lost, in flight at stop: {:?}; deletions: h2 {} h1 {}",
+        report.transmitted,
+        report.received,
+        report.lost.len(),
+        report.in_flight,
+        mon2.deletions(&h1.block()).len(),
+        mon1.deletions(&h2.block()).len(),
+    );
+    assert!(
+        report.lost.is_empty(),
+        "pings lost across the restart: {:?}\n{}",
+        report.lost,
+        report.summary
+    );
+    assert!(
+        mon2.deletions(&h1.block()).is_empty(),
+        "h2's kernel deleted h1's block:\n{}",
+        mon2.show(&h1.block())
+    );
+    assert!(
+        mon1.deletions(&h2.block()).is_empty(),
+        "h1's kernel deleted h2's block:\n{}",
+        mon1.show(&h2.block())
+    );
+    assert_restarted_gracefully(&t1);
+}
