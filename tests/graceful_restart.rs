@@ -903,3 +903,529 @@ fn ternd_peer_keeps_the_block_across_sigterm_restart() {
     );
     assert_restarted_gracefully(&t1);
 }
+
+// ---------------------------------------------------------------------------
+// 5: a restarting route reflector
+// ---------------------------------------------------------------------------
+
+const CLUSTER_ID: &str = "1.1.1.1";
+
+/// A ternd config with explicit iBGP `[[peer]]`s (`(address, extra keys)`),
+/// originating `block`; `bgp_extra` goes into `[bgp]` (e.g. a cluster id).
+fn ternd_peers_config(me: Ipv4Addr, bgp_extra: &str, block: &str, peers: &[(Ipv4Addr, &str)]) -> String {
+    let mut s = format!(
+        r#"[bgp]
+asn = {ASN}
+router_id = "{me}"
+listen = ["0.0.0.0:179"]
+connect_retry_time = 1
+{bgp_extra}
+
+[kernel]
+allowed_prefixes = ["10.244.0.0/16"]
+
+[[originate]]
+prefix = "{block}"
+"#
+    );
+    for (addr, extra) in peers {
+        s.push_str(&format!(
+            "\n[[peer]]\naddress = \"{addr}\"\nasn = {ASN}\nfamilies = [\"ipv4\"]\n{extra}\n"
+        ));
+    }
+    s
+}
+
+/// Breaks: the ternd route reflector on h1 (clients: BIRD on h2, GoBGP on h3,
+/// ternd on h4, each announcing its own block) is SIGTERM-restarted. It must
+/// wait for all three clients' End-of-RIB before it reflects anything, or a
+/// client would drop the blocks missing from a partial table. Asserts: no
+/// deletion of any block in the BIRD client's, the ternd client's or the
+/// reflector's kernel (ip monitor), every block in every sample of GoBGP's
+/// RIB, and afterwards every client has every other block via its originator.
+#[test]
+fn reflector_restart_deletes_no_client_block() {
+    let test = "reflector_restart_deletes_no_client_block";
+    if !require(test, &["bird", "birdc", "gobgpd", "gobgp"]) {
+        return;
+    }
+    let topo = Topology::single_segment(4);
+    let (rr, bc, gc, tc) = (topo.host(1), topo.host(2), topo.host(3), topo.host(4));
+    let client = "route_reflector_client = true";
+    let mut reflector = Ternd::start(
+        &rr.ns,
+        &ternd_peers_config(
+            rr.addr,
+            &format!("cluster_id = \"{CLUSTER_ID}\""),
+            &rr.block(),
+            &[(bc.addr, client), (gc.addr, client), (tc.addr, client)],
+        ),
+    );
+    let bird = BirdProc::start(
+        &bc.ns,
+        &calico_bird_config(bc.addr, &[rr.addr], &[bc.block()], CALICO_GR),
+    );
+    let gobgp = Gobgp::start(&gc.ns, &gobgp_gr_config(gc.addr, &[rr.addr]));
+    gobgp.gobgp(&[
+        "global",
+        "rib",
+        "add",
+        &gc.block(),
+        "-a",
+        "ipv4",
+        "nexthop",
+        &gc.addr.to_string(),
+    ]);
+    let tern_client = Ternd::start(&tc.ns, &ternd_peers_config(tc.addr, "", &tc.block(), &[(rr.addr, "")]));
+    let proto = bird_proto(rr.addr);
+    let rr_addr = rr.addr.to_string();
+    let everyone = [rr, bc, gc, tc];
+    // What each client must hold: every other block via its originator.
+    let kernel_full = |me: &Host| {
+        everyone
+            .iter()
+            .filter(|h| h.index != me.index)
+            .all(|h| via(me, &h.block(), h.addr))
+    };
+    let gobgp_fresh = |prefix: &str, nh: Ipv4Addr| {
+        gobgp_paths(&gobgp, prefix).is_some_and(|p| {
+            p.iter()
+                .any(|(n, stale)| n.as_deref() == Some(nh.to_string().as_str()) && !stale)
+        })
+    };
+    let gobgp_full = || [rr, bc, tc].iter().all(|h| gobgp_fresh(&h.block(), h.addr));
+    let diag = |reflector: &Ternd| {
+        format!(
+            "{}\n{}\nBIRD client:\n{}\nternd client:\n{}\nGoBGP:\n{}",
+            reflector.peers_summary(),
+            tern_client.peers_summary(),
+            show(&bc.routes("proto bird")),
+            show(&tc.routes("proto bird")),
+            gobgp.try_gobgp(&["global", "rib"]).unwrap_or_else(|e| e.to_string())
+        )
+    };
+    wait_until_diag(
+        Duration::from_secs(40),
+        "all sessions Established, every block at every client",
+        || {
+            reflector.established() == 3
+                && bird.established(&proto)
+                && gobgp.established(&rr_addr)
+                && tern_client.established() == 1
+                && kernel_full(rr)
+                && kernel_full(bc)
+                && kernel_full(tc)
+                && gobgp_full()
+        },
+        || diag(&reflector),
+    );
+
+    let monitors = [
+        RouteMonitor::start(&bc.ns, "h2 (BIRD client)"),
+        RouteMonitor::start(&tc.ns, "h4 (ternd client)"),
+        RouteMonitor::start(&rr.ns, "h1 (reflector)"),
+    ];
+    let watch: Vec<(String, Ipv4Addr)> = [rr, bc, tc].iter().map(|h| (h.block(), h.addr)).collect();
+    let t0 = Instant::now();
+    let ((stopped, recovered), samples) = sample_gobgp_during(&gobgp, &watch, || {
+        let status = reflector.stop();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "reflector exit after SIGTERM: {status:?}"
+        );
+        let stopped = t0.elapsed();
+        wait_until(Duration::from_secs(10), "every client seeing the session end", || {
+            !bird.established(&proto)
+                && !gobgp.established(&rr_addr)
+                && tern_client.peer(&rr_addr).is_some_and(|p| p["state"] != "Established")
+        });
+        reflector.restart();
+        wait_until_diag(
+            Duration::from_secs(40),
+            "reflector back with every client, selection done, no stale routes left anywhere",
+            || {
+                reflector.established() == 3
+                    && selection_done(&reflector)
+                    && bird.established(&proto)
+                    && bird.log_text().contains("Neighbor graceful restart done")
+                    && tern_client
+                        .peer(&rr_addr)
+                        .is_some_and(|p| p["state"] == "Established" && p["graceful_restart"].is_null())
+                    && gobgp_full()
+            },
+            || diag(&reflector),
+        );
+        (stopped, t0.elapsed())
+    });
+    let mut deletions = Vec::new();
+    for m in &monitors {
+        for h in &everyone {
+            deletions.extend(
+                m.deletions(&h.block())
+                    .into_iter()
+                    .map(|(_, l)| format!("{}: {l}", m.label)),
+            );
+        }
+    }
+    println!(
+        "{test}: SIGTERM took {stopped:?}, recovered at {recovered:?}; kernel deletions in the clients and \
+         the reflector: {}; GoBGP RIB samples: {} taken, {} missing a block, {} stale, {} failed",
+        deletions.len(),
+        samples.taken,
+        samples.missing.len(),
+        samples.stale,
+        samples.failed
+    );
+    assert!(
+        deletions.is_empty(),
+        "blocks deleted during the reflector restart:\n{}",
+        deletions.join("\n")
+    );
+    assert!(samples.taken >= 10, "too few samples: {samples:?}");
+    assert!(
+        samples.missing.is_empty(),
+        "blocks missing from GoBGP's RIB in {} of {} samples: {:?}",
+        samples.missing.len(),
+        samples.taken,
+        samples.missing
+    );
+    assert!(
+        samples.stale > 0,
+        "GoBGP never held the reflected blocks as stale: {samples:?}"
+    );
+    for me in [rr, bc, tc] {
+        assert!(
+            kernel_full(me),
+            "host {} lacks a block after the restart\n{}",
+            me.index,
+            diag(&reflector)
+        );
+    }
+    assert!(
+        gobgp_full(),
+        "GoBGP lacks a block after the restart\n{}",
+        diag(&reflector)
+    );
+    assert_restarted_gracefully(&reflector);
+}
+
+// ---------------------------------------------------------------------------
+// 6: ternd helping a restarting BIRD
+// ---------------------------------------------------------------------------
+
+/// Breaks: BIRD on h2, announcing two blocks, is SIGKILLed, one block is
+/// removed from its config, and it starts again in graceful-restart recovery
+/// (`bird -R`: R=1, F=1). Asserts: ternd keeps both blocks (stale) while BIRD
+/// is away, then after BIRD's End-of-RIB only the one BIRD still announces;
+/// h1's kernel never deletes the kept block and deletes the dropped one once,
+/// after BIRD came back.
+#[test]
+fn restarted_bird_neighbour_keeps_routes_until_end_of_rib() {
+    let test = "restarted_bird_neighbour_keeps_routes_until_end_of_rib";
+    if !require(test, &["bird", "birdc"]) {
+        return;
+    }
+    let topo = Topology::single_segment(2);
+    let (h1, h2) = (topo.host(1), topo.host(2));
+    let kept = h2.block();
+    let dropped = "10.244.22.0/26".to_string();
+    let tern = Ternd::start(
+        &h1.ns,
+        &ternd_mesh_config(h1.addr, &[h2.addr], &h1.block(), "never", 90, ""),
+    );
+    let mut bird = BirdProc::start(
+        &h2.ns,
+        &calico_bird_config(h2.addr, &[h1.addr], &[kept.clone(), dropped.clone()], CALICO_GR),
+    );
+    let proto = bird_proto(h1.addr);
+    let h2_addr = h2.addr.to_string();
+    wait_until_diag(
+        Duration::from_secs(30),
+        "session Established and both of BIRD's blocks in h1's kernel",
+        || tern.established() == 1 && via(h1, &kept, h2.addr) && via(h1, &dropped, h2.addr),
+        || format!("{}\n{}", tern.peers_summary(), show(&h1.routes(""))),
+    );
+    let mon1 = RouteMonitor::start(&h1.ns, "h1 (ternd)");
+
+    let t0 = Instant::now();
+    bird.kill9();
+    let mut held = Value::Null;
+    let seen_stale = wait_until_diag(
+        Duration::from_secs(10),
+        "ternd keeping BIRD's two routes as stale",
+        || {
+            let Some(p) = tern.peer(&h2_addr) else { return false };
+            held = p["graceful_restart"].clone();
+            p["state"] != "Established" && held["state"] == "restarting" && held["stale_routes"].as_u64() == Some(2)
+        },
+        || tern.peers_summary(),
+    );
+    for block in [&kept, &dropped] {
+        let paths = paths_for(&tern, block);
+        assert!(
+            paths.len() == 1 && paths[0]["from"].as_str().is_some_and(|f| f.ends_with("(stale)")),
+            "{block} should be held as stale: {paths:?}"
+        );
+        assert!(via(h1, block, h2.addr), "{block} left h1's kernel while BIRD was away");
+    }
+    let restarted_at = Instant::now();
+    bird.spawn(
+        &calico_bird_config(h2.addr, &[h1.addr], &[kept.clone()], CALICO_GR),
+        true,
+    );
+    let settled = wait_until_diag(
+        Duration::from_secs(30),
+        "BIRD back, its End-of-RIB taken: the dropped block gone, the kept one fresh",
+        || {
+            bird.established(&proto)
+                && tern
+                    .peer(&h2_addr)
+                    .is_some_and(|p| p["state"] == "Established" && p["graceful_restart"].is_null())
+                && !has_block(h1, &dropped)
+                && via(h1, &kept, h2.addr)
+                && paths_for(&tern, &kept)
+                    .iter()
+                    .any(|p| p["from"].as_str().is_some_and(|f| !f.ends_with("(stale)")))
+        },
+        || {
+            format!(
+                "{}\n{}\n{}",
+                tern.peers_summary(),
+                show(&h1.routes("")),
+                bird.log_tail()
+            )
+        },
+    );
+    let kept_deleted = mon1.deletions(&kept);
+    let dropped_deleted = mon1.deletions(&dropped);
+    println!(
+        "{test}: ternd held {held} {seen_stale:?} after the SIGKILL; BIRD restarted {:?} after it; settled \
+         {settled:?} later; h1 kernel deletions: kept {} dropped {} ({:?} after BIRD's restart)",
+        restarted_at - t0,
+        kept_deleted.len(),
+        dropped_deleted.len(),
+        dropped_deleted
+            .first()
+            .map(|(at, _)| at.saturating_duration_since(restarted_at)),
+    );
+    assert!(kept_deleted.is_empty(), "kept block deleted:\n{}", mon1.show(&kept));
+    assert_eq!(dropped_deleted.len(), 1, "{}", mon1.show(&dropped));
+    assert!(
+        dropped_deleted[0].0 > restarted_at,
+        "the dropped block left before BIRD came back:\n{}",
+        mon1.show(&dropped)
+    );
+    assert!(
+        paths_for(&tern, &dropped).is_empty(),
+        "ternd still has {dropped}: {:?}",
+        paths_for(&tern, &dropped)
+    );
+    assert!(
+        bird.log_text().contains("Graceful restart started"),
+        "BIRD did not start in graceful-restart recovery:\n{}",
+        bird.log_tail()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 7: long-lived graceful restart with BIRD
+// ---------------------------------------------------------------------------
+
+/// BIRD's restart time and long-lived stale time in the LLGR test, seconds.
+const LLGR_T: u64 = 2;
+const LLGR_S: u64 = 8;
+
+/// Breaks: BIRD (graceful restart time T=2, LLGR with long lived stale time
+/// S=8) is SIGKILLed and not restarted. Asserts: ternd keeps h2's block,
+/// first as stale, after about T as LLGR_STALE (community 65535:6) and still
+/// in h1's kernel, and removes it at about T+S (the smaller of BIRD's 8 and
+/// ternd's own long_lived_stale_time 60).
+#[test]
+fn bird_llgr_routes_turn_llgr_stale_then_expire() {
+    let test = "bird_llgr_routes_turn_llgr_stale_then_expire";
+    if !require(test, &["bird", "birdc"]) {
+        return;
+    }
+    let topo = Topology::single_segment(2);
+    let (h1, h2) = (topo.host(1), topo.host(2));
+    let tern = Ternd::start(
+        &h1.ns,
+        &ternd_mesh_config(
+            h1.addr,
+            &[h2.addr],
+            &h1.block(),
+            "never",
+            90,
+            "\n[graceful_restart]\nlong_lived_stale_time = 60\n",
+        ),
+    );
+    let llgr = format!(
+        "graceful restart on;\n  graceful restart time {LLGR_T};\n  long lived graceful restart on;\n  long lived stale time {LLGR_S};"
+    );
+    let mut bird = BirdProc::start(&h2.ns, &calico_bird_config(h2.addr, &[h1.addr], &[h2.block()], &llgr));
+    let proto = bird_proto(h1.addr);
+    let h2_addr = h2.addr.to_string();
+    let block = h2.block();
+    wait_until_diag(
+        Duration::from_secs(30),
+        "session Established and h2's block in h1's kernel",
+        || tern.established() == 1 && bird.established(&proto) && via(h1, &block, h2.addr),
+        || tern.peers_summary(),
+    );
+    let caps = bird
+        .try_birdc(&format!("show protocols all {proto}"))
+        .unwrap_or_default();
+    assert!(
+        caps.matches("Long-lived graceful restart").count() >= 2,
+        "LLGR not announced by both sides:\n{caps}"
+    );
+    let mon1 = RouteMonitor::start(&h1.ns, "h1 (ternd)");
+    let communities = |p: &Value| -> Vec<String> {
+        p["communities"]
+            .as_array()
+            .map(|c| c.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+
+    let t0 = Instant::now();
+    bird.kill9();
+    wait_until_diag(
+        Duration::from_secs(LLGR_T),
+        "h2's block held as stale, not yet LLGR_STALE",
+        || {
+            let p = paths_for(&tern, &block);
+            p.len() == 1
+                && p[0]["from"].as_str().is_some_and(|f| f.ends_with("(stale)"))
+                && !communities(&p[0]).iter().any(|c| c == "65535:6")
+        },
+        || format!("{:?}", paths_for(&tern, &block)),
+    );
+    let stale_at = t0.elapsed();
+    let mut llgr_path = Value::Null;
+    wait_until_diag(
+        Duration::from_secs(LLGR_T + 3),
+        "h2's block carrying LLGR_STALE (65535:6)",
+        || {
+            let p = paths_for(&tern, &block);
+            llgr_path = p.first().cloned().unwrap_or(Value::Null);
+            communities(&llgr_path).iter().any(|c| c == "65535:6")
+        },
+        || format!("{:?}\n{}", paths_for(&tern, &block), tern.peers_summary()),
+    );
+    let llgr_at = t0.elapsed();
+    assert!(via(h1, &block, h2.addr), "LLGR-stale block not in h1's kernel");
+    let peer_gr = tern.peer(&h2_addr).map(|p| p["graceful_restart"].clone());
+    wait_until_diag(
+        Duration::from_secs(LLGR_T + LLGR_S + 5),
+        "h2's block gone from ternd and h1's kernel",
+        || paths_for(&tern, &block).is_empty() && !has_block(h1, &block),
+        || format!("{:?}\n{}", paths_for(&tern, &block), tern.peers_summary()),
+    );
+    let gone_at = t0.elapsed();
+    let deleted = mon1.deletions(&block);
+    let deleted_at = deleted.first().map(|(at, _)| at.saturating_duration_since(t0));
+    println!(
+        "{test}: after SIGKILL of BIRD: stale at {stale_at:?}, LLGR_STALE at {llgr_at:?} (path {llgr_path}, \
+         peer {peer_gr:?}), gone from ternd at {gone_at:?}, kernel deletion at {deleted_at:?} ({} deletions)",
+        deleted.len()
+    );
+    assert!(
+        llgr_at >= Duration::from_millis(LLGR_T * 1000 - 500),
+        "LLGR_STALE before the restart time ran out: {llgr_at:?}"
+    );
+    assert_eq!(deleted.len(), 1, "{}", mon1.show(&block));
+    let deleted_at = deleted_at.expect("deletion");
+    assert!(
+        deleted_at >= Duration::from_secs(LLGR_T + LLGR_S - 1),
+        "removed before restart time + long-lived stale time: {deleted_at:?}"
+    );
+    assert!(
+        deleted_at <= Duration::from_secs(LLGR_T + LLGR_S + 3),
+        "kept well past restart time + long-lived stale time: {deleted_at:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 8: hard shutdown
+// ---------------------------------------------------------------------------
+
+/// Breaks: `ternctl shutdown --hard` on h1 next to BIRD. Asserts: BIRD's
+/// kernel deletes h1's block within 1 s of the command (Cease, no graceful
+/// restart), ternd exits, h1's kernel keeps no `proto bird` route and the
+/// state file is gone (the next start is a fresh one).
+#[test]
+fn hard_shutdown_withdraws_from_bird_within_a_second() {
+    let test = "hard_shutdown_withdraws_from_bird_within_a_second";
+    if !require(test, &["bird", "birdc"]) {
+        return;
+    }
+    let topo = Topology::single_segment(2);
+    let (h1, h2) = (topo.host(1), topo.host(2));
+    let mut tern = Ternd::start(
+        &h1.ns,
+        &ternd_mesh_config(h1.addr, &[h2.addr], &h1.block(), "never", 90, ""),
+    );
+    let bird = BirdProc::start(
+        &h2.ns,
+        &calico_bird_config(h2.addr, &[h1.addr], &[h2.block()], CALICO_GR),
+    );
+    let proto = bird_proto(h1.addr);
+    wait_until_diag(
+        Duration::from_secs(30),
+        "session Established and both blocks in both kernels",
+        || {
+            tern.established() == 1
+                && bird.established(&proto)
+                && via(h1, &h2.block(), h2.addr)
+                && via(h2, &h1.block(), h1.addr)
+        },
+        || tern.peers_summary(),
+    );
+    let state_file = tern.socket.parent().expect("socket dir").join("ternd.state");
+    wait_until(Duration::from_secs(10), "state file written", || state_file.exists());
+    let mon2 = RouteMonitor::start(&h2.ns, "h2 (BIRD)");
+
+    let t0 = Instant::now();
+    let reply = tern.ternctl(&["shutdown", "--hard"]).unwrap_or_else(|e| panic!("{e}"));
+    wait_until_diag(
+        Duration::from_secs(5),
+        "BIRD's kernel deleting h1's block",
+        || !mon2.deletions(&h1.block()).is_empty(),
+        || mon2.show(&h1.block()),
+    );
+    let deleted_after = mon2.deletions(&h1.block())[0].0.saturating_duration_since(t0);
+    wait_until(Duration::from_secs(10), "ternd exiting", || tern.exited().is_some());
+    let exited_after = t0.elapsed();
+    let left = h1.routes("proto bird");
+    let bird_view = bird
+        .try_birdc(&format!("show protocols all {proto}"))
+        .unwrap_or_default();
+    let last_error = bird_view
+        .lines()
+        .find(|l| l.contains("Last error"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    println!(
+        "{test}: reply {:?}; BIRD's kernel deleted h1's block {deleted_after:?} after the command; ternd exited \
+         after {exited_after:?}; h1 proto bird routes left: {}; BIRD: {last_error}",
+        reply.trim(),
+        left.len()
+    );
+    assert!(
+        deleted_after < Duration::from_secs(1),
+        "withdrawal took {deleted_after:?}"
+    );
+    assert!(left.is_empty(), "proto bird routes left on h1:\n{}", show(&left));
+    assert!(!state_file.exists(), "state file left after a hard stop");
+    assert!(
+        last_error.contains("Received: Administrative shutdown"),
+        "BIRD was not sent a Cease: {last_error}\n{}",
+        bird.log_tail()
+    );
+    assert!(
+        !bird.log_text().contains("Neighbor graceful restart detected"),
+        "BIRD treated the hard stop as a graceful restart:\n{}",
+        bird.log_tail()
+    );
+}
