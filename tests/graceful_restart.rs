@@ -282,6 +282,7 @@ impl Drop for RouteMonitor {
 /// `ping -n -i 0.01` (100 per second) from a pod, in the background until stopped.
 struct Pinger {
     what: String,
+    started: Instant,
     child: Option<Child>,
     text: Arc<Mutex<String>>,
     reader: Option<JoinHandle<()>>,
@@ -297,6 +298,8 @@ struct PingReport {
     /// The last request, sent just before SIGINT stopped ping, if it had no
     /// answer yet: ping was stopped, not the network.
     in_flight: Option<u32>,
+    /// How long ping ran.
+    ran: Duration,
     summary: String,
 }
 
@@ -324,6 +327,7 @@ impl Pinger {
         });
         Pinger {
             what: format!("ping {} -> {dst}", pod.addr),
+            started: Instant::now(),
             child: Some(child),
             text,
             reader: Some(reader),
@@ -351,6 +355,7 @@ impl Pinger {
         let mut child = self.child.take().expect("ping running");
         signal(child.id(), "INT");
         wait_child(&mut child, Duration::from_secs(5)).unwrap_or_else(|| panic!("{} did not stop", self.what));
+        let ran = self.started.elapsed();
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
@@ -383,6 +388,7 @@ impl Pinger {
             received,
             lost,
             in_flight,
+            ran,
             summary,
         }
     }
@@ -539,8 +545,9 @@ fn restart_next_to_bird(test: &str, kill9: bool) {
     let how = if kill9 { "SIGKILL" } else { "SIGTERM" };
     println!(
         "{test}: ternd {how} took {stopped:?}, BIRD saw the session end at {seen_down:?}, \
-         recovered at {recovered:?}; ping: {} sent, {} received, {} lost, in flight at stop: {:?}; \
+         recovered at {recovered:?}; ping ran {:?}: {} sent, {} received, {} lost, in flight at stop: {:?}; \
          deletions: h2 {} h1 {}",
+        report.ran,
         report.transmitted,
         report.received,
         report.lost.len(),
@@ -877,7 +884,8 @@ fn ternd_peer_keeps_the_block_across_sigterm_restart() {
     let report = ping.stop();
     println!(
         "{test}: SIGTERM took {stopped:?}, h2's helper state {helper_state}, recovered at {recovered:?}; \
-         ping: {} sent, {} received, {} lost, in flight at stop: {:?}; deletions: h2 {} h1 {}",
+         ping ran {:?}: {} sent, {} received, {} lost, in flight at stop: {:?}; deletions: h2 {} h1 {}",
+        report.ran,
         report.transmitted,
         report.received,
         report.lost.len(),
@@ -1170,7 +1178,7 @@ fn restarted_bird_neighbour_keeps_routes_until_end_of_rib() {
     }
     let restarted_at = Instant::now();
     bird.spawn(
-        &calico_bird_config(h2.addr, &[h1.addr], &[kept.clone()], CALICO_GR),
+        &calico_bird_config(h2.addr, &[h1.addr], std::slice::from_ref(&kept), CALICO_GR),
         true,
     );
     let settled = wait_until_diag(
