@@ -12,8 +12,6 @@
 //! `ip -o monitor route` in the peers' namespaces (any `Deleted` line for a
 //! block is a flap), and continuous samples of GoBGP's RIB.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -24,8 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::Value;
+use tern_testkit::*;
 
 // ---------------------------------------------------------------------------
 // BIRD, configured like Calico's template
