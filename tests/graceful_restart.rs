@@ -1448,14 +1448,10 @@ fn hard_shutdown_withdraws_from_bird_within_a_second() {
 /// kernel deletes the other client's block (the restarted reflector must not
 /// send a partial table and End-of-RIB before it has heard from both).
 ///
-/// Fails today: the state file written at start lists no peers and is next
-/// rewritten 30 s later (not when a session comes up), so the restarted
-/// reflector logs "deferring route selection for 0 peers", ends the deferral
-/// at once, and its OPENs then carry neither R nor F: both clients log
-/// "ipv4-unicast not preserved in the new session, removing its stale
-/// routes" and their kernels delete each other's block until it is re-sent.
+/// This found a bug: the state file used to be rewritten only every
+/// restart_time/4, so a kill right after the sessions came up restarted with
+/// no peers to wait for. It is now rewritten as soon as a session comes up.
 #[test]
-#[ignore = "daemon bug: a kill -9 before the first heartbeat records the peers restarts with 0 peers to wait for; OPEN then has F=0 and clients flush the reflected blocks"]
 fn reflector_killed_soon_after_start_deletes_no_client_block() {
     let test = "reflector_killed_soon_after_start_deletes_no_client_block";
     if !require(test, &[]) {

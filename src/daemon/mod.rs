@@ -63,6 +63,8 @@ pub struct Daemon {
     metrics_addr: Option<SocketAddr>,
     /// Where our graceful-restart state is kept (see `restart`).
     state_path: PathBuf,
+    /// Keeps that file current while running; stopped before the last write.
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Families of the routes fib-sync adopted at start: the forwarding state a
@@ -194,13 +196,14 @@ impl Daemon {
         for p in cfg.effective_peers() {
             supervisor.start_peer(&cfg, &p);
         }
-        if gr.enabled {
+        let heartbeat = gr.enabled.then(|| {
             tokio::spawn(restart::heartbeat(
                 registry.clone(),
                 state_path.clone(),
                 settings::state_heartbeat(&cfg),
-            ));
-        }
+                supervisor.local_restart.clone(),
+            ))
+        });
         info!(
             "ternd {} running: AS {} router id {}, {} peers",
             env!("CARGO_PKG_VERSION"),
@@ -215,6 +218,7 @@ impl Daemon {
             bgp_addrs,
             metrics_addr,
             state_path,
+            heartbeat,
         })
     }
 
@@ -250,6 +254,10 @@ impl Daemon {
     pub async fn stop(self, mode: StopMode) {
         let registry = self.supervisor.registry.clone();
         let cfg = registry.config();
+        // Sessions closing must not rewrite the state file after the last write.
+        if let Some(h) = &self.heartbeat {
+            h.abort();
+        }
         if mode == StopMode::Graceful {
             // Routes learned from peers stay in the kernel too, so the kernel
             // is frozen before the sessions go down.

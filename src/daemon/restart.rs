@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::registry::Registry;
+use crate::session::LocalRestart;
 
 /// What the file holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,13 +86,32 @@ pub(super) fn graceful_peers(registry: &Registry) -> Vec<IpAddr> {
         .collect()
 }
 
-/// Rewrites the file every `every` so a crash leaves a recent moment.
-pub(super) async fn heartbeat(registry: Arc<Registry>, path: PathBuf, every: Duration) {
-    let mut tick = tokio::time::interval(every);
+/// How often the heartbeat looks whether the graceful-restart peers changed
+/// (besides being told when a session comes up or goes).
+const PEERS_CHECK: Duration = Duration::from_secs(1);
+
+/// Keeps the file current, so a crash leaves a recent moment and the peers
+/// it had: rewritten as soon as a session comes up or goes, and every
+/// `every` to refresh the moment.
+pub(super) async fn heartbeat(registry: Arc<Registry>, path: PathBuf, every: Duration, sessions: Arc<LocalRestart>) {
+    let mut tick = tokio::time::interval(PEERS_CHECK.min(every));
+    let mut written: Option<(Vec<IpAddr>, std::time::Instant)> = None;
     loop {
-        tick.tick().await;
-        if let Err(e) = write(&path, &graceful_peers(&registry), SystemTime::now()) {
-            warn!("{}: cannot write graceful-restart state: {e}", path.display());
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = sessions.sessions_changed() => {}
+        }
+        let mut peers = graceful_peers(&registry);
+        peers.sort();
+        let due = written
+            .as_ref()
+            .is_none_or(|(before, at)| *before != peers || at.elapsed() >= every);
+        if !due {
+            continue;
+        }
+        match write(&path, &peers, SystemTime::now()) {
+            Ok(()) => written = Some((peers, std::time::Instant::now())),
+            Err(e) => warn!("{}: cannot write graceful-restart state: {e}", path.display()),
         }
     }
 }

@@ -104,6 +104,9 @@ pub struct LocalRestart {
     /// Families whose forwarding state survived the restart (our kernel
     /// routes were found in place at start).
     forwarding: Vec<Family>,
+    /// A session came up or went down: the peers to wait for after a crash
+    /// must be recorded again (the supervisor's state file).
+    sessions_changed: tokio::sync::Notify,
 }
 
 impl LocalRestart {
@@ -111,6 +114,7 @@ impl LocalRestart {
         LocalRestart {
             restarting: AtomicBool::new(restarting),
             forwarding,
+            sessions_changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -122,6 +126,16 @@ impl LocalRestart {
     /// Route selection is done: later OPENs say we are not restarting.
     pub fn finished(&self) {
         self.restarting.store(false, Ordering::Relaxed);
+    }
+
+    /// A session reached or left Established.
+    pub fn session_changed(&self) {
+        self.sessions_changed.notify_one();
+    }
+
+    /// Resolves after the next [`LocalRestart::session_changed`].
+    pub async fn sessions_changed(&self) {
+        self.sessions_changed.notified().await;
     }
 
     /// The F bit for `family`.

@@ -297,7 +297,14 @@ impl PeerTask {
         } else {
             self.fsm.state()
         };
-        self.status.update(|st| st.set_state(state));
+        let was = self.status.update(|st| {
+            let was = st.state;
+            st.set_state(state);
+            was
+        });
+        if (was == State::Established) != (state == State::Established) {
+            self.local_restart.session_changed();
+        }
     }
 
     async fn act(&mut self, action: Action) {

@@ -123,6 +123,26 @@ impl Node {
         self.start_daemon().expect("ternd starts again");
     }
 
+    /// Ends ternd the way `kill -9` does — every task gone at once, sockets
+    /// closed, nothing written — and starts it again over the same kernel.
+    pub fn crash_and_start(&mut self) {
+        let daemon = self.daemon.take();
+        let fresh = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let old = std::mem::replace(&mut self.rt, fresh);
+        drop(daemon);
+        old.shutdown_timeout(Duration::from_secs(1));
+        self.start_daemon().expect("ternd starts again");
+    }
+
+    /// The graceful-restart state file ternd keeps beside its control socket.
+    pub fn state_file(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("ternd.state")).unwrap_or_default()
+    }
+
     /// Waits for a stop asked over the control socket, and returns its mode.
     pub fn stop_requested(&self) -> StopMode {
         self.block_on(async {

@@ -184,3 +184,26 @@ fn bird_show_status_reports_the_recovery_while_selection_is_deferred() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_crash_soon_after_the_sessions_came_up_is_still_a_restart_for_those_peers() {
+    let mut node = Node::start(&two_peers());
+    let (h2, h3) = mesh(&node);
+    // Within a second of the sessions coming up, not at the next heartbeat.
+    node.wait_until("the state file names both peers", || {
+        let s = node.state_file();
+        s.contains("127.0.0.2") && s.contains("127.0.0.3")
+    });
+    drop((h2, h3));
+    node.crash_and_start();
+    assert!(node.status().selection_deferred);
+    let h2 = node.connect_with("127.0.0.2", ASN, gr()).expect("h2 back");
+    let g = our_gr(&h2);
+    assert!(g.restarting, "R bit after a crash");
+    assert!(
+        g.families
+            .iter()
+            .any(|f| f.family == Family::IPV4_UNICAST && f.forwarding_preserved),
+        "F bit for IPv4: the kernel kept our routes"
+    );
+}
