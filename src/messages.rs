@@ -128,8 +128,9 @@ pub struct PrefixLimit {
 /// What the RIB tells a peer task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerSignal {
-    /// The peer sent more prefixes than its limit: tear the session down.
-    MaxPrefixes { limit: u32 },
+    /// The peer sent more prefixes than its limit (the last of `family`):
+    /// tear the session down (RFC 4486 §4 names the family).
+    MaxPrefixes { limit: u32, family: Family },
 }
 
 impl PeerInfo {

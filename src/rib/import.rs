@@ -144,7 +144,10 @@ impl Rib {
                 if received > limit.limit as u64 && !s.limit_tripped {
                     s.limit_tripped = true;
                     tracing::warn!(peer = %s.info.name, "{received} prefixes: over the limit of {}", limit.limit);
-                    let _ = s.out.signals.send(PeerSignal::MaxPrefixes { limit: limit.limit });
+                    let _ = s.out.signals.send(PeerSignal::MaxPrefixes {
+                        limit: limit.limit,
+                        family,
+                    });
                 } else if received >= limit.warning as u64 && !s.limit_warned {
                     s.limit_warned = true;
                     tracing::warn!(peer = %s.info.name, "{received} prefixes: {}% of the limit of {}", received * 100 / limit.limit.max(1) as u64, limit.limit);

@@ -93,12 +93,15 @@ impl RouteAttrs {
             }
         }
         if !four_octet_as {
-            if let Some(p) = as4_path {
+            // RFC 6793 §4.2.3: an AGGREGATOR with an AS other than AS_TRANS
+            // means AS4_AGGREGATOR and AS4_PATH "SHALL be ignored" (finding 20).
+            let as_trans = bgp_proto::open::AS_TRANS as u32;
+            let aggregated_by_old_speaker = a.aggregator.is_some_and(|g| g.asn != as_trans);
+            if let Some(p) = as4_path.filter(|_| !aggregated_by_old_speaker) {
                 a.as_path = a.as_path.merge_as4(p);
             }
-            // RFC 6793 §4.2.3: AS4_AGGREGATOR counts only when AGGREGATOR holds AS_TRANS.
             if let (Some(g4), Some(g)) = (as4_aggregator, a.aggregator) {
-                if g.asn == bgp_proto::open::AS_TRANS as u32 {
+                if g.asn == as_trans {
                     a.aggregator = Some(g4);
                 }
             }
@@ -230,5 +233,29 @@ mod tests {
         let v4 = RouteAttrs::from_update(&update, Family::IPV4_UNICAST, true);
         assert_eq!(v4.next_hop, Some("192.168.1.12".parse().unwrap()));
         assert!(v4.unknown.is_empty(), "unknown non-transitive attributes are dropped");
+    }
+
+    fn from_old_speaker(aggregator_asn: u32) -> RouteAttrs {
+        let update = Update {
+            attributes: vec![
+                PathAttribute::new(AttrValue::Origin(Origin::Igp)),
+                PathAttribute::new(AttrValue::AsPath(AsPath::sequence(vec![65001, 23456]))),
+                PathAttribute::new(AttrValue::NextHop("192.168.1.1".parse().unwrap())),
+                PathAttribute::new(AttrValue::Aggregator(Aggregator {
+                    asn: aggregator_asn,
+                    address: "10.0.0.1".parse().unwrap(),
+                })),
+                PathAttribute::new(AttrValue::As4Path(AsPath::sequence(vec![4_200_000_001]))),
+            ],
+            ..Update::default()
+        };
+        RouteAttrs::from_update(&update, Family::IPV4_UNICAST, false)
+    }
+
+    #[test]
+    fn finding_20_as4_path_is_ignored_when_aggregator_is_not_as_trans() {
+        let asns = |a: RouteAttrs| -> Vec<u32> { a.as_path.segments.iter().flat_map(|s| s.asns.clone()).collect() };
+        assert_eq!(asns(from_old_speaker(65010)), vec![65001, 23456], "RFC 6793 §4.2.3");
+        assert_eq!(asns(from_old_speaker(23456)), vec![65001, 4_200_000_001]);
     }
 }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bgp_proto::error::code::CEASE;
-use bgp_proto::fsm::{Action, ConnId, DownReason, Event, Fsm, FsmConfig, Negotiated, State};
+use bgp_proto::fsm::{Action, ConnId, DownReason, Event, Fsm, FsmConfig, Negotiated, State, Timer};
 use bgp_proto::notification::{cease, Notification};
+use bgp_proto::route_refresh::RefreshSubtype;
 use bgp_proto::{Context, DecodeError, Family, FamilySet, Message, MessageType, Reason, Treatment};
 use bytes::Bytes;
 use tokio::net::TcpStream;
@@ -201,8 +202,18 @@ impl PeerTask {
                     }
                 }
                 _ = sleep => {
-                    if let Some((timer, _)) = self.fsm.next_timer() {
-                        self.feed(timer.expiry_event()).await;
+                    match self.fsm.next_timer() {
+                        // Messages already read count before the hold timer
+                        // (RFC 4271 §8: it restarts on their receipt; review
+                        // finding 17): a task that was busy handing UPDATEs to
+                        // the RIB reads them first instead of dropping a live peer.
+                        Some((Timer::Hold(_), _)) if !self.events_rx.is_empty() => {
+                            if let Some(ev) = self.events_rx.recv().await {
+                                self.connection_event(ev).await;
+                            }
+                        }
+                        Some((timer, _)) => self.feed(timer.expiry_event()).await,
+                        None => {}
                     }
                 }
             }
@@ -224,10 +235,10 @@ impl PeerTask {
     /// RFC 4486 §4: over the prefix limit: Cease / Maximum Number of Prefixes
     /// Reached (data: AFI, SAFI, the limit), then stay down for `restart_after`.
     async fn signal(&mut self, signal: PeerSignal) {
-        let PeerSignal::MaxPrefixes { limit } = signal;
+        let PeerSignal::MaxPrefixes { limit, family } = signal;
         let mut data = Vec::with_capacity(7);
-        data.extend_from_slice(&Family::IPV4_UNICAST.afi.0.to_be_bytes());
-        data.push(Family::IPV4_UNICAST.safi.0);
+        data.extend_from_slice(&family.afi.0.to_be_bytes());
+        data.push(family.safi.0);
         data.extend_from_slice(&limit.to_be_bytes());
         let n = Notification {
             code: bgp_proto::error::code::CEASE,
@@ -453,7 +464,8 @@ impl PeerTask {
             Message::Notification(n) => self.feed(Event::NotifMsg(id, n)).await,
             Message::RouteRefresh(rr) => {
                 self.feed(Event::RouteRefreshMsg(id)).await;
-                if self.session.is_some() {
+                // RFC 7313 §5: BoRR/EoRR and reserved subtypes are not requests.
+                if self.session.is_some() && rr.subtype == RefreshSubtype::Request {
                     let _ = self.rib.send(RibMsg::RouteRefresh(self.settings.id, rr.family)).await;
                 }
             }

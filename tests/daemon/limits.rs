@@ -67,3 +67,71 @@ fn a_route_refresh_gets_the_whole_table_again() {
     let seen = read_until(&mut h2, "the table again", |s| !s.announced.is_empty());
     assert_eq!(seen.announced, vec![OWN_BLOCK.to_string()]);
 }
+
+#[test]
+fn finding_24_the_prefix_limit_notification_names_the_family_that_tripped_it() {
+    use bgp_proto::attributes::{AsPath, AttrValue, MpNextHop, Origin, PathAttribute};
+    use bgp_proto::capability::Capability;
+    // An import policy that takes IPv6 too (the default takes allowed_prefixes, IPv4 here).
+    let node = Node::start(&format!(
+        "{}[[policy]]\nname = \"all\"\ndefault = \"accept\"\n",
+        limited(1, 0).replace("passive = true\n", "passive = true\nimport = [\"all\"]\n")
+    ));
+    let opts = tern_testkit::testpeer::ConnectOptions {
+        extra_capabilities: vec![Capability::Multiprotocol(Family::IPV6_UNICAST)],
+        ..Default::default()
+    };
+    let mut h2 = node.connect_with("127.0.0.2", ASN, opts).expect("h2");
+    let nlri: Vec<bgp_proto::Nlri> = ["fd00:10:244:1::/64", "fd00:10:244:2::/64"]
+        .iter()
+        .map(|p| bgp_proto::Nlri::new(p.parse().unwrap()))
+        .collect();
+    let mut bytes = Vec::new();
+    bgp_proto::update::pack_announcements(
+        &h2.tx,
+        Family::IPV6_UNICAST,
+        MpNextHop::V6 {
+            global: "fd00::12".parse().unwrap(),
+            link_local: None,
+        },
+        &[
+            PathAttribute::new(AttrValue::Origin(Origin::Igp)),
+            PathAttribute::new(AttrValue::AsPath(AsPath::sequence(vec![]))),
+        ],
+        &nlri,
+        &mut bytes,
+    )
+    .expect("encode");
+    h2.send_raw(&bytes).expect("send");
+    let n = h2
+        .expect_notification(Instant::now() + PATIENCE)
+        .expect("read")
+        .expect("a NOTIFICATION");
+    assert_eq!((n.code, n.subcode), (6, 1));
+    assert_eq!(&n.data[..3], &[0, 2, 1], "RFC 4486 §4: AFI 2 (IPv6), SAFI 1");
+}
+
+#[test]
+fn finding_24_a_begin_of_route_refresh_is_not_a_request() {
+    use bgp_proto::route_refresh::RefreshSubtype;
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    read_until(&mut h2, "the initial table", |s| s.end_of_rib);
+    h2.send_message(&Message::RouteRefresh(RouteRefresh {
+        family: Family::IPV4_UNICAST,
+        subtype: RefreshSubtype::Begin,
+    }))
+    .expect("BoRR");
+    let before = node.peer("h2").messages_in;
+    h2.keepalive().expect("keepalive");
+    node.wait_until("both read", || node.peer("h2").messages_in > before);
+    // A marker block announced after: anything the BoRR caused comes before it.
+    let text =
+        config_text(node.dir.path(), &ibgp_peer("h2", "127.0.0.2")) + "[[originate]]\nprefix = \"10.244.7.0/26\"\n";
+    node.reload_raw(&text).expect("reload");
+    let seen = read_until(&mut h2, "the marker", |s| s.announced.contains(&"10.244.7.0/26".into()));
+    assert!(
+        !seen.announced.contains(&OWN_BLOCK.to_string()),
+        "RFC 7313 §5: BoRR is not answered with the table"
+    );
+}
