@@ -87,8 +87,9 @@ fn a_graceful_stop_closes_sessions_without_a_notification_and_keeps_the_kernel_r
 fn after_a_graceful_restart_the_open_carries_r_and_f_and_routes_wait_for_every_peers_end_of_rib() {
     let mut node = Node::start(&two_peers());
     let (h2, h3) = mesh(&node);
-    drop((h2, h3));
+    // ternd stops first; its peers see the connections go only then.
     node.restart(StopMode::Graceful);
+    drop((h2, h3));
     assert!(node.status().selection_deferred);
     assert!(
         node.kernel_gateways("10.244.2.0/26").is_some(),
@@ -171,8 +172,9 @@ fn ternctl_shutdown_asks_for_a_graceful_or_a_hard_stop() {
 fn bird_show_status_reports_the_recovery_while_selection_is_deferred() {
     let mut node = Node::start(&two_peers());
     let (h2, h3) = mesh(&node);
-    drop((h2, h3));
+    // ternd stops first; its peers see the connections go only then.
     node.restart(StopMode::Graceful);
+    drop((h2, h3));
     let lines = node.birdc("show status");
     assert!(
         lines.iter().any(|l| l == "0024-Graceful restart recovery in progress"),
@@ -194,8 +196,9 @@ fn a_crash_soon_after_the_sessions_came_up_is_still_a_restart_for_those_peers() 
         let s = node.state_file();
         s.contains("127.0.0.2") && s.contains("127.0.0.3")
     });
-    drop((h2, h3));
+    // ternd dies first (its peers see the connections go only then).
     node.crash_and_start();
+    drop((h2, h3));
     assert!(node.status().selection_deferred);
     let h2 = node.connect_with("127.0.0.2", ASN, gr()).expect("h2 back");
     let g = our_gr(&h2);
