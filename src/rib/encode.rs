@@ -20,7 +20,16 @@ use crate::route::RouteAttrs;
 /// Keys hash attribute pointers: emptied at every flush and purge.
 #[derive(Default)]
 pub(super) struct EncodeCache {
-    pub(super) entries: Map<u64, Vec<(Context, Bytes)>>,
+    pub(super) entries: Map<u64, Vec<(Context, Encoded)>>,
+}
+
+/// A change set as encoded for one context.
+#[derive(Clone)]
+pub(super) struct Encoded {
+    bytes: Bytes,
+    /// Announcements that could not be encoded (attributes too large for the
+    /// peer's messages): withdrawn instead, and no longer advertised.
+    unsent: Arc<[IpNetwork]>,
 }
 
 /// Identifies a change set: its prefixes and attribute sets, in order.
@@ -33,8 +42,10 @@ fn changes_key(changes: &[(IpNetwork, Option<Arc<RouteAttrs>>)]) -> u64 {
     std::hash::Hasher::finish(&h)
 }
 
-/// UPDATEs for a change set: withdrawals, then announcements grouped by attribute set.
-fn encode_change_set(ctx: &Context, changes: &[(IpNetwork, Option<Arc<RouteAttrs>>)]) -> Vec<u8> {
+/// UPDATEs for a change set: withdrawals, then announcements grouped by
+/// attribute set. A group that does not fit the peer's message size is not
+/// sent; its prefixes are withdrawn instead (RFC 8654 §4, RFC 4271 §9.2).
+fn encode_change_set(ctx: &Context, changes: &[(IpNetwork, Option<Arc<RouteAttrs>>)]) -> Encoded {
     let mut withdrawn: HashMap<Family, Vec<Nlri>> = HashMap::new();
     let mut groups: Vec<(Arc<RouteAttrs>, Family, Vec<Nlri>)> = Vec::new();
     let mut group_of: HashMap<(usize, Family), usize> = HashMap::new();
@@ -54,28 +65,45 @@ fn encode_change_set(ctx: &Context, changes: &[(IpNetwork, Option<Arc<RouteAttrs
         }
     }
     let mut buf = Vec::new();
+    let mut unsent = Vec::new();
+    for (attrs, family, nlri) in groups {
+        let encoded = attrs.next_hop.ok_or("no next hop").and_then(|next_hop| {
+            let next_hop = match (next_hop, attrs.link_local) {
+                (IpAddr::V4(a), _) => MpNextHop::V4(a),
+                (IpAddr::V6(global), link_local) => MpNextHop::V6 { global, link_local },
+            };
+            let mut one = Vec::new();
+            pack_announcements(ctx, family, next_hop, &attrs.to_path_attributes(ctx), &nlri, &mut one)
+                .map(|_| one)
+                .map_err(|_| "the attributes do not fit the peer's messages")
+        });
+        match encoded {
+            Ok(one) => buf.extend_from_slice(&one),
+            Err(why) => {
+                tracing::warn!("not sending {} prefixes ({why}): withdrawing them", nlri.len());
+                unsent.extend(nlri.iter().map(|n| n.prefix));
+                withdrawn.entry(family).or_default().extend(nlri);
+            }
+        }
+    }
+    let mut head = Vec::new();
     let mut withdrawn: Vec<_> = withdrawn.into_iter().collect();
     withdrawn.sort_by_key(|(f, _)| *f);
     for (family, nlri) in withdrawn {
-        if let Err(e) = pack_withdrawals(ctx, family, &nlri, &mut buf) {
+        if let Err(e) = pack_withdrawals(ctx, family, &nlri, &mut head) {
             tracing::warn!("cannot encode withdrawals: {e}");
         }
     }
-    for (attrs, family, nlri) in groups {
-        let Some(next_hop) = attrs.next_hop else { continue };
-        let next_hop = match (next_hop, attrs.link_local) {
-            (IpAddr::V4(a), _) => MpNextHop::V4(a),
-            (IpAddr::V6(global), link_local) => MpNextHop::V6 { global, link_local },
-        };
-        if let Err(e) = pack_announcements(ctx, family, next_hop, &attrs.to_path_attributes(ctx), &nlri, &mut buf) {
-            tracing::warn!("cannot encode announcements: {e}");
-        }
+    head.extend_from_slice(&buf);
+    Encoded {
+        bytes: Bytes::from(head),
+        unsent: unsent.into(),
     }
-    buf
 }
 
 impl Rib {
-    /// Queues the UPDATEs for a change set, encoded once per distinct set and context.
+    /// Queues the UPDATEs for a change set, encoded once per distinct set and
+    /// context; what could not be encoded is no longer marked advertised.
     pub(super) fn encode_changes(&mut self, id: PeerId, changes: Vec<(IpNetwork, Option<Arc<RouteAttrs>>)>) {
         if changes.is_empty() {
             return;
@@ -83,16 +111,21 @@ impl Rib {
         let Some(p) = self.peers.get_mut(&id) else { return };
         let key = changes_key(&changes);
         let slot = self.encode_cache.entries.entry(key).or_default();
-        let bytes = match slot.iter().find(|(c, _)| *c == p.info.tx) {
-            Some((_, b)) => b.clone(),
+        let encoded = match slot.iter().find(|(c, _)| *c == p.info.tx) {
+            Some((_, e)) => e.clone(),
             None => {
-                let b = Bytes::from(encode_change_set(&p.info.tx, &changes));
-                slot.push((p.info.tx.clone(), b.clone()));
-                b
+                let e = encode_change_set(&p.info.tx, &changes);
+                slot.push((p.info.tx.clone(), e.clone()));
+                e
             }
         };
-        if !bytes.is_empty() {
-            p.backlog.push_back(bytes);
+        for prefix in encoded.unsent.iter() {
+            if let Some(entry) = self.loc.get(prefix) {
+                p.advertised.set(entry.id, false);
+            }
+        }
+        if !encoded.bytes.is_empty() {
+            p.backlog.push_back(encoded.bytes);
         }
     }
 }

@@ -267,3 +267,24 @@ fn kernel_ops_follow_the_new_decision() {
         )]
     );
 }
+
+#[test]
+fn finding_5_a_route_too_big_for_the_peer_is_withdrawn_not_dropped() {
+    let mut rib = rib();
+    let _a = up(&mut rib, 1, "192.168.1.1", 65001);
+    let mut b = up(&mut rib, 2, "192.168.1.12", ASN);
+    let mut small = learned("192.168.1.1", vec![65001]);
+    small.communities.push(Community::new(65001, 1));
+    announce(&mut rib, 1, "10.244.5.0/26", small);
+    rib.flush();
+    assert!(prefixes(&received(&mut b)).0.contains(&"10.244.5.0/26".to_string()));
+    // 1,100 communities: 4,400 octets, more than a 4,096-octet message holds.
+    let mut big = learned("192.168.1.1", vec![65001]);
+    big.communities = (0..1_100u16).map(|i| Community::new(65001, i)).collect();
+    announce(&mut rib, 1, "10.244.5.0/26", big);
+    rib.flush();
+    let (announced, withdrawn) = prefixes(&received(&mut b));
+    assert!(announced.is_empty());
+    assert_eq!(withdrawn, vec!["10.244.5.0/26".to_string()], "RFC 8654 §4: withdrawn from service");
+    assert_eq!(rib.summary().counts(PeerId(2)).1, 0, "not counted as advertised");
+}
