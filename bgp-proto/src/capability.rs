@@ -213,8 +213,23 @@ impl Capability {
         }
     }
 
+    /// What a capability means: an [`Capability::Unknown`] kept only because
+    /// it would not re-encode identically (reserved bits set, an unknown
+    /// ADD-PATH mode) is read with those ignored, as RFC 4724 §3 and RFC 4760
+    /// §8 ask of a receiver (review finding 19); others as they are.
+    pub fn understood(&self) -> std::borrow::Cow<'_, Capability> {
+        match self {
+            Capability::Unknown { code, value } => match Self::decode_typed(*code, value) {
+                Some(typed) => std::borrow::Cow::Owned(typed),
+                None => std::borrow::Cow::Borrowed(self),
+            },
+            typed => std::borrow::Cow::Borrowed(typed),
+        }
+    }
+
     /// Decodes one capability value. Never fails: what is not understood,
-    /// or would not re-encode identically, becomes [`Capability::Unknown`].
+    /// or would not re-encode identically, becomes [`Capability::Unknown`]
+    /// (so captures re-encode byte for byte; see [`Capability::understood`]).
     pub fn decode(code: u8, value: &[u8]) -> Capability {
         let typed = Self::decode_typed(code, value);
         match typed {
@@ -262,15 +277,16 @@ impl Capability {
             code::FOUR_OCTET_AS if v.len() == 4 => {
                 Capability::FourOctetAs(u32::from_be_bytes([v[0], v[1], v[2], v[3]]))
             }
+            // An entry with an unknown send/receive value is left out, not the capability.
             code::ADD_PATH if v.len() % 4 == 0 => Capability::AddPath(
                 v.chunks_exact(4)
-                    .map(|c| {
+                    .filter_map(|c| {
                         Some((
                             Family::new(Afi(u16::from_be_bytes([c[0], c[1]])), Safi(c[2])),
                             AddPathMode::from_u8(c[3])?,
                         ))
                     })
-                    .collect::<Option<Vec<_>>>()?,
+                    .collect(),
             ),
             code::ENHANCED_ROUTE_REFRESH if v.is_empty() => Capability::EnhancedRouteRefresh,
             code::LONG_LIVED_GRACEFUL_RESTART if v.len() % 7 == 0 => Capability::LongLivedGracefulRestart(

@@ -62,9 +62,15 @@ impl Open {
         }
     }
 
-    /// All capabilities in order.
+    /// All capabilities in order, as on the wire.
     pub fn capabilities(&self) -> impl Iterator<Item = &Capability> {
         self.capability_groups.iter().flatten()
+    }
+
+    /// All capabilities in order, by meaning (see [`Capability::understood`]):
+    /// what negotiation reads.
+    pub fn understood_capabilities(&self) -> impl Iterator<Item = std::borrow::Cow<'_, Capability>> {
+        self.capabilities().map(Capability::understood)
     }
 
     /// The sender's AS: from the 4-octet AS capability if present (RFC 6793 §4.1).

@@ -277,9 +277,19 @@ fn decode_attributes(
         };
         // RFC 7606 §4: fewer octets left than an attribute header, or an
         // attribute that runs past the Total Path Attribute Length: treat-as-withdraw,
-        // and the NLRI field is still located from the total length.
+        // and the NLRI field is still located from the total length — but
+        // only once the MP attributes were parsed: an MP_(UN)REACH_NLRI hidden
+        // in the unparsed rest could not be withdrawn, so before any was seen
+        // the session is reset (RFC 7606 §3 j, review finding 13).
         let Some(value) = value_len.and_then(|len| v.get(header_len..header_len + len)) else {
             let type_code = v.get(1).copied().unwrap_or(0);
+            let mp_seen = seen[type_code::MP_REACH_NLRI as usize] || seen[type_code::MP_UNREACH_NLRI as usize];
+            if !mp_seen {
+                return Err(
+                    DecodeError::new(Reason::MalformedAttributeList("attribute overruns the list"), offset)
+                        .with_data(v.to_vec()),
+                );
+            }
             record(
                 parsed,
                 type_code,

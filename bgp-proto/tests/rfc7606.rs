@@ -277,9 +277,10 @@ fn strongest_treatment_wins() {
 }
 
 #[test]
-fn attribute_overrunning_total_length_treat_as_withdraw() {
-    // A COMMUNITIES header claiming 8 octets with only 4 left in the attribute block.
-    let mut attrs = Vec::new();
+fn attribute_overrunning_total_length_after_the_mp_attributes_is_treat_as_withdraw() {
+    // An MP_UNREACH_NLRI (IPv4, nothing withdrawn) first, then a COMMUNITIES
+    // header claiming 8 octets with only 4 left in the attribute block.
+    let mut attrs = vec![ON, t::MP_UNREACH_NLRI, 3, 0, 1, 1];
     for (f, ty, v) in [ORIGIN_IGP, AS_PATH, NEXT_HOP] {
         attrs.extend_from_slice(&[f, ty, v.len() as u8]);
         attrs.extend_from_slice(v);
@@ -293,6 +294,15 @@ fn attribute_overrunning_total_length_treat_as_withdraw() {
     let mut short = attrs[..at].to_vec();
     short.extend_from_slice(&[OT, 8]);
     assert_eq!(treatment(&raw_update(&[], &short, NLRI)), Treatment::TreatAsWithdraw);
+}
+
+#[test]
+fn finding_13_an_overrun_before_any_mp_attribute_resets_the_session() {
+    // ORIGIN claiming 200 octets: whatever follows (an MP_REACH_NLRI?) cannot
+    // be parsed, so treat-as-withdraw cannot cover it (RFC 7606 §3 j).
+    let mut attrs = vec![WK, t::ORIGIN, 200, 0];
+    attrs.extend_from_slice(&[ON, t::MP_REACH_NLRI, 5, 0, 2, 1, 0, 0]);
+    assert_eq!(reset(&raw_update(&[], &attrs, &[])), ((3, 1), ATTRS_AT));
 }
 
 #[test]

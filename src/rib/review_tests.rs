@@ -285,6 +285,10 @@ fn finding_5_a_route_too_big_for_the_peer_is_withdrawn_not_dropped() {
     rib.flush();
     let (announced, withdrawn) = prefixes(&received(&mut b));
     assert!(announced.is_empty());
-    assert_eq!(withdrawn, vec!["10.244.5.0/26".to_string()], "RFC 8654 §4: withdrawn from service");
+    assert_eq!(
+        withdrawn,
+        vec!["10.244.5.0/26".to_string()],
+        "RFC 8654 §4: withdrawn from service"
+    );
     assert_eq!(rib.summary().counts(PeerId(2)).1, 0, "not counted as advertised");
 }

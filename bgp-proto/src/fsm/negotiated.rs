@@ -56,8 +56,8 @@ pub struct Negotiated {
 /// Multiprotocol families of an OPEN; IPv4 unicast if it has none (RFC 4760 §8).
 fn mp_families(open: &Open) -> FamilySet {
     let set: FamilySet = open
-        .capabilities()
-        .filter_map(|c| match c {
+        .understood_capabilities()
+        .filter_map(|c| match c.as_ref() {
             Capability::Multiprotocol(f) => Some(*f),
             _ => None,
         })
@@ -71,7 +71,7 @@ fn mp_families(open: &Open) -> FamilySet {
 
 /// ADD-PATH mode announced for `family` (first mention wins).
 fn add_path_mode(open: &Open, family: Family) -> Option<AddPathMode> {
-    open.capabilities().find_map(|c| match c {
+    open.understood_capabilities().find_map(|c| match c.as_ref() {
         Capability::AddPath(entries) => entries.iter().find(|(f, _)| *f == family).map(|(_, mode)| *mode),
         _ => None,
     })
@@ -110,23 +110,26 @@ impl Negotiated {
             }
         }
         let both = |pred: fn(&Capability) -> bool| has_cap(local, pred) && has_cap(peer, pred);
-        let graceful_restart = peer.capabilities().find_map(|c| match c {
-            Capability::GracefulRestart(gr) => {
-                let mut gr = gr.clone();
-                gr.families.retain(|f| families.contains(f.family));
-                Some(gr)
-            }
-            _ => None,
-        });
+        // RFC 4724 §3: of several GR capabilities, the last one counts.
+        let graceful_restart = peer
+            .understood_capabilities()
+            .filter_map(|c| match c.as_ref() {
+                Capability::GracefulRestart(gr) => {
+                    let mut gr = gr.clone();
+                    gr.families.retain(|f| families.contains(f.family));
+                    Some(gr)
+                }
+                _ => None,
+            })
+            .last();
         let llgr = peer
-            .capabilities()
-            .filter_map(|c| match c {
-                Capability::LongLivedGracefulRestart(e) => Some(e.iter()),
+            .understood_capabilities()
+            .filter_map(|c| match c.as_ref() {
+                Capability::LongLivedGracefulRestart(e) => Some(e.clone()),
                 _ => None,
             })
             .flatten()
             .filter(|e| families.contains(e.family))
-            .copied()
             .collect();
         let extended_next_hop = extended_next_hops(local)
             .filter(|e| extended_next_hops(peer).any(|p| p == *e))

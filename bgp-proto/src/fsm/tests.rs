@@ -1412,3 +1412,26 @@ fn without_the_n_bit_an_administrative_stop_is_a_plain_cease() {
     let a = f.handle(Event::ManualStop, clock.at(5));
     assert!(a.contains(&Action::SendNotification(C1, notification(6, 2))), "{a:?}");
 }
+
+#[test]
+fn finding_19_reserved_bits_do_not_hide_graceful_restart_and_the_last_instance_counts() {
+    let clock = Clock::new();
+    let mut cfg = ibgp();
+    cfg.capabilities.push(gr(false));
+    let mut open = peer_open(cfg.peer_asn, PEER_ID, 90);
+    // Restart flags with a reserved bit (0x2000) and per-family flags 0x81:
+    // read with the reserved bits ignored (RFC 4724 §3).
+    let odd = Capability::decode(64, &[0x20, 90, 0, 1, 1, 0x81]);
+    assert!(
+        matches!(odd, Capability::Unknown { .. }),
+        "kept as bytes for re-encoding"
+    );
+    open.capability_groups.push(vec![gr(false), odd]);
+    let f = to_open_confirm(cfg, &clock, open);
+    let gr = f
+        .negotiated()
+        .and_then(|n| n.graceful_restart.clone())
+        .expect("GR negotiated");
+    assert_eq!(gr.restart_time, 90, "the last instance counts, reserved bits ignored");
+    assert!(gr.families.iter().all(|x| x.forwarding_preserved));
+}
