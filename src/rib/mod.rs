@@ -78,6 +78,9 @@ pub(super) type ExportCache = Map<(usize, PeerId, u64, bool), Option<Arc<RouteAt
 /// attribute purge at the next flush.
 pub(super) const FORCE_PURGE: usize = 1 << 20;
 
+/// Releases that make an idle RIB purge its unused attribute sets.
+const IDLE_PURGE: usize = 64;
+
 /// Prefix ids covered per step of an initial table dump.
 pub(super) const DUMP_SLICE: usize = 1024;
 
@@ -160,6 +163,15 @@ impl Rib {
         let a = Arc::new(attrs);
         self.interned.insert(a.clone());
         a
+    }
+
+    /// With nothing waiting in the inbox: drops the attribute sets recent
+    /// changes left unused, so a quiet RIB holds only what its routes use
+    /// (attribute churn leaves nothing behind, review finding 9).
+    pub fn purge_when_idle(&mut self) {
+        if self.released_since_purge >= IDLE_PURGE {
+            self.purge_interned();
+        }
     }
 
     /// Drops attribute sets no route uses any more.

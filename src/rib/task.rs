@@ -51,6 +51,9 @@ pub async fn run(mut rib: Rib, mut inbox: mpsc::Receiver<RibMsg>, out: RibOutput
             }
         }
         let changed = rib.flush();
+        if inbox.is_empty() {
+            rib.purge_when_idle();
+        }
         let ops = rib.take_kernel_ops();
         if !ops.is_empty() && kernel.send(KernelWork::Ops(ops)).is_err() {
             tracing::warn!("kernel sync task is gone; routes are no longer installed");

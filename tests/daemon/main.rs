@@ -1,6 +1,7 @@
 //! Daemon-level tests that need no root: ternd runs in the test process
 //! over an in-memory kernel, scripted peers talk to it over loopback TCP.
 
+mod adversarial;
 mod api;
 mod dynamic;
 mod graceful;
