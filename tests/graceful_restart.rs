@@ -592,45 +592,6 @@ fn kill9_restart_next_to_bird_loses_no_ping_and_no_route() {
 // 3: GoBGP as the helper
 // ---------------------------------------------------------------------------
 
-/// GoBGP with graceful restart (helper) enabled toward `peers`, in GoBGP
-/// 3.10's TOML: `[neighbors.graceful-restart.config]` plus the per-family
-/// `[neighbors.afi-safis.mp-graceful-restart.config]`. Passive toward lower
-/// addresses.
-fn gobgp_gr_config(me: Ipv4Addr, peers: &[Ipv4Addr]) -> String {
-    let mut s = format!(
-        r#"[global.config]
-  as = {ASN}
-  router-id = "{me}"
-  local-address-list = ["{me}"]
-"#
-    );
-    for p in peers {
-        let passive = me > *p;
-        s.push_str(&format!(
-            r#"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "{p}"
-    peer-as = {ASN}
-  [neighbors.timers.config]
-    connect-retry = 1
-  [neighbors.transport.config]
-    local-address = "{me}"
-    passive-mode = {passive}
-  [neighbors.graceful-restart.config]
-    enabled = true
-    restart-time = 120
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-    [neighbors.afi-safis.mp-graceful-restart.config]
-      enabled = true
-"#
-        ));
-    }
-    s
-}
-
 /// GoBGP's paths for `prefix` from `global rib -j`: (next hop, stale).
 fn gobgp_paths(g: &Gobgp, prefix: &str) -> Option<Vec<(Option<String>, bool)>> {
     let out = g.try_gobgp(&["global", "rib", "-a", "ipv4", "-j"]).ok()?;

@@ -15,6 +15,17 @@ use crate::{next_id, ASN};
 /// GoBGP's config for a mesh member `me` with `peers` (iBGP, AS [`ASN`]);
 /// passive toward peers with a lower address.
 pub fn gobgp_mesh_config(me: Ipv4Addr, peers: &[Ipv4Addr]) -> String {
+    gobgp_config(me, peers, false)
+}
+
+/// [`gobgp_mesh_config`] with graceful restart (helper) enabled, in GoBGP
+/// 3.10's TOML: `[neighbors.graceful-restart.config]` plus the per-family
+/// `[neighbors.afi-safis.mp-graceful-restart.config]`.
+pub fn gobgp_gr_config(me: Ipv4Addr, peers: &[Ipv4Addr]) -> String {
+    gobgp_config(me, peers, true)
+}
+
+fn gobgp_config(me: Ipv4Addr, peers: &[Ipv4Addr], graceful_restart: bool) -> String {
     let mut s = format!(
         r#"[global.config]
   as = {ASN}
@@ -22,6 +33,14 @@ pub fn gobgp_mesh_config(me: Ipv4Addr, peers: &[Ipv4Addr]) -> String {
   local-address-list = ["{me}"]
 "#
     );
+    let (gr, mp_gr) = if graceful_restart {
+        (
+            "  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = 120\n",
+            "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n",
+        )
+    } else {
+        ("", "")
+    };
     for p in peers {
         let passive = me > *p;
         s.push_str(&format!(
@@ -35,10 +54,10 @@ pub fn gobgp_mesh_config(me: Ipv4Addr, peers: &[Ipv4Addr]) -> String {
   [neighbors.transport.config]
     local-address = "{me}"
     passive-mode = {passive}
-  [[neighbors.afi-safis]]
+{gr}  [[neighbors.afi-safis]]
     [neighbors.afi-safis.config]
       afi-safi-name = "ipv4-unicast"
-"#
+{mp_gr}"#
         ));
     }
     s

@@ -57,15 +57,7 @@ fn a_graceful_restart_peer_that_drops_the_connection_keeps_its_routes_as_stale()
 #[test]
 fn stale_routes_not_announced_again_go_at_the_peers_end_of_rib() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
-    let mut h2 = node
-        .connect_with("127.0.0.2", ASN, with_graceful_restart())
-        .expect("h2");
-    announce_two(&mut h2);
-    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
-    drop(h2);
-    node.wait_until("stale", || node.routes().iter().any(|r| r.from == "h2 (stale)"));
-    // Passive again (Active) after the idle hold: ready for the peer's new connection.
-    node.wait_state("h2", "Active");
+    restarting_peer(&node);
     let mut again = node
         .connect_with("127.0.0.2", ASN, with_graceful_restart())
         .expect("back");
@@ -147,15 +139,7 @@ fn a_stale_route_shows_under_its_peer_in_the_bird_socket() {
 #[test]
 fn an_empty_update_is_not_an_end_of_rib_when_it_carries_withdrawals() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
-    let mut h2 = node
-        .connect_with("127.0.0.2", ASN, with_graceful_restart())
-        .expect("h2");
-    announce_two(&mut h2);
-    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
-    drop(h2);
-    node.wait_until("stale", || node.routes().iter().any(|r| r.from == "h2 (stale)"));
-    // Passive again (Active) after the idle hold: ready for the peer's new connection.
-    node.wait_state("h2", "Active");
+    restarting_peer(&node);
     let mut again = node
         .connect_with("127.0.0.2", ASN, with_graceful_restart())
         .expect("back");
