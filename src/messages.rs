@@ -106,10 +106,6 @@ impl Retention {
 pub struct PeerGracefulRestart {
     /// Families whose forwarding state it preserved (F bit set).
     pub forwarding: FamilySet,
-    /// Families it announced.
-    pub families: FamilySet,
-    /// Restart time it announced, seconds.
-    pub restart_time: u16,
     /// R bit: it has just restarted.
     pub restarting: bool,
     /// It announced long-lived graceful restart (RFC 9494): it may be sent

@@ -83,8 +83,6 @@ pub(super) fn up_with_gr(
     let v4: bgp_proto::FamilySet = [Family::IPV4_UNICAST].into_iter().collect();
     info.graceful_restart = Some(PeerGracefulRestart {
         forwarding: if forwarding { v4.clone() } else { Default::default() },
-        families: v4,
-        restart_time: 120,
         restarting,
         long_lived: false,
     });
@@ -732,8 +730,6 @@ fn an_llgr_stale_route_is_least_preferred_and_only_sent_to_llgr_peers() {
     let (mut info, out, mut llgr_peer) = peer(4, "192.168.1.2", 65002, 64);
     info.graceful_restart = Some(PeerGracefulRestart {
         forwarding: v4(),
-        families: v4(),
-        restart_time: 120,
         restarting: false,
         long_lived: true,
     });

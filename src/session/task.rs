@@ -94,8 +94,6 @@ impl PeerRestart {
         Some(PeerRestart {
             info: PeerGracefulRestart {
                 forwarding,
-                families: gr_families.iter().chain(long_lived.iter()).collect(),
-                restart_time,
                 restarting: gr.is_some_and(|g| g.restarting),
                 long_lived: !long_lived.is_empty(),
             },
