@@ -440,6 +440,20 @@ fn state_file_lists(t: &Ternd, peer: Ipv4Addr) -> bool {
     fs::read_to_string(path).is_ok_and(|s| s.contains(&format!("\"{peer}\"")))
 }
 
+/// Ends ternd with SIGKILL, or SIGTERM asserting a clean exit.
+fn stop_ternd(tern: &mut Ternd, kill9: bool) {
+    if kill9 {
+        tern.kill9();
+    } else {
+        let status = tern.stop();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "ternd exit after SIGTERM: {status:?}\n{}",
+            tern.log_tail(20)
+        );
+    }
+}
+
 /// Asserts ternd's log shows it restarted gracefully and ended the deferral
 /// on its peers' End-of-RIB (not on the timer).
 fn assert_restarted_gracefully(t: &Ternd) {
@@ -473,16 +487,9 @@ fn restart_next_to_bird(test: &str, kill9: bool) {
     let (h1, h2) = (topo.host(1), topo.host(2));
     let pod1 = h1.add_pod(0);
     let pod2 = h2.add_pod(0);
-    // After SIGKILL only the heartbeat of the state file says "restarting";
-    // it is rewritten every restart_time/4, so a shorter restart time here.
-    let gr = if kill9 {
-        "\n[graceful_restart]\nrestart_time = 20\n"
-    } else {
-        ""
-    };
     let mut tern = Ternd::start(
         &h1.ns,
-        &ternd_mesh_config(h1.addr, &[h2.addr], &h1.block(), "never", 90, gr),
+        &ternd_mesh_config(h1.addr, &[h2.addr], &h1.block(), "never", 90, ""),
     );
     let bird = BirdProc::start(
         &h2.ns,
@@ -501,7 +508,7 @@ fn restart_next_to_bird(test: &str, kill9: bool) {
         || format!("{}\n{}", tern.peers_summary(), show(&h2.routes(""))),
     );
     if kill9 {
-        wait_until(Duration::from_secs(15), "state file listing BIRD", || {
+        wait_until(Duration::from_secs(5), "state file listing BIRD", || {
             state_file_lists(&tern, h2.addr)
         });
     }
@@ -512,16 +519,7 @@ fn restart_next_to_bird(test: &str, kill9: bool) {
     let ping = Pinger::start(&pod2, pod1.addr);
     ping.wait_flowing();
     let t0 = Instant::now();
-    if kill9 {
-        tern.kill9();
-    } else {
-        let status = tern.stop();
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "ternd exit after SIGTERM: {status:?}\n{}",
-            tern.log_tail(20)
-        );
-    }
+    stop_ternd(&mut tern, kill9);
     let stopped = t0.elapsed();
     wait_until(Duration::from_secs(10), "BIRD seeing the session end", || {
         !bird.established(&proto)
@@ -676,7 +674,18 @@ fn sample_gobgp_during<T>(g: &Gobgp, watch: &[(String, Ipv4Addr)], during: impl 
 /// marked it stale meanwhile and ternd sent its routes on GoBGP's End-of-RIB.
 #[test]
 fn gobgp_keeps_the_block_in_every_rib_sample_across_sigterm_restart() {
-    let test = "gobgp_keeps_the_block_in_every_rib_sample_across_sigterm_restart";
+    gobgp_helper(
+        "gobgp_keeps_the_block_in_every_rib_sample_across_sigterm_restart",
+        false,
+    );
+}
+
+#[test]
+fn gobgp_keeps_the_block_in_every_rib_sample_across_kill9_restart() {
+    gobgp_helper("gobgp_keeps_the_block_in_every_rib_sample_across_kill9_restart", true);
+}
+
+fn gobgp_helper(test: &str, kill9: bool) {
     if !require(test, &["gobgpd", "gobgp"]) {
         return;
     }
@@ -718,13 +727,14 @@ fn gobgp_keeps_the_block_in_every_rib_sample_across_sigterm_restart() {
         "graceful restart not negotiated with GoBGP:\n{neighbor}"
     );
 
+    if kill9 {
+        wait_until(Duration::from_secs(5), "state file listing GoBGP", || {
+            state_file_lists(&tern, h2.addr)
+        });
+    }
     let t0 = Instant::now();
     let ((stopped, recovered), samples) = sample_gobgp_during(&gobgp, &[(h1.block(), h1.addr)], || {
-        let status = tern.stop();
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "ternd exit after SIGTERM: {status:?}"
-        );
+        stop_ternd(&mut tern, kill9);
         let stopped = t0.elapsed();
         wait_until(Duration::from_secs(10), "GoBGP seeing the session end", || {
             !gobgp.established(&h1_addr)
@@ -739,7 +749,7 @@ fn gobgp_keeps_the_block_in_every_rib_sample_across_sigterm_restart() {
         (stopped, t0.elapsed())
     });
     println!(
-        "{test}: SIGTERM took {stopped:?}, recovered at {recovered:?}; GoBGP RIB samples: {} taken, \
+        "{test}: stop took {stopped:?}, recovered at {recovered:?}; GoBGP RIB samples: {} taken, \
          {} without h1's block, {} with it stale, {} failed",
         samples.taken,
         samples.missing.len(),
@@ -772,7 +782,15 @@ fn gobgp_keeps_the_block_in_every_rib_sample_across_sigterm_restart() {
 /// h2's End-of-RIB.
 #[test]
 fn ternd_peer_keeps_the_block_across_sigterm_restart() {
-    let test = "ternd_peer_keeps_the_block_across_sigterm_restart";
+    ternd_helper("ternd_peer_keeps_the_block_across_sigterm_restart", false);
+}
+
+#[test]
+fn ternd_peer_keeps_the_block_across_kill9_restart() {
+    ternd_helper("ternd_peer_keeps_the_block_across_kill9_restart", true);
+}
+
+fn ternd_helper(test: &str, kill9: bool) {
     if !require(test, &["ping"]) {
         return;
     }
@@ -800,18 +818,18 @@ fn ternd_peer_keeps_the_block_across_sigterm_restart() {
         || format!("{}\n{}", t1.peers_summary(), t2.peers_summary()),
     );
     pod2.ping(pod1.addr).expect("pod ping before the restart");
+    if kill9 {
+        wait_until(Duration::from_secs(5), "state file listing h2", || {
+            state_file_lists(&t1, h2.addr)
+        });
+    }
 
     let mon2 = RouteMonitor::start(&h2.ns, "h2 (ternd helper)");
     let mon1 = RouteMonitor::start(&h1.ns, "h1 (ternd restarting)");
     let ping = Pinger::start(&pod2, pod1.addr);
     ping.wait_flowing();
     let t0 = Instant::now();
-    let status = t1.stop();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "ternd exit after SIGTERM: {status:?}\n{}",
-        t1.log_tail(20)
-    );
+    stop_ternd(&mut t1, kill9);
     let stopped = t0.elapsed();
     let h1_addr = h1.addr.to_string();
     let mut helper_state = Value::Null;
@@ -844,7 +862,7 @@ fn ternd_peer_keeps_the_block_across_sigterm_restart() {
     let recovered = t0.elapsed();
     let report = ping.stop();
     println!(
-        "{test}: SIGTERM took {stopped:?}, h2's helper state {helper_state}, recovered at {recovered:?}; \
+        "{test}: stop took {stopped:?}, h2's helper state {helper_state}, recovered at {recovered:?}; \
          ping ran {:?}: {} sent, {} received, {} lost, in flight at stop: {:?}; deletions: h2 {} h1 {}",
         report.ran,
         report.transmitted,
