@@ -1,6 +1,8 @@
 //! Resolving `[[peer]]` and `[mesh]` into one list of fully specified sessions.
 
-use crate::model::{Config, EffectivePeer, PeerOrigin, TtlMode};
+use std::net::IpAddr;
+
+use crate::model::{Config, DynamicPeers, EffectivePeer, PeerOrigin, TtlMode};
 use crate::types::{AddPath, Family, NextHop};
 use crate::validate::{address_name, resolve_timers};
 
@@ -82,5 +84,13 @@ impl Config {
             }
         }
         out
+    }
+}
+
+impl DynamicPeers {
+    /// The name of a session accepted from this range: `Dynamic_<address>`
+    /// (named like `Mesh_` and `Peer_` sessions, in one place).
+    pub fn peer_name(&self, address: IpAddr) -> String {
+        address_name("Dynamic_", &address)
     }
 }

@@ -106,7 +106,7 @@ pub fn dynamic_settings(
     let hold_time = d.hold_time.unwrap_or(cfg.bgp.hold_time);
     PeerSettings {
         id,
-        name: format!("Dynamic_{}", address.to_string().replace(['.', ':'], "_")),
+        name: d.peer_name(address),
         address,
         port: 179,
         asn: d.asn,
