@@ -358,7 +358,7 @@ fn sample_until(
 // Evidence: ping and ip monitor
 // ---------------------------------------------------------------------------
 
-/// `ping -n -i 0.01 DST` from a pod in the background, output collected.
+/// `ping -n -D -i 0.01 DST` from a pod in the background, output collected.
 struct Pinger {
     what: String,
     child: Option<Child>,
