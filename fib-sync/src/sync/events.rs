@@ -1,0 +1,175 @@
+//! Kernel notifications folded into the worker's view, and the full resync.
+
+use super::*;
+
+impl<F: Fib> Worker<F> {
+    pub(super) fn link_matters(&self, name: &str, has_addrs: bool) -> bool {
+        has_addrs || name == self.cfg.tunnel_device || self.hints.contains_key(name)
+    }
+
+    pub(super) fn event(&mut self, e: FibEvent) {
+        bump(&self.stats.events, 1);
+        let proto = self.cfg.protocol;
+        let metric = self.cfg.metric;
+        match e {
+            FibEvent::RouteAdded(r) | FibEvent::RouteDeleted(r) if r.table != self.cfg.table => {}
+            FibEvent::RouteAdded(r) if r.metric == metric => {
+                // One route per key: a route of one owner replaces the other's.
+                let slot = self.routes.entry(r.prefix).or_default();
+                if r.protocol == proto {
+                    if slot.own_is(&r.kind) {
+                        // The echo of our own change: nothing to do, nothing allocated.
+                        return;
+                    }
+                    if !slot.owned() {
+                        slot.stale = true;
+                    }
+                    slot.set_own(Some(&r.kind), &mut self.res.hops);
+                    slot.foreign = None;
+                } else {
+                    if slot.foreign == Some(r.protocol) && !slot.owned() {
+                        return;
+                    }
+                    slot.set_own(None, &mut self.res.hops);
+                    slot.foreign = Some(r.protocol);
+                }
+                mark(&mut self.dirty, r.prefix, slot);
+            }
+            FibEvent::RouteAdded(r) => {
+                // Another metric: only our own routes matter there.
+                if r.protocol != proto {
+                    return;
+                }
+                let key = r.key();
+                if self.other_own.get(&key).is_some_and(|o| o.route == r) {
+                    return;
+                }
+                let stale = self.other_own.get(&key).is_none_or(|o| o.stale);
+                self.other_own.insert(key, OwnRoute { route: r, stale });
+                self.dirty_other.insert(key);
+            }
+            FibEvent::RouteDeleted(r) if r.metric == metric => {
+                let Some(slot) = self.routes.get_mut(&r.prefix) else {
+                    return;
+                };
+                if r.protocol == proto {
+                    if slot.owned() {
+                        if slot.wanted() && !slot.stale {
+                            tracing::info!(prefix = %r.prefix, "owned route removed by someone else; restoring");
+                            bump(&self.stats.restores, 1);
+                        }
+                        slot.set_own(None, &mut self.res.hops);
+                        mark(&mut self.dirty, r.prefix, slot);
+                    }
+                } else if slot.foreign == Some(r.protocol) {
+                    slot.foreign = None;
+                    mark(&mut self.dirty, r.prefix, slot);
+                }
+            }
+            FibEvent::RouteDeleted(r) => {
+                let key = r.key();
+                if r.protocol == proto && self.other_own.remove(&key).is_some() {
+                    self.dirty_other.insert(key);
+                }
+            }
+            FibEvent::LinkChanged { ifindex, name, up } => {
+                let links = &mut self.res.links;
+                let before = links.get(ifindex).map(|l| (l.up, !l.addrs.is_empty()));
+                let old_name = links.get(ifindex).map(|l| l.name.clone());
+                if links.upsert(ifindex, &name, up) {
+                    self.res.links_changed();
+                    let has_addrs = self.res.links.get(ifindex).is_some_and(|l| !l.addrs.is_empty());
+                    let renamed_relevant = old_name.is_some_and(|n| self.link_matters(&n, false));
+                    if self.link_matters(&name, has_addrs) || renamed_relevant {
+                        self.mark_all_desired();
+                        // IPv4 routes via a device going down vanish without notification.
+                        if matches!(before, Some((true, _))) && !up {
+                            self.resync_needed = true;
+                        }
+                    }
+                }
+            }
+            FibEvent::LinkDeleted { ifindex } => {
+                if let Some(l) = self.res.links.remove(ifindex) {
+                    self.res.links_changed();
+                    if self.link_matters(&l.name, !l.addrs.is_empty()) {
+                        self.mark_all_desired();
+                        self.resync_needed = true;
+                    }
+                }
+            }
+            FibEvent::AddrAdded { ifindex, addr } => {
+                if !is_v6_link_local(&addr) && self.res.links.add_addr(ifindex, addr) {
+                    self.res.links_changed();
+                    self.mark_all_desired();
+                }
+            }
+            FibEvent::AddrDeleted { ifindex, addr } => {
+                if !is_v6_link_local(&addr) && self.res.links.del_addr(ifindex, addr) {
+                    self.res.links_changed();
+                    self.mark_all_desired();
+                    self.resync_needed = true;
+                }
+            }
+            FibEvent::Overrun => self.resync_needed = true,
+        }
+    }
+
+    /// Dump links and our table, rebuild the kernel side of every record (new own routes
+    /// are adopted as stale), and reconcile everything.
+    pub(super) async fn resync(&mut self) -> Result<(), FibError> {
+        self.resync_needed = false;
+        // Events queued before the dump are superseded by it.
+        while self.events.try_recv().is_ok() {}
+        let links = self.fib.dump_links().await?;
+        let routes = self.fib.dump_routes(self.cfg.table).await?;
+        self.res.links = LinkTable::from_links(links.into_iter().map(|mut l| {
+            l.addrs.retain(|a| !is_v6_link_local(a));
+            l
+        }));
+        self.res.links_changed();
+        // Forget the kernel side. A slot that was not ours gets `stale` set, so a route of
+        // ours found there now is adopted as stale; ours keep their flag.
+        for slot in self.routes.values_mut() {
+            if !slot.owned() {
+                slot.stale = true;
+            }
+            slot.set_own(None, &mut self.res.hops);
+            slot.foreign = None;
+        }
+        self.routes.reserve(routes.len().saturating_sub(self.routes.len()));
+        self.dirty_other.extend(self.other_own.keys().copied());
+        let mut other = HashMap::new();
+        let (proto, metric) = (self.cfg.protocol, self.cfg.metric);
+        for r in routes {
+            if r.metric == metric {
+                if r.protocol == proto {
+                    let slot = self.routes.entry(r.prefix).or_insert_with(|| {
+                        let mut s = Slot::default();
+                        s.stale = true;
+                        s
+                    });
+                    slot.set_own(Some(&r.kind), &mut self.res.hops);
+                } else {
+                    self.routes.entry(r.prefix).or_default().foreign = Some(r.protocol);
+                }
+            } else if r.protocol == proto {
+                let key = r.key();
+                let stale = self.other_own.get(&key).is_none_or(|o| o.stale);
+                self.dirty_other.insert(key);
+                other.insert(key, OwnRoute { route: r, stale });
+            }
+        }
+        self.other_own = other;
+        // Keys in backoff wait for their retry time, so a failing op cannot loop via resyncs.
+        let failed = &self.failed;
+        for (p, slot) in self.routes.iter_mut() {
+            if failed.is_empty() || !failed.contains_key(&RouteKey { prefix: *p, metric }) {
+                mark(&mut self.dirty, *p, slot);
+            }
+        }
+        self.dirty_other.retain(|k| !failed.contains_key(k));
+        bump(&self.stats.resyncs, 1);
+        Ok(())
+    }
+}

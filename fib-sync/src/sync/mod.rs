@@ -1,0 +1,384 @@
+//! The sync worker: one compact record per prefix (desired + ours in the kernel + foreign
+//! holder + flags), a dirty queue drained in batches, kernel events folded in as they
+//! come, and a cheap handle for the daemon.
+//!
+//! `handle` is the daemon's side (config, handle, counters, snapshot types);
+//! the worker's parts: `dirty` (the reconcile queue), `events` (kernel
+//! notifications, resync), `batch` (reconcile and results), `snapshot`.
+
+mod batch;
+mod dirty;
+mod events;
+mod handle;
+mod snapshot;
+#[cfg(test)]
+#[allow(unsafe_code)] // a counting global allocator for the allocation tests
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnetwork::IpNetwork;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::error::FibError;
+use crate::fib::{Fib, FibEvent, OpResult};
+use crate::model::{
+    normalize, Change, Desired, Errno, KernelRoute, LinkTable, Op, RouteKey, RouteKind, RTPROT_BIRD, RT_TABLE_MAIN,
+};
+use crate::netlink::{NetlinkFib, DEFAULT_BATCH};
+use crate::reconcile::{decide, Blocked, OwnRoute, RouteParams};
+use crate::resolve::{Mode, Unresolved};
+use crate::slot::{route, Block, Resolver, Slot, Want};
+
+use dirty::DirtyQueue;
+use handle::{bump, Command, StatsCell};
+pub use handle::{FibConfig, FibHandle, FibSync, FibTask, RouteState, RouteStatus, ShutdownMode, Stats};
+
+#[derive(Debug, Clone, Copy)]
+struct Failure {
+    error: Errno,
+    attempts: u32,
+}
+
+/// Transient queues keep at most this much spare capacity after a burst.
+const SPARE: usize = 1024;
+
+struct Worker<F> {
+    cfg: FibConfig,
+    params: RouteParams,
+    fib: F,
+    events: mpsc::UnboundedReceiver<FibEvent>,
+    events_open: bool,
+    cmds: mpsc::UnboundedReceiver<Command>,
+    /// Every prefix at our metric that is desired, ours in the kernel, or held by a
+    /// foreign route: one compact record each.
+    routes: HashMap<IpNetwork, Slot>,
+    /// Our routes at another metric (adopted from an earlier configuration; rare).
+    other_own: HashMap<RouteKey, OwnRoute>,
+    /// Links, interned next-hop sets and cached resolutions.
+    res: Resolver,
+    /// Device names used as next-hop hints, with use counts (their link events matter).
+    hints: HashMap<String, usize>,
+    /// Prefixes (at our metric) waiting to be reconciled; each slot with `dirty` set is
+    /// here exactly once.
+    dirty: DirtyQueue,
+    /// Keys at another metric waiting to be reconciled.
+    dirty_other: HashSet<RouteKey>,
+    /// Slots whose last decision was "blocked".
+    blocked: usize,
+    failed: HashMap<RouteKey, Failure>,
+    retries: BinaryHeap<Reverse<(Instant, RouteKey)>>,
+    resync_needed: bool,
+    settle: Vec<oneshot::Sender<()>>,
+    stats: Arc<StatsCell>,
+}
+
+fn is_v6_link_local(n: &IpNetwork) -> bool {
+    matches!(n, IpNetwork::V6(v6) if (v6.ip().segments()[0] & 0xffc0) == 0xfe80)
+}
+
+/// Queue a slot for reconciliation (once).
+fn mark(dirty: &mut DirtyQueue, prefix: IpNetwork, slot: &mut Slot) {
+    if !slot.dirty {
+        slot.dirty = true;
+        dirty.q.push_back(prefix);
+        dirty.unsorted += 1;
+    }
+}
+
+/// Give back most of a map's memory once it is far below its capacity (after a mass
+/// removal), so a burst does not pin its peak forever.
+fn shrink_map<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
+    if m.capacity() > SPARE && m.len() < m.capacity() / 4 {
+        m.shrink_to(m.len() * 2);
+    }
+}
+
+impl<F: Fib> Worker<F> {
+    fn new(
+        fib: F,
+        cfg: FibConfig,
+        events: mpsc::UnboundedReceiver<FibEvent>,
+        cmds: mpsc::UnboundedReceiver<Command>,
+        stats: Arc<StatsCell>,
+    ) -> Self {
+        Worker {
+            params: RouteParams {
+                table: cfg.table,
+                protocol: cfg.protocol,
+                metric: cfg.metric,
+                mode: cfg.mode,
+            },
+            cfg,
+            fib,
+            events,
+            events_open: true,
+            cmds,
+            routes: HashMap::new(),
+            other_own: HashMap::new(),
+            res: Resolver::default(),
+            hints: HashMap::new(),
+            dirty: DirtyQueue::default(),
+            dirty_other: HashSet::new(),
+            blocked: 0,
+            failed: HashMap::new(),
+            retries: BinaryHeap::new(),
+            resync_needed: false,
+            settle: Vec::new(),
+            stats,
+        }
+    }
+
+    async fn run(mut self) -> Result<(), FibError> {
+        let mut next_safety = self.cfg.safety_resync.map(|d| Instant::now() + d);
+        loop {
+            while let Ok(c) = self.cmds.try_recv() {
+                if self.command(c).await {
+                    return Ok(());
+                }
+            }
+            while let Ok(e) = self.events.try_recv() {
+                self.event(e);
+            }
+            if self.resync_needed {
+                if let Err(e) = self.resync().await {
+                    tracing::error!("fib resync failed: {e}; retrying");
+                    bump(&self.stats.errors, 1);
+                    tokio::time::sleep(self.cfg.retry_base).await;
+                    continue;
+                }
+            }
+            self.due_retries(Instant::now());
+            if !self.dirty.is_empty() || !self.dirty_other.is_empty() {
+                self.process_batch().await?;
+                continue;
+            }
+            self.trim();
+            self.update_pending();
+            for w in self.settle.drain(..) {
+                let _ = w.send(());
+            }
+            let next_retry = self.retries.peek().map(|Reverse((t, _))| *t);
+            tokio::select! {
+                c = self.cmds.recv() => match c {
+                    Some(c) => if self.command(c).await { return Ok(()) },
+                    // Every handle dropped: stop, keeping routes.
+                    None => return Ok(()),
+                },
+                e = self.events.recv(), if self.events_open => match e {
+                    Some(e) => self.event(e),
+                    None => {
+                        tracing::error!("kernel event stream ended; fib-sync no longer repairs routes");
+                        self.events_open = false;
+                    }
+                },
+                _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now)), if next_retry.is_some() => {}
+                _ = tokio::time::sleep_until(next_safety.unwrap_or_else(Instant::now)), if next_safety.is_some() => {
+                    self.resync_needed = true;
+                    next_safety = self.cfg.safety_resync.map(|d| Instant::now() + d);
+                }
+            }
+        }
+    }
+
+    /// Idle: release what a burst left behind (queue buffers, oversized tables).
+    fn trim(&mut self) {
+        self.dirty.trim();
+        shrink_map(&mut self.routes);
+        shrink_map(&mut self.failed);
+        if self.retries.capacity() > SPARE && self.retries.len() < self.retries.capacity() / 4 {
+            self.retries.shrink_to(self.retries.len() * 2);
+        }
+    }
+
+    fn update_pending(&self) {
+        let n = self.dirty.len() + self.dirty_other.len() + self.blocked + self.failed.len();
+        self.stats.pending.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// Queue one key for reconciliation.
+    fn mark_key(&mut self, key: RouteKey) {
+        if key.metric == self.cfg.metric {
+            let slot = self.routes.entry(key.prefix).or_default();
+            mark(&mut self.dirty, key.prefix, slot);
+        } else {
+            self.dirty_other.insert(key);
+        }
+    }
+
+    fn due_retries(&mut self, now: Instant) {
+        while let Some(Reverse((t, k))) = self.retries.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.retries.pop();
+            if self.failed.contains_key(&k) {
+                self.mark_key(k);
+            }
+        }
+    }
+
+    /// Returns true when the worker must stop.
+    async fn command(&mut self, c: Command) -> bool {
+        match c {
+            Command::Apply(changes) => {
+                if changes.len() > SPARE {
+                    // Grow the tables once to their final size instead of doubling in
+                    // steps (each step holds the old and the new table at once).
+                    let new = changes
+                        .iter()
+                        .filter(|c| matches!(c, Change::Set(p, _) if !self.routes.contains_key(&normalize(*p))))
+                        .count();
+                    self.routes.reserve(new);
+                    self.dirty.reserve(changes.len());
+                }
+                for ch in changes {
+                    match ch {
+                        Change::Set(p, d) => self.set(normalize(p), d),
+                        Change::Remove(p) => self.remove(normalize(p)),
+                    }
+                }
+            }
+            Command::Sweep(reply) => {
+                let mut n = 0;
+                for (p, slot) in self.routes.iter_mut() {
+                    if slot.owned() && slot.stale {
+                        slot.stale = false;
+                        if !slot.wanted() {
+                            mark(&mut self.dirty, *p, slot);
+                            n += 1;
+                        }
+                    }
+                }
+                for (k, o) in self.other_own.iter_mut() {
+                    if o.stale {
+                        o.stale = false;
+                        self.dirty_other.insert(*k);
+                        n += 1;
+                    }
+                }
+                let _ = reply.send(n);
+            }
+            Command::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+            Command::Settle(reply) => self.settle.push(reply),
+            Command::Shutdown(mode, reply) => {
+                if mode == ShutdownMode::RemoveOwned {
+                    self.remove_all_owned().await;
+                }
+                let _ = reply.send(());
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Delete every route we own, a batch at a time.
+    async fn remove_all_owned(&mut self) {
+        let mut keys: Vec<RouteKey> = self
+            .routes
+            .iter()
+            .filter(|(_, s)| s.owned())
+            .map(|(p, _)| RouteKey {
+                prefix: *p,
+                metric: self.cfg.metric,
+            })
+            .collect();
+        keys.extend(self.other_own.keys().copied());
+        for chunk in keys.chunks(self.cfg.batch_size.max(1) * 16) {
+            let ops: Vec<Op> = chunk
+                .iter()
+                .filter_map(|k| self.own_route(*k))
+                .map(Op::Delete)
+                .collect();
+            match self.fib.apply(&ops).await {
+                Ok(results) => self.handle_results(&ops, results),
+                Err(e) => {
+                    tracing::error!("removing routes at shutdown failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Our route for a key, as the kernel has it.
+    fn own_route(&self, k: RouteKey) -> Option<KernelRoute> {
+        if k.metric == self.cfg.metric {
+            let kind = self.routes.get(&k.prefix)?.own_kind()?;
+            Some(route(k.prefix, kind, &self.params))
+        } else {
+            self.other_own.get(&k).map(|o| o.route.clone())
+        }
+    }
+
+    fn set(&mut self, prefix: IpNetwork, d: Desired) {
+        let (want, hops) = match &d {
+            Desired::Blackhole => (Want::Blackhole, None),
+            Desired::Via(h) => (Want::Via, Some(self.res.intern_desired(h))),
+        };
+        let slot = self.routes.entry(prefix).or_default();
+        if slot.owned() {
+            slot.stale = false;
+        }
+        for h in hops.iter().flat_map(|h| h.iter()).filter_map(|h| h.device.as_ref()) {
+            *self.hints.entry(h.clone()).or_default() += 1;
+        }
+        let old = slot.desired();
+        if !slot.set_want(want, hops) {
+            // Unchanged: undo the hint counts just added.
+            if let Some(old) = old {
+                unhint(&mut self.hints, &old);
+            }
+            return;
+        }
+        mark(&mut self.dirty, prefix, slot);
+        if let Some(old) = old {
+            unhint(&mut self.hints, &old);
+        }
+    }
+
+    fn remove(&mut self, prefix: IpNetwork) {
+        let Some(slot) = self.routes.get_mut(&prefix) else {
+            return;
+        };
+        let Some(old) = slot.desired() else {
+            return;
+        };
+        slot.set_want(Want::Nothing, None);
+        if slot.block != Block::No {
+            slot.block = Block::No;
+            self.blocked -= 1;
+        }
+        mark(&mut self.dirty, prefix, slot);
+        unhint(&mut self.hints, &old);
+    }
+
+    fn mark_all_desired(&mut self) {
+        for (p, slot) in self.routes.iter_mut() {
+            if slot.wanted() {
+                mark(&mut self.dirty, *p, slot);
+            }
+        }
+    }
+}
+
+fn unhint(hints: &mut HashMap<String, usize>, d: &Desired) {
+    let Desired::Via(hops) = d else {
+        return;
+    };
+    for h in hops.iter().filter_map(|h| h.device.as_ref()) {
+        if let Some(c) = hints.get_mut(h) {
+            *c -= 1;
+            if *c == 0 {
+                hints.remove(h);
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Allocation and batching tests of the worker.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::memory::{MemoryFib, MemoryKernel};
+use crate::model::RouteKind;
+
+/// Counts allocations made by the current thread (the worker runs on the test's
+/// thread here), so a test can assert that a code path allocates nothing.
+struct PerThread;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; only counts.
+unsafe impl GlobalAlloc for PerThread {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static COUNT: PerThread = PerThread;
+
+fn allocs() -> usize {
+    ALLOCS.with(|c| c.get())
+}
+
+fn kernel() -> MemoryKernel {
+    let k = MemoryKernel::new();
+    k.add_link("eth0");
+    k.add_addr("eth0", "192.168.1.11/24".parse().unwrap());
+    k
+}
+
+async fn worker(k: &MemoryKernel) -> (Worker<MemoryFib>, mpsc::UnboundedSender<Command>) {
+    let mut fib = k.fib();
+    let events = fib.take_events().unwrap();
+    let (tx, cmds) = mpsc::unbounded_channel();
+    let mut w = Worker::new(fib, FibConfig::default(), events, cmds, Arc::default());
+    w.resync().await.unwrap();
+    while !w.dirty.is_empty() {
+        w.process_batch().await.unwrap();
+    }
+    (w, tx)
+}
+
+fn prefixes(n: u32) -> Vec<IpNetwork> {
+    (0..n)
+        .map(|i| IpNetwork::new(Ipv4Addr::from(0x0a00_0000 + (i << 6)).into(), 26).unwrap())
+        .collect()
+}
+
+async fn drain(w: &mut Worker<MemoryFib>) {
+    while !w.dirty.is_empty() || !w.dirty_other.is_empty() {
+        w.process_batch().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn echo_of_our_own_install_allocates_nothing() {
+    let k = kernel();
+    let (mut w, _tx) = worker(&k).await;
+    while w.events.try_recv().is_ok() {}
+    let gw = "192.168.1.12".parse().unwrap();
+    for p in prefixes(1000) {
+        w.set(p, Desired::via([gw]));
+    }
+    drain(&mut w).await;
+    assert_eq!(k.routes(254).len(), 1000);
+    let mut echoes = Vec::new();
+    while let Ok(e) = w.events.try_recv() {
+        echoes.push(e);
+    }
+    assert_eq!(echoes.len(), 1000, "one RTM_NEWROUTE per install");
+    let before = allocs();
+    for e in echoes.drain(..) {
+        w.event(e);
+    }
+    assert_eq!(allocs() - before, 0, "handling our own echoes allocated");
+    assert!(w.dirty.is_empty(), "an echo of what we installed needs no work");
+    // A route of ours that differs from what we installed is not an echo.
+    let mut other = k.routes(254)[0].clone();
+    other.kind = RouteKind::Blackhole;
+    w.event(FibEvent::RouteAdded(other));
+    assert_eq!(w.dirty.len(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn routes_share_hop_sets_and_a_burst_leaves_no_big_buffers() {
+    let k = kernel();
+    let (mut w, _tx) = worker(&k).await;
+    let gw = "192.168.1.12".parse().unwrap();
+    let all = prefixes(20_000);
+    let cmd = Command::Apply(all.iter().map(|p| Change::Set(*p, Desired::via([gw]))).collect());
+    assert!(!w.command(cmd).await);
+    drain(&mut w).await;
+    w.trim();
+    assert_eq!(k.routes(254).len(), 20_000);
+    // One desired set and one resolved set for all 20k routes.
+    let mut sets = std::collections::HashSet::new();
+    for s in w.routes.values() {
+        match (s.desired(), s.own_kind()) {
+            (Some(Desired::Via(d)), Some(RouteKind::Unicast(h))) => {
+                sets.insert((
+                    Arc::as_ptr(&d) as *const u8 as usize,
+                    Arc::as_ptr(&h) as *const u8 as usize,
+                ));
+            }
+            other => panic!("unexpected slot {other:?}"),
+        }
+    }
+    assert_eq!(sets.len(), 1, "every route points at the same two sets");
+    assert_eq!(w.dirty.q.capacity(), 0, "dirty queue released after the burst");
+    let cmd = Command::Apply(all.iter().map(|p| Change::Remove(*p)).collect());
+    assert!(!w.command(cmd).await);
+    drain(&mut w).await;
+    w.trim();
+    assert!(k.routes(254).is_empty());
+    assert!(w.routes.is_empty(), "records of removed routes are gone");
+    assert!(w.routes.capacity() <= SPARE, "table shrank: {}", w.routes.capacity());
+}
+
+#[test]
+fn a_burst_is_sent_spread_over_the_address_space() {
+    let mut q = DirtyQueue::default();
+    let mut slots: Vec<Slot> = (0..4).map(|_| Slot::default()).collect();
+    let ps = prefixes(4);
+    for (p, s) in ps.iter().zip(slots.iter_mut()) {
+        mark(&mut q, *p, s);
+    }
+    q.spread(8);
+    assert_eq!(q.pop(), Some(ps[0]), "small queues keep arrival order");
+    q.spread(2);
+    // Bit-reversed: .128 (bit 7 -> bit 24) sorts before .64 (bit 6 -> bit 25), then .192.
+    assert_eq!([q.pop(), q.pop(), q.pop()], [Some(ps[2]), Some(ps[1]), Some(ps[3])]);
+    assert_eq!(q.pop(), None);
+}
