@@ -162,6 +162,8 @@ pub enum KernelOp {
 pub enum KernelWork {
     Ops(Vec<KernelOp>),
     SweepStale,
+    /// Next hops the RIB now has paths via: report whether they resolve.
+    Track(Vec<IpAddr>),
 }
 
 /// A prefix this host originates.
@@ -201,6 +203,8 @@ pub enum RibMsg {
     Originate(Vec<Originated>),
     /// The peer's queue has room again.
     Writable(PeerId),
+    /// Next hops that stopped or started resolving (from the kernel side).
+    NextHops(Vec<(IpAddr, bool)>),
     /// The peer asked for our routes of a family again (RFC 2918 §4).
     RouteRefresh(PeerId, Family),
     /// Every path within a prefix (all when `None`), for the front ends.

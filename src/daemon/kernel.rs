@@ -10,7 +10,7 @@ use fib_sync::{Change, Desired, FibHandle};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::messages::{KernelOp, KernelWork};
+use crate::messages::{KernelOp, KernelWork, RibMsg};
 use crate::registry::Registry;
 use crate::sys::release_free_memory;
 
@@ -32,16 +32,23 @@ pub(super) async fn kernel_task(fib: FibHandle, mut rx: mpsc::UnboundedReceiver<
     let mut since_trim = 0usize;
     while let Some(first) = rx.recv().await {
         let mut ops = Vec::new();
+        let mut track = Vec::new();
         match first {
             KernelWork::Ops(o) => ops = o,
             KernelWork::SweepStale => sweep_next = true,
+            KernelWork::Track(nhs) => track = nhs,
         }
         while !sweep_next && ops.len() < 8192 {
             match rx.try_recv() {
                 Ok(KernelWork::Ops(more)) => ops.extend(more),
                 Ok(KernelWork::SweepStale) => sweep_next = true,
+                Ok(KernelWork::Track(more)) => track.extend(more),
                 Err(_) => break,
             }
+        }
+        if !track.is_empty() && fib.track_next_hops(track).is_err() {
+            error!("kernel route sync stopped");
+            return;
         }
         if frozen.load(Ordering::Acquire) {
             continue;
@@ -66,6 +73,19 @@ pub(super) async fn kernel_task(fib: FibHandle, mut rx: mpsc::UnboundedReceiver<
                 Ok(n) => info!("removed {n} stale kernel routes left from before the start"),
                 Err(e) => warn!("sweeping stale kernel routes: {e}"),
             }
+        }
+    }
+}
+
+/// Hands the kernel side's reports of next hops that stopped or started
+/// resolving to the RIB (RFC 4271 §9.1.2).
+pub(super) async fn next_hop_reports(fib: FibHandle, rib: mpsc::Sender<RibMsg>) {
+    let Ok(mut reports) = fib.next_hop_changes() else {
+        return;
+    };
+    while let Some(changes) = reports.recv().await {
+        if rib.send(RibMsg::NextHops(changes)).await.is_err() {
+            return;
         }
     }
 }

@@ -156,6 +156,7 @@ impl Daemon {
         let supervisor = Arc::new(Supervisor::new(registry.clone(), &cfg, local_restart));
         if let Some(fib) = &fib {
             tokio::spawn(kernel::kernel_task(fib.clone(), kernel_rx, kernel_frozen.clone()));
+            tokio::spawn(kernel::next_hop_reports(fib.clone(), rib_tx.clone()));
             tokio::spawn(kernel::sweeper(
                 registry.clone(),
                 kernel_tx,

@@ -90,10 +90,11 @@ impl Rib {
         Some((best, gateways))
     }
 
-    /// A next hop of one of our own addresses is unusable (RFC 4271 §9.1.2).
+    /// A next hop of one of our own addresses is unusable, and so is one that
+    /// does not resolve (RFC 4271 §9.1.2, see `nexthop`).
     pub(super) fn next_hop_usable(&self, p: &Path) -> bool {
         match (p.attrs.next_hop, self.info(p.peer)) {
-            (Some(nh), Some(i)) => nh != i.local_address && !nh.is_unspecified(),
+            (Some(nh), Some(i)) => nh != i.local_address && !nh.is_unspecified() && self.resolves(nh),
             _ => false,
         }
     }

@@ -99,6 +99,7 @@ impl Rib {
             neighbor: info.address,
             local_asn: info.local_asn,
         };
+        self.note_next_hop(attrs.next_hop);
         let base = self.intern(attrs);
         let mut added = 0usize;
         let mut replaced = 0usize;

@@ -20,6 +20,7 @@ mod export;
 mod graceful;
 mod import;
 mod kernel;
+mod nexthop;
 #[cfg(test)]
 mod review_tests;
 mod table;
@@ -113,6 +114,10 @@ pub struct Rib {
     next_stale_id: PeerId,
     /// Our own restart's selection deferral, while it lasts.
     deferring: Option<Deferring>,
+    /// Next hops seen, and whether the kernel side says they resolve.
+    next_hops: Map<std::net::IpAddr, bool>,
+    /// Seen since the kernel side was last told.
+    new_next_hops: Vec<std::net::IpAddr>,
 }
 
 pub(super) fn family_of(prefix: &IpNetwork) -> Family {
@@ -145,6 +150,8 @@ impl Rib {
             stale_peers: Map::default(),
             next_stale_id: PeerId(u32::MAX),
             deferring,
+            next_hops: Map::default(),
+            new_next_hops: Vec::new(),
         }
     }
 
@@ -208,6 +215,7 @@ impl Rib {
             RibMsg::Originate(list) => self.set_originated(list),
             RibMsg::Writable(peer) => self.drain_backlog(peer),
             RibMsg::RouteRefresh(peer, family) => self.route_refresh(peer, family),
+            RibMsg::NextHops(changes) => self.next_hops_changed(changes),
             RibMsg::Routes(filter, reply) => {
                 let _ = reply.send(self.routes(filter));
             }

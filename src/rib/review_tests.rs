@@ -292,3 +292,35 @@ fn finding_5_a_route_too_big_for_the_peer_is_withdrawn_not_dropped() {
     );
     assert_eq!(rib.summary().counts(PeerId(2)).1, 0, "not counted as advertised");
 }
+
+#[test]
+fn finding_2_a_path_whose_next_hop_does_not_resolve_is_left_out_of_selection() {
+    let mut rib = rib();
+    let _a = up(&mut rib, 1, "192.168.1.12", ASN);
+    let _b = up(&mut rib, 2, "192.168.1.13", ASN);
+    let mut better = learned("192.168.2.12", vec![]);
+    better.local_pref = Some(200);
+    announce(&mut rib, 1, "10.244.9.0/26", better);
+    announce(&mut rib, 2, "10.244.9.0/26", learned("192.168.1.13", vec![]));
+    rib.flush();
+    assert_eq!(
+        rib.take_new_next_hops().len(),
+        2,
+        "the kernel side is asked about both next hops"
+    );
+    assert_eq!(best(&rib, "10.244.9.0/26"), vec![RouteSource::Peer(PeerId(1))]);
+    rib.take_kernel_ops();
+    rib.handle(RibMsg::NextHops(vec![("192.168.2.12".parse().unwrap(), false)]));
+    rib.flush();
+    assert_eq!(best(&rib, "10.244.9.0/26"), vec![RouteSource::Peer(PeerId(2))]);
+    assert_eq!(
+        rib.take_kernel_ops(),
+        vec![KernelOp::Via(
+            "10.244.9.0/26".parse().unwrap(),
+            crate::messages::Gateways::from_elem("192.168.1.13".parse().unwrap(), 1)
+        )]
+    );
+    rib.handle(RibMsg::NextHops(vec![("192.168.2.12".parse().unwrap(), true)]));
+    rib.flush();
+    assert_eq!(best(&rib, "10.244.9.0/26"), vec![RouteSource::Peer(PeerId(1))]);
+}

@@ -58,6 +58,10 @@ pub async fn run(mut rib: Rib, mut inbox: mpsc::Receiver<RibMsg>, out: RibOutput
         if !ops.is_empty() && kernel.send(KernelWork::Ops(ops)).is_err() {
             tracing::warn!("kernel sync task is gone; routes are no longer installed");
         }
+        let next_hops = rib.take_new_next_hops();
+        if !next_hops.is_empty() {
+            let _ = kernel.send(KernelWork::Track(next_hops));
+        }
         if changed > 10_000 {
             // A full table went through: give the allocator's free pages back.
             release_free_memory();

@@ -1,6 +1,7 @@
 //! Next hops and link failures: an ECMP route keeps the paths that still
 //! resolve (RFC 4271 §9.1.2, review finding 2).
 
+use bgp_proto::attributes::{AsPath, AttrValue, Origin, PathAttribute};
 use tern_testkit::inproc::*;
 
 #[test]
@@ -29,5 +30,44 @@ fn a_dual_homed_host_keeps_the_route_via_the_surviving_uplink() {
     node.kernel.set_up("eth1", true);
     node.wait_until("multipath again", || {
         node.kernel_gateways("10.244.9.0/26") == Some(both.clone())
+    });
+}
+
+#[test]
+fn a_path_whose_next_hop_stops_resolving_gives_way_to_the_next_best() {
+    let node = Node::start(&format!(
+        "{}{}",
+        ibgp_peer("h2", "127.0.0.2"),
+        ibgp_peer("h3", "127.0.0.3")
+    ));
+    node.kernel.add_link("eth1");
+    node.kernel.add_addr("eth1", "192.168.2.11/24".parse().unwrap());
+    let mut h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    let mut h3 = node.connect("127.0.0.3", ASN).expect("h3");
+    let attrs = |local_pref: u32| {
+        vec![
+            PathAttribute::new(AttrValue::Origin(Origin::Igp)),
+            PathAttribute::new(AttrValue::AsPath(AsPath::sequence(vec![]))),
+            PathAttribute::new(AttrValue::LocalPref(local_pref)),
+        ]
+    };
+    // The better path (LOCAL_PREF 200) via eth1, the other via eth0.
+    h2.announce_with(&[net("10.244.9.0/26")], "192.168.2.12".parse().unwrap(), &attrs(200))
+        .expect("announce");
+    h3.announce_with(&[net("10.244.9.0/26")], "192.168.1.13".parse().unwrap(), &attrs(100))
+        .expect("announce");
+    let via = |gw: &str| Some(vec![gw.parse().unwrap()]);
+    node.wait_until("the better path is installed", || {
+        node.kernel_gateways("10.244.9.0/26") == via("192.168.2.12")
+    });
+    node.kernel.set_up("eth1", false);
+    node.wait_until("the next best takes over (RFC 4271 §9.1.2)", || {
+        node.kernel_gateways("10.244.9.0/26") == via("192.168.1.13")
+    });
+    let best: Vec<String> = node.routes().into_iter().filter(|r| r.best).map(|r| r.from).collect();
+    assert!(best.contains(&"h3".to_string()), "{best:?}");
+    node.kernel.set_up("eth1", true);
+    node.wait_until("the better path comes back", || {
+        node.kernel_gateways("10.244.9.0/26") == via("192.168.2.12")
     });
 }

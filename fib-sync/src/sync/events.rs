@@ -7,7 +7,23 @@ impl<F: Fib> Worker<F> {
         has_addrs || name == self.cfg.tunnel_device || self.hints.contains_key(name)
     }
 
+    /// Folds one kernel notification in; after a link or address change,
+    /// tracked next hops are checked again.
     pub(super) fn event(&mut self, e: FibEvent) {
+        let links = matches!(
+            e,
+            FibEvent::LinkChanged { .. }
+                | FibEvent::LinkDeleted { .. }
+                | FibEvent::AddrAdded { .. }
+                | FibEvent::AddrDeleted { .. }
+        );
+        self.fold_event(e);
+        if links {
+            self.recheck_next_hops();
+        }
+    }
+
+    fn fold_event(&mut self, e: FibEvent) {
         bump(&self.stats.events, 1);
         let proto = self.cfg.protocol;
         let metric = self.cfg.metric;
@@ -170,6 +186,7 @@ impl<F: Fib> Worker<F> {
         }
         self.dirty_other.retain(|k| !failed.contains_key(k));
         bump(&self.stats.resyncs, 1);
+        self.recheck_next_hops();
         Ok(())
     }
 }

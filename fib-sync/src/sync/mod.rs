@@ -14,6 +14,7 @@ mod snapshot;
 #[cfg(test)]
 #[allow(unsafe_code)] // a counting global allocator for the allocation tests
 mod tests;
+mod tracked;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -65,6 +66,8 @@ struct Worker<F> {
     res: Resolver,
     /// Device names used as next-hop hints, with use counts (their link events matter).
     hints: HashMap<String, usize>,
+    /// Next hops whose resolvability the daemon follows.
+    tracked: tracked::TrackedNextHops,
     /// Prefixes (at our metric) waiting to be reconciled; each slot with `dirty` set is
     /// here exactly once.
     dirty: DirtyQueue,
@@ -124,6 +127,7 @@ impl<F: Fib> Worker<F> {
             other_own: HashMap::new(),
             res: Resolver::default(),
             hints: HashMap::new(),
+            tracked: tracked::TrackedNextHops::default(),
             dirty: DirtyQueue::default(),
             dirty_other: HashSet::new(),
             blocked: 0,
@@ -269,6 +273,8 @@ impl<F: Fib> Worker<F> {
                 let _ = reply.send(self.snapshot());
             }
             Command::Settle(reply) => self.settle.push(reply),
+            Command::Track(next_hops) => self.track(next_hops),
+            Command::WatchNextHops(subscriber) => self.watch_next_hops(subscriber),
             Command::Shutdown(mode, reply) => {
                 if mode == ShutdownMode::RemoveOwned {
                     self.remove_all_owned().await;

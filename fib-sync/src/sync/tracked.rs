@@ -1,0 +1,84 @@
+//! Next hops the daemon asked about: whether each resolves now, and a report
+//! whenever that changes with links and addresses, so the RIB can leave out
+//! the paths whose next hop does not resolve (RFC 4271 §9.1.2).
+
+use std::net::IpAddr;
+
+use super::*;
+use crate::model::NextHop;
+use crate::resolve::resolve_hop;
+
+/// Tracked next hops and who hears about their changes.
+#[derive(Default)]
+pub(super) struct TrackedNextHops {
+    /// Whether each resolves, as last reported.
+    resolves: HashMap<IpAddr, bool>,
+    subscriber: Option<mpsc::UnboundedSender<Vec<(IpAddr, bool)>>>,
+}
+
+impl<F: Fib> Worker<F> {
+    /// Starts tracking `next_hops`; the ones that do not resolve are reported
+    /// at once (the subscriber assumes a new next hop resolves).
+    pub(super) fn track(&mut self, next_hops: Vec<IpAddr>) {
+        let mut unresolved = Vec::new();
+        for ip in next_hops {
+            if self.tracked.resolves.contains_key(&ip) {
+                continue;
+            }
+            let ok = self.resolves(ip);
+            self.tracked.resolves.insert(ip, ok);
+            if !ok {
+                unresolved.push((ip, false));
+            }
+        }
+        self.report(unresolved);
+    }
+
+    /// A new subscriber hears at once which tracked next hops do not resolve.
+    pub(super) fn watch_next_hops(&mut self, subscriber: mpsc::UnboundedSender<Vec<(IpAddr, bool)>>) {
+        self.tracked.subscriber = Some(subscriber);
+        let unresolved = self
+            .tracked
+            .resolves
+            .iter()
+            .filter(|(_, ok)| !**ok)
+            .map(|(ip, _)| (*ip, false))
+            .collect();
+        self.report(unresolved);
+    }
+
+    /// After a link or address change: reports the tracked next hops whose
+    /// resolvability changed.
+    pub(super) fn recheck_next_hops(&mut self) {
+        let ips: Vec<IpAddr> = self.tracked.resolves.keys().copied().collect();
+        let mut changed = Vec::new();
+        for ip in ips {
+            let ok = self.resolves(ip);
+            if self.tracked.resolves.insert(ip, ok) != Some(ok) {
+                changed.push((ip, ok));
+            }
+        }
+        self.report(changed);
+    }
+
+    fn resolves(&self, ip: IpAddr) -> bool {
+        resolve_hop(
+            &NextHop::via(ip),
+            self.cfg.mode,
+            &self.cfg.tunnel_device,
+            &self.res.links,
+        )
+        .is_ok()
+    }
+
+    fn report(&mut self, changes: Vec<(IpAddr, bool)>) {
+        if changes.is_empty() {
+            return;
+        }
+        if let Some(s) = &self.tracked.subscriber {
+            if s.send(changes).is_err() {
+                self.tracked.subscriber = None;
+            }
+        }
+    }
+}
