@@ -71,3 +71,31 @@ fn a_path_whose_next_hop_stops_resolving_gives_way_to_the_next_best() {
         node.kernel_gateways("10.244.9.0/26") == via("192.168.2.12")
     });
 }
+
+#[test]
+fn finding_21_a_next_hop_that_is_one_of_our_own_addresses_is_not_used() {
+    let node = Node::start(&format!(
+        "{}{}",
+        ibgp_peer("h2", "127.0.0.2"),
+        ibgp_peer("h3", "127.0.0.3")
+    ));
+    let mut h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    let mut h3 = node.connect("127.0.0.3", ASN).expect("h3");
+    let attrs = |local_pref: u32| {
+        vec![
+            PathAttribute::new(AttrValue::Origin(Origin::Igp)),
+            PathAttribute::new(AttrValue::AsPath(AsPath::sequence(vec![]))),
+            PathAttribute::new(AttrValue::LocalPref(local_pref)),
+        ]
+    };
+    // The better path names this host's own eth0 address as next hop.
+    h2.announce_with(&[net("10.244.9.0/26")], "192.168.1.11".parse().unwrap(), &attrs(200))
+        .expect("announce");
+    h3.announce_with(&[net("10.244.9.0/26")], "192.168.1.13".parse().unwrap(), &attrs(100))
+        .expect("announce");
+    node.wait_until("the usable path is installed", || {
+        node.kernel_gateways("10.244.9.0/26") == Some(vec!["192.168.1.13".parse().unwrap()])
+    });
+    let best: Vec<String> = node.routes().into_iter().filter(|r| r.best).map(|r| r.from).collect();
+    assert!(best.contains(&"h3".to_string()), "RFC 4271 §6.3: {best:?}");
+}

@@ -146,3 +146,28 @@ fn a_burst_is_sent_spread_over_the_address_space() {
     assert_eq!([q.pop(), q.pop(), q.pop()], [Some(ps[2]), Some(ps[1]), Some(ps[3])]);
     assert_eq!(q.pop(), None);
 }
+
+#[tokio::test]
+async fn tracked_next_hops_report_when_they_do_not_resolve() {
+    let k = kernel();
+    let (mut w, _tx) = worker(&k).await;
+    let (sub, mut reports) = mpsc::unbounded_channel();
+    w.watch_next_hops(sub);
+    let own: std::net::IpAddr = "192.168.1.11".parse().unwrap();
+    let on_link: std::net::IpAddr = "192.168.1.13".parse().unwrap();
+    let off_link: std::net::IpAddr = "192.168.9.1".parse().unwrap();
+    w.track(vec![own, on_link, off_link]);
+    let mut first = reports.try_recv().expect("a report");
+    first.sort();
+    assert_eq!(
+        first,
+        vec![(own, false), (off_link, false)],
+        "our own address, and no route"
+    );
+    k.add_link("eth1");
+    k.add_addr("eth1", "192.168.9.11/24".parse().unwrap());
+    while let Ok(e) = w.events.try_recv() {
+        w.event(e);
+    }
+    assert_eq!(reports.try_recv().expect("a report"), vec![(off_link, true)]);
+}

@@ -61,14 +61,13 @@ impl<F: Fib> Worker<F> {
         self.report(changed);
     }
 
+    /// A next hop resolves if the kernel could use it: not one of this host's
+    /// own addresses (RFC 4271 §6.3; the kernel would refuse it, review
+    /// finding 21), and reachable as routes are resolved.
     fn resolves(&self, ip: IpAddr) -> bool {
-        resolve_hop(
-            &NextHop::via(ip),
-            self.cfg.mode,
-            &self.cfg.tunnel_device,
-            &self.res.links,
-        )
-        .is_ok()
+        let links = &self.res.links;
+        let own = links.iter().any(|l| l.addrs.iter().any(|a| a.ip() == ip));
+        !own && resolve_hop(&NextHop::via(ip), self.cfg.mode, &self.cfg.tunnel_device, links).is_ok()
     }
 
     fn report(&mut self, changes: Vec<(IpAddr, bool)>) {
