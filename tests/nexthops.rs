@@ -29,12 +29,7 @@
 //! line for the block is a flap), and the kernel route sampled every few ms.
 //! Needs root, bird2 and ping (skips otherwise).
 
-use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -354,231 +349,6 @@ fn sample_until(
     }
 }
 
-// ---------------------------------------------------------------------------
-// Evidence: ping and ip monitor
-// ---------------------------------------------------------------------------
-
-/// `ping -n -D -i 0.01 DST` from a pod in the background, output collected.
-struct Pinger {
-    what: String,
-    child: Option<Child>,
-    text: Arc<Mutex<String>>,
-    reader: Option<JoinHandle<()>>,
-}
-
-/// What a stopped [`Pinger`] saw.
-#[derive(Debug)]
-struct PingReport {
-    transmitted: u32,
-    received: u32,
-    /// Sequence numbers never answered (not counting `in_flight`).
-    lost: Vec<u32>,
-    /// The last request, sent just before SIGINT stopped ping, if unanswered.
-    in_flight: Option<u32>,
-    /// The longest time without a reply (from ping's `-D` timestamps).
-    max_gap: Duration,
-}
-
-impl Pinger {
-    fn start(pod: &Pod, dst: Ipv4Addr) -> Pinger {
-        let mut child = pod
-            .ns
-            .cmd("ping")
-            .args(["-n", "-D", "-i", "0.01", &dst.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ping");
-        let out = child.stdout.take().expect("ping stdout");
-        let text = Arc::new(Mutex::new(String::new()));
-        let sink = text.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let mut t = sink.lock().unwrap_or_else(|e| e.into_inner());
-                t.push_str(&line);
-                t.push('\n');
-            }
-        });
-        let p = Pinger {
-            what: format!("ping {} -> {dst}", pod.addr),
-            child: Some(child),
-            text,
-            reader: Some(reader),
-        };
-        p.wait_more(0);
-        p
-    }
-
-    fn replies(&self) -> usize {
-        let t = self.text.lock().unwrap_or_else(|e| e.into_inner());
-        t.lines().filter(|l| l.contains(" bytes from ")).count()
-    }
-
-    /// Waits (10 s at most) for `n` more replies than `after`; returns the count.
-    fn wait_more_than(&self, after: usize, n: usize) -> usize {
-        wait_until(
-            Duration::from_secs(10),
-            &format!("{}: {n} more replies after {after}", self.what),
-            || self.replies() >= after + n,
-        );
-        self.replies()
-    }
-
-    /// Waits until replies are flowing.
-    fn wait_more(&self, after: usize) -> usize {
-        self.wait_more_than(after, 1)
-    }
-
-    /// SIGINT (ping then prints its summary), and the per-sequence result.
-    fn stop(mut self) -> PingReport {
-        let mut child = self.child.take().expect("ping running");
-        signal(child.id(), "INT");
-        wait_child(&mut child, Duration::from_secs(5)).unwrap_or_else(|| panic!("{} did not stop", self.what));
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        let text = self.text.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let answered: BTreeSet<u32> = text
-            .lines()
-            .filter(|l| l.contains(" bytes from "))
-            .filter_map(|l| l.split("icmp_seq=").nth(1))
-            .filter_map(|s| s.split_whitespace().next()?.parse().ok())
-            .collect();
-        let summary = text
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .unwrap_or_else(|| panic!("{}: no summary in its output:\n{text}", self.what));
-        let number = |i: usize| -> u32 {
-            summary
-                .split(", ")
-                .nth(i)
-                .and_then(|s| s.split_whitespace().next())
-                .and_then(|w| w.parse().ok())
-                .unwrap_or_else(|| panic!("{}: bad summary {summary}", self.what))
-        };
-        let (transmitted, received) = (number(0), number(1));
-        let mut lost: Vec<u32> = (1..=transmitted).filter(|s| !answered.contains(s)).collect();
-        let in_flight = (lost.last() == Some(&transmitted)).then(|| lost.pop()).flatten();
-        // Reply lines start with "[SECONDS.MICROS]" (-D).
-        let stamps: Vec<f64> = text
-            .lines()
-            .filter(|l| l.contains(" bytes from "))
-            .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
-            .collect();
-        let max_gap = stamps
-            .windows(2)
-            .map(|w| Duration::from_secs_f64((w[1] - w[0]).max(0.0)))
-            .max()
-            .unwrap_or_default();
-        println!(
-            "{}: {summary}; {} lost{}, in flight at SIGINT {in_flight:?}, longest gap between replies {:.1} ms",
-            self.what,
-            lost.len(),
-            match (lost.first(), lost.last()) {
-                (Some(a), Some(b)) => format!(" (icmp_seq {a}..={b})"),
-                _ => String::new(),
-            },
-            max_gap.as_secs_f64() * 1000.0
-        );
-        PingReport {
-            transmitted,
-            received,
-            lost,
-            in_flight,
-            max_gap,
-        }
-    }
-}
-
-impl Drop for Pinger {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            signal(c.id(), "KILL");
-            let _ = c.wait();
-        }
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-    }
-}
-
-/// `ip -o monitor route` in a namespace, every line kept.
-struct RouteMonitor {
-    child: Option<Child>,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
-}
-
-impl RouteMonitor {
-    /// Starts the monitor and returns once it is seen reporting (a marker
-    /// route added and removed until it shows).
-    fn start(ns: &Netns) -> RouteMonitor {
-        let mut child = ns
-            .cmd("ip")
-            .args(["-o", "monitor", "route"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ip monitor");
-        let out = child.stdout.take().expect("monitor stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
-        });
-        let m = RouteMonitor {
-            child: Some(child),
-            lines,
-            reader: Some(reader),
-        };
-        let marker = "route add blackhole 192.0.2.77/32 proto static";
-        wait_until(Duration::from_secs(10), "ip monitor reporting", || {
-            let _ = ns.try_ip(marker);
-            let _ = ns.try_ip(&marker.replacen("add", "del", 1));
-            m.about("192.0.2.77/32").len() >= 2
-        });
-        m
-    }
-
-    /// Every line about `dst`.
-    fn about(&self, dst: &str) -> Vec<String> {
-        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        lines
-            .iter()
-            .filter(|l| {
-                l.split_whitespace()
-                    .any(|w| w == dst || w == dst.trim_end_matches("/32"))
-            })
-            .cloned()
-            .collect()
-    }
-
-    fn deletions(&self, dst: &str) -> Vec<String> {
-        self.about(dst)
-            .into_iter()
-            .filter(|l| l.starts_with("Deleted"))
-            .collect()
-    }
-}
-
-impl Drop for RouteMonitor {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            signal(c.id(), "KILL");
-            let _ = c.wait();
-        }
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-    }
-}
-
 fn show_seen(seen: &[(Duration, RouteState)]) -> String {
     seen.iter()
         .map(|(at, s)| format!("  +{:.1} ms {s:?}", at.as_secs_f64() * 1000.0))
@@ -606,8 +376,8 @@ fn uplink_down_keeps_the_other_next_hop() {
     let mut t = DualHomed::start(30);
     let p = t.pod_via("eth1", &[]);
     let pod = &t.pods[p];
-    let monitor = RouteMonitor::start(&t.host.ns);
-    let ping = Pinger::start(pod, SERVER);
+    let monitor = RouteMonitor::start(&t.host.ns, "host");
+    let ping = Pinger::start(pod, SERVER, "0.01");
 
     // The flow really crosses tor2's uplink before the failure.
     let tx0 = t.tx_packets("eth1");
@@ -664,11 +434,11 @@ fn uplink_down_keeps_the_other_next_hop() {
 
     let report = ping.stop();
     let deleted = monitor.deletions(BLOCK);
-    println!("ip monitor about {BLOCK}:\n  {}", monitor.about(BLOCK).join("\n  "));
+    println!("{}", monitor.show(BLOCK));
     assert!(
         deleted.is_empty(),
         "the kernel route was deleted:\n{}",
-        deleted.join("\n")
+        monitor.show(BLOCK)
     );
     assert!(report.lost.is_empty(), "pings lost: {report:?}");
     let answered = report.received + u32::from(report.in_flight.is_some());
@@ -694,9 +464,9 @@ fn silent_tor_failure_falls_back_at_hold_timer() {
     let mut t = DualHomed::start(HOLD);
     let a = t.pod_via("eth0", &[]);
     let b = t.pod_via("eth1", &[a]);
-    let monitor = RouteMonitor::start(&t.host.ns);
-    let ping_a = Pinger::start(&t.pods[a], SERVER);
-    let ping_b = Pinger::start(&t.pods[b], SERVER);
+    let monitor = RouteMonitor::start(&t.host.ns, "host");
+    let ping_a = Pinger::start(&t.pods[a], SERVER, "0.01");
+    let ping_b = Pinger::start(&t.pods[b], SERVER, "0.01");
 
     let mut seen = Vec::new();
     let start = Instant::now();
@@ -752,11 +522,11 @@ fn silent_tor_failure_falls_back_at_hold_timer() {
     let report_b = ping_b.stop();
     let report_a = ping_a.stop();
     let deleted = monitor.deletions(BLOCK);
-    println!("ip monitor about {BLOCK}:\n  {}", monitor.about(BLOCK).join("\n  "));
+    println!("{}", monitor.show(BLOCK));
     assert!(
         deleted.is_empty(),
         "the kernel route was deleted:\n{}",
-        deleted.join("\n")
+        monitor.show(BLOCK)
     );
     assert!(report_a.lost.is_empty(), "pings lost on tor1's path: {report_a:?}");
     println!(
