@@ -14,8 +14,7 @@
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -74,110 +73,6 @@ protocol kernel {{
         ));
     }
     s
-}
-
-/// A BIRD daemon that, unlike the common `Bird` guard, can be SIGKILLed and
-/// started again (optionally with `-R`: graceful-restart recovery, which makes
-/// BIRD's OPEN carry R=1 and F=1). Stopped by PID on drop.
-struct BirdProc {
-    dir: TempDir,
-    ns_name: String,
-    socket: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl BirdProc {
-    fn start(ns: &Netns, config: &str) -> BirdProc {
-        let dir = TempDir::new("birdgr");
-        let mut b = BirdProc {
-            socket: dir.path().join("bird.ctl"),
-            log: dir.path().join("bird.log"),
-            dir,
-            ns_name: ns.name().to_string(),
-            child: None,
-        };
-        b.spawn(config, false);
-        b
-    }
-
-    /// Writes `config` and starts BIRD with it; `recovery` adds `-R`.
-    fn spawn(&mut self, config: &str, recovery: bool) {
-        assert!(self.child.is_none(), "BIRD still running");
-        let conf = self.dir.write("bird.conf", config);
-        must(Command::new("bird").arg("-p").arg("-c").arg(&conf));
-        let logf = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open bird log");
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns_name, "bird", "-f", "-c"])
-            .arg(&conf)
-            .arg("-s")
-            .arg(&self.socket)
-            .arg("-P")
-            .arg(self.dir.path().join("bird.pid"));
-        if recovery {
-            cmd.arg("-R");
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(logf.try_clone().expect("dup"))
-            .stderr(logf)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn bird: {e}"));
-        self.child = Some(child);
-        wait_until_diag(
-            Duration::from_secs(10),
-            "BIRD control socket",
-            || self.try_birdc("show status").is_ok(),
-            || self.log_tail(),
-        );
-    }
-
-    /// SIGKILL by PID, reaped: no NOTIFICATION, kernel routes left as they are.
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            signal(c.id(), "KILL");
-            let _ = c.wait();
-        }
-    }
-
-    fn try_birdc(&self, cmd: &str) -> Result<String, CmdFailed> {
-        run(Command::new("birdc")
-            .arg("-s")
-            .arg(&self.socket)
-            .args(cmd.split_whitespace()))
-    }
-
-    fn established(&self, proto: &str) -> bool {
-        self.try_birdc(&format!("show protocols {proto}"))
-            .is_ok_and(|s| s.contains("Established"))
-    }
-
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn log_tail(&self) -> String {
-        format!("--- bird in {} log:\n{}", self.ns_name, tail(&self.log, 40))
-    }
-}
-
-impl Drop for BirdProc {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "{}\n--- birdc show protocols all:\n{}",
-                self.log_tail(),
-                self.try_birdc("show protocols all").unwrap_or_else(|e| e.to_string())
-            );
-        }
-        if let Some(mut c) = self.child.take() {
-            stop_child(&mut c, Duration::from_secs(5));
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -269,7 +164,7 @@ fn restart_next_to_bird(test: &str, kill9: bool) {
         &h1.ns,
         &ternd_mesh_config(h1.addr, &[h2.addr], &h1.block(), "never", 90, ""),
     );
-    let bird = BirdProc::start(
+    let bird = Bird::start(
         &h2.ns,
         &calico_bird_config(h2.addr, &[h1.addr], &[h2.block()], CALICO_GR),
     );
@@ -724,7 +619,7 @@ fn reflector_restart_deletes_no_client_block() {
             &[(bc.addr, client), (gc.addr, client), (tc.addr, client)],
         ),
     );
-    let bird = BirdProc::start(
+    let bird = Bird::start(
         &bc.ns,
         &calico_bird_config(bc.addr, &[rr.addr], &[bc.block()], CALICO_GR),
     );
@@ -896,7 +791,7 @@ fn restarted_bird_neighbour_keeps_routes_until_end_of_rib() {
         &h1.ns,
         &ternd_mesh_config(h1.addr, &[h2.addr], &h1.block(), "never", 90, ""),
     );
-    let mut bird = BirdProc::start(
+    let mut bird = Bird::start(
         &h2.ns,
         &calico_bird_config(h2.addr, &[h1.addr], &[kept.clone(), dropped.clone()], CALICO_GR),
     );
@@ -932,7 +827,7 @@ fn restarted_bird_neighbour_keeps_routes_until_end_of_rib() {
         assert!(via(h1, block, h2.addr), "{block} left h1's kernel while BIRD was away");
     }
     let restarted_at = Instant::now();
-    bird.spawn(
+    bird.restart(
         &calico_bird_config(h2.addr, &[h1.addr], std::slice::from_ref(&kept), CALICO_GR),
         true,
     );
@@ -1025,7 +920,7 @@ fn bird_llgr_routes_turn_llgr_stale_then_expire() {
     let llgr = format!(
         "graceful restart on;\n  graceful restart time {LLGR_T};\n  long lived graceful restart on;\n  long lived stale time {LLGR_S};"
     );
-    let mut bird = BirdProc::start(&h2.ns, &calico_bird_config(h2.addr, &[h1.addr], &[h2.block()], &llgr));
+    let mut bird = Bird::start(&h2.ns, &calico_bird_config(h2.addr, &[h1.addr], &[h2.block()], &llgr));
     let proto = bird_proto(h1.addr);
     let h2_addr = h2.addr.to_string();
     let block = h2.block();
@@ -1128,7 +1023,7 @@ fn hard_shutdown_withdraws_from_bird_within_a_second() {
         &h1.ns,
         &ternd_mesh_config(h1.addr, &[h2.addr], &h1.block(), "never", 90, ""),
     );
-    let bird = BirdProc::start(
+    let bird = Bird::start(
         &h2.ns,
         &calico_bird_config(h2.addr, &[h1.addr], &[h2.block()], CALICO_GR),
     );

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::netns::Netns;
-use crate::process::{must, run, stop_child, wait_until_diag, CmdFailed};
+use crate::process::{must, run, signal, stop_child, wait_until_diag, CmdFailed};
 use crate::tempdir::{tail, TempDir};
 use crate::ASN;
 
@@ -50,52 +50,72 @@ protocol kernel {{
 }
 
 /// A BIRD 2 daemon in a namespace with its own config, control socket and
-/// pid file in a temp dir; stopped by PID on drop.
+/// pid file in a temp dir; can be killed (SIGKILL) and started again (with
+/// `-R`, graceful-restart recovery, as Calico runs it); stopped by PID on drop.
 pub struct Bird {
-    /// Held for its drop: removes the config, socket, pid file and log afterwards.
-    _dir: TempDir,
+    dir: TempDir,
+    ns_name: String,
     pub socket: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
-    label: String,
 }
 
 impl Bird {
     pub fn start(ns: &Netns, config: &str) -> Bird {
         let dir = TempDir::new("bird");
-        let conf = dir.write("bird.conf", config);
+        let mut b = Bird {
+            socket: dir.path().join("bird.ctl"),
+            log: dir.path().join("bird.log"),
+            dir,
+            ns_name: ns.name().to_string(),
+            child: None,
+        };
+        b.restart(config, false);
+        b
+    }
+
+    /// Writes `config` and starts BIRD with it (it must not be running);
+    /// `recovery` adds `-R`.
+    pub fn restart(&mut self, config: &str, recovery: bool) {
+        assert!(self.child.is_none(), "BIRD still running");
+        let conf = self.dir.write("bird.conf", config);
         must(Command::new("bird").arg("-p").arg("-c").arg(&conf));
-        let socket = dir.path().join("bird.ctl");
-        let log = dir.path().join("bird.log");
-        let logf = fs::File::create(&log).expect("create bird log");
-        let child = ns
-            .cmd("bird")
-            .arg("-f")
-            .arg("-c")
+        let logf = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open bird log");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns_name, "bird", "-f", "-c"])
             .arg(&conf)
             .arg("-s")
-            .arg(&socket)
+            .arg(&self.socket)
             .arg("-P")
-            .arg(dir.path().join("bird.pid"))
+            .arg(self.dir.path().join("bird.pid"));
+        if recovery {
+            cmd.arg("-R");
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(logf.try_clone().expect("dup"))
             .stderr(logf)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn bird: {e}"));
-        let b = Bird {
-            _dir: dir,
-            socket,
-            log,
-            child: Some(child),
-            label: ns.name().to_string(),
-        };
+        self.child = Some(child);
         wait_until_diag(
             Duration::from_secs(10),
             "BIRD control socket",
-            || b.try_birdc("show status").is_ok(),
-            || b.log_tail(),
+            || self.try_birdc("show status").is_ok(),
+            || self.log_tail(),
         );
-        b
+    }
+
+    /// SIGKILL by PID, reaped: no NOTIFICATION, kernel routes left as they are.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), "KILL");
+            let _ = c.wait();
+        }
     }
 
     /// `birdc -s SOCK <cmd>` (cmd split on whitespace).
@@ -113,12 +133,15 @@ impl Bird {
     /// True when BGP protocol `name` is Established.
     pub fn established(&self, name: &str) -> bool {
         self.try_birdc(&format!("show protocols {name}"))
-            .map(|s| s.contains("Established"))
-            .unwrap_or(false)
+            .is_ok_and(|s| s.contains("Established"))
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn log_tail(&self) -> String {
-        format!("--- bird in {} log:\n{}", self.label, tail(&self.log, 30))
+        format!("--- bird in {} log:\n{}", self.ns_name, tail(&self.log, 30))
     }
 }
 
