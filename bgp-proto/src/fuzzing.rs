@@ -16,6 +16,7 @@ fn contexts() -> [Context; 3] {
             four_octet_as: true,
             max_message_len: MAX_EXTENDED_MESSAGE_LEN,
             add_path,
+            external: true,
         },
     ]
 }

@@ -232,6 +232,7 @@ pub fn receive_context(sender: &Open, receiver: &Open) -> Context {
             .filter(|(f, m)| m.can_send() && r.iter().any(|(g, n)| g == f && n.can_receive()))
             .map(|(f, _)| *f)
             .collect(),
+        external: sender.asn() != receiver.asn(),
     }
 }
 

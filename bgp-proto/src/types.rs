@@ -110,6 +110,9 @@ pub struct Context {
     pub max_message_len: usize,
     /// Families whose NLRI carry a 4-octet path identifier (RFC 7911) in this direction.
     pub add_path: FamilySet,
+    /// The peer is in another AS: malformed LOCAL_PREF, ORIGINATOR_ID and
+    /// CLUSTER_LIST are then discarded, not withdrawn (RFC 7606 §7.5, §7.9, §7.10).
+    pub external: bool,
 }
 
 impl Default for Context {
@@ -118,6 +121,7 @@ impl Default for Context {
             four_octet_as: true,
             max_message_len: crate::framing::MAX_MESSAGE_LEN,
             add_path: FamilySet::new(),
+            external: false,
         }
     }
 }

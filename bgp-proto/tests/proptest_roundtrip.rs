@@ -152,6 +152,7 @@ fn context() -> impl Strategy<Value = Context> {
         } else {
             FamilySet::new()
         },
+        external: false,
     })
 }
 

@@ -219,6 +219,33 @@ fn originator_id_and_cluster_list_bad_length_treat_as_withdraw() {
     );
 }
 
+/// RFC 7606 §7.5, §7.9, §7.10: from an external peer these attributes are
+/// not used, so a malformed one is dropped and the route stays.
+#[test]
+fn local_pref_originator_id_cluster_list_from_external_peer_are_discarded() {
+    let external = Context {
+        external: true,
+        ..Context::default()
+    };
+    for bad in [
+        (WK, t::LOCAL_PREF, &[0, 100][..]),
+        (ON, t::ORIGINATOR_ID, &[1, 2, 3][..]),
+        (ON, t::CLUSTER_LIST, &[1, 2, 3, 4, 5, 6][..]),
+    ] {
+        let d = decode(&with(&[bad]), &external).expect("must not reset the session");
+        assert_eq!(d.treatment, Treatment::AttributeDiscard, "type {}", bad.1);
+        let u = update_of(&d);
+        assert_eq!(u.nlri.len(), 1, "the route is kept");
+        assert!(
+            u.attributes.iter().all(|a| a.type_code() != bad.1),
+            "the malformed attribute is gone"
+        );
+    }
+    // MED has no such exception.
+    let d = decode(&with(&[(ON, t::MED, &[0, 0, 1])]), &external).unwrap();
+    assert_eq!(d.treatment, Treatment::TreatAsWithdraw);
+}
+
 #[test]
 fn otc_bad_length_treat_as_withdraw() {
     // RFC 9234 §5.

@@ -88,6 +88,11 @@ pub(crate) fn decode_value(type_code: u8, flag_bits: u8, v: &[u8], ctx: &Context
         // RFC 7606 §7.4, §7.5.
         MED | LOCAL_PREF | OTC => {
             if v.len() != 4 {
+                // RFC 7606 §7.5: LOCAL_PREF from an external peer is not used, so
+                // a malformed one is discarded.
+                if type_code == LOCAL_PREF && ctx.external {
+                    return Malformed(len_err(), Discard);
+                }
                 // RFC 9234 §5 (OTC) and RFC 7606 §7.4/7.5: treat-as-withdraw.
                 return Malformed(len_err(), Withdraw);
             }
@@ -141,15 +146,17 @@ pub(crate) fn decode_value(type_code: u8, flag_bits: u8, v: &[u8], ctx: &Context
                 v.chunks_exact(4).map(|c| Community(u32_at(c, 0))).collect(),
             ))
         }
-        // RFC 7606 §7.9.
+        // RFC 7606 §7.9: from an external peer the attribute is discarded.
         ORIGINATOR_ID => match v {
             [a, b, c, d] => Ok(AttrValue::OriginatorId(Ipv4Addr::new(*a, *b, *c, *d))),
+            _ if ctx.external => Malformed(len_err(), Discard),
             _ => Malformed(len_err(), Withdraw),
         },
-        // RFC 7606 §7.10.
+        // RFC 7606 §7.10: likewise for CLUSTER_LIST.
         CLUSTER_LIST => {
             if v.is_empty() || v.len() % 4 != 0 {
-                return Malformed(len_err(), Withdraw);
+                let treatment = if ctx.external { Discard } else { Withdraw };
+                return Malformed(len_err(), treatment);
             }
             Ok(AttrValue::ClusterList(
                 v.chunks_exact(4).map(|c| Ipv4Addr::from(u32_at(c, 0))).collect(),

@@ -16,6 +16,8 @@ const ROUTE_REFRESH_OLD: u8 = 128;
 pub struct Negotiated {
     /// The peer's AS (from its 4-octet AS capability if present).
     pub peer_asn: u32,
+    /// The peer is in another AS (eBGP).
+    pub external: bool,
     pub peer_id: Ipv4Addr,
     /// min(ours, theirs); 0 means no keepalives and no hold timer.
     pub hold_time: u16,
@@ -152,6 +154,7 @@ impl Negotiated {
         let hold_time = local.hold_time.min(peer.hold_time);
         Negotiated {
             peer_asn: peer.asn(),
+            external: peer.asn() != local.asn(),
             peer_id: peer.bgp_id,
             hold_time,
             keepalive_time: hold_time / 3,
@@ -189,6 +192,7 @@ impl Negotiated {
                 MAX_MESSAGE_LEN
             },
             add_path: add_path.clone(),
+            external: self.external,
         }
     }
 

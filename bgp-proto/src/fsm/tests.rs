@@ -1154,6 +1154,7 @@ fn negotiation_from_realistic_opens() {
             four_octet_as: true,
             max_message_len: 65535,
             add_path: [v6].into_iter().collect(),
+            external: true,
         }
     );
     assert_eq!(
@@ -1162,6 +1163,7 @@ fn negotiation_from_realistic_opens() {
             four_octet_as: true,
             max_message_len: 65535,
             add_path: [v4].into_iter().collect(),
+            external: true,
         }
     );
 
@@ -1173,8 +1175,15 @@ fn negotiation_from_realistic_opens() {
     assert_eq!(n.hold_time, 90);
     assert!(!n.four_octet_as && !n.extended_message && !n.route_refresh);
     assert_eq!(n.graceful_restart, None);
-    assert_eq!(n.rx_context(), Context::legacy());
-    assert_eq!(n.tx_context(), Context::legacy());
+    let legacy_ebgp = Context {
+        external: true,
+        ..Context::legacy()
+    };
+    assert_eq!(n.rx_context(), legacy_ebgp);
+    assert_eq!(n.tx_context(), legacy_ebgp);
+    // A peer in our own AS is internal (RFC 7606 §7.5 keeps treat-as-withdraw).
+    let internal = Negotiated::new(&ours, &Open::new(64512, 180, PEER_ID, vec![]));
+    assert!(!internal.external && !internal.rx_context().external);
     // Pre-standard route refresh (code 128) counts.
     let old = Open::new(
         65001,
