@@ -49,6 +49,11 @@ impl Rib {
         if best.peer == to || !peer.families.contains(family_of(prefix)) {
             return None;
         }
+        // Nor back to a returning peer its own stale routes (review finding 24):
+        // it re-announces them, and an echo would need a withdrawal then.
+        if self.stale_peers.get(&best.peer).is_some_and(|s| s.of == to) {
+            return None;
+        }
         let src = self.info(best.peer);
         let attrs = &best.attrs;
         if attrs.communities.contains(&Community::NO_ADVERTISE) {

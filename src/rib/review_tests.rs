@@ -324,3 +324,39 @@ fn finding_2_a_path_whose_next_hop_does_not_resolve_is_left_out_of_selection() {
     rib.flush();
     assert_eq!(best(&rib, "10.244.9.0/26"), vec![RouteSource::Peer(PeerId(1))]);
 }
+
+/// Finding 24 (stale-route echo): a restarting client's own routes, kept
+/// stale under another id, are not reflected back to it when it returns
+/// (BIRD never sends a route to the protocol it came from).
+#[test]
+fn finding_24_a_returning_peer_is_not_sent_its_own_stale_routes() {
+    let mut rib = rib();
+    rib.cfg.cluster_id = Some("1.1.1.1".parse().unwrap());
+    let client = |rib: &mut Rib, id: u32, addr: &str| {
+        let (mut info, out, rx) = peer(id, addr, ASN, 64);
+        info.rr_client = true;
+        info.graceful_restart = Some(crate::messages::PeerGracefulRestart {
+            forwarding: [Family::IPV4_UNICAST].into_iter().collect(),
+            restarting: false,
+            long_lived: false,
+        });
+        rib.handle(RibMsg::PeerUp(info, out));
+        rx
+    };
+    let _c1 = client(&mut rib, 1, "192.168.1.12");
+    let mut c2 = client(&mut rib, 2, "192.168.1.13");
+    announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
+    rib.flush();
+    let (to_c2, _) = prefixes(&received(&mut c2));
+    assert_eq!(to_c2, vec!["10.244.2.0/26"], "reflected to the other client");
+    down_graceful(&mut rib, 1);
+    let mut c1 = client(&mut rib, 1, "192.168.1.12");
+    rib.flush();
+    let (to_c1, _) = prefixes(&received(&mut c1));
+    assert!(to_c1.is_empty(), "its own stale route was echoed back: {to_c1:?}");
+    let (to_c2, withdrawn) = prefixes(&received(&mut c2));
+    assert!(
+        to_c2.is_empty() && withdrawn.is_empty(),
+        "the other client keeps the route untouched"
+    );
+}
