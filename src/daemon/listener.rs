@@ -4,7 +4,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::SendError;
 use tracing::{info, warn};
 
 use super::peers::{write, Supervisor};
@@ -45,20 +47,43 @@ pub(super) fn listen(addr: SocketAddr, supervisor: Arc<Supervisor>) -> Result<So
                     continue;
                 }
             };
-            let ip = match remote.ip() {
-                IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
-                v4 => v4,
-            };
-            match supervisor.session_for(ip) {
-                Some(h) => {
-                    let _ = h.cmd.send(PeerCmd::Incoming(stream)).await;
-                }
-                None => {
-                    warn!("refused connection from {remote}: not a configured peer");
-                    drop(stream);
-                }
-            }
+            let ip = unmapped(remote.ip());
+            hand_over(&supervisor, ip, stream).await;
         }
     });
     Ok(bound)
+}
+
+/// Hands a connection from `ip` to its peer's session. A dynamic peer's task
+/// may end just then; the connection then goes to a new session.
+async fn hand_over(supervisor: &Supervisor, ip: IpAddr, mut stream: TcpStream) {
+    for _ in 0..3 {
+        let Some(h) = supervisor.session_for(ip) else {
+            warn!("refused connection from {ip}: not a configured peer");
+            return;
+        };
+        match h.cmd.send(PeerCmd::Incoming(stream)).await {
+            Ok(()) => return,
+            Err(SendError(PeerCmd::Incoming(s))) => stream = s,
+            Err(_) => return,
+        }
+    }
+    warn!("dropped connection from {ip}: its session kept ending");
+}
+
+/// Connections a dynamic peer's task got as its session ended, handed on.
+pub(super) async fn serve_returned(supervisor: Arc<Supervisor>, mut returned: mpsc::UnboundedReceiver<TcpStream>) {
+    while let Some(stream) = returned.recv().await {
+        if let Ok(remote) = stream.peer_addr() {
+            hand_over(&supervisor, unmapped(remote.ip()), stream).await;
+        }
+    }
+}
+
+/// An IPv4 peer reaching an IPv6 socket is known by its IPv4 address.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
 }

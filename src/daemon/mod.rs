@@ -153,7 +153,9 @@ impl Daemon {
             finished.finished();
         });
         let registry = Arc::new(Registry::new(config_path, cfg.clone(), rib_tx.clone(), fib.clone()));
-        let supervisor = Arc::new(Supervisor::new(registry.clone(), &cfg, local_restart));
+        let (supervisor, returned) = Supervisor::new(registry.clone(), &cfg, local_restart);
+        let supervisor = Arc::new(supervisor);
+        tokio::spawn(listener::serve_returned(supervisor.clone(), returned));
         if let Some(fib) = &fib {
             tokio::spawn(kernel::kernel_task(fib.clone(), kernel_rx, kernel_frozen.clone()));
             tokio::spawn(kernel::next_hop_reports(fib.clone(), rib_tx.clone()));

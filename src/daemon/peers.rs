@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use config::{Config, EffectivePeer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::settings::{compile, dynamic_settings, peer_settings};
@@ -32,6 +33,9 @@ pub(crate) struct Supervisor {
     /// A dynamic peer keeps its id across sessions, so what the RIB keeps
     /// for it (graceful-restart stale paths) is found again when it is back.
     dynamic_ids: RwLock<HashMap<IpAddr, PeerId>>,
+    /// Connections a dynamic peer's task received as its session ended; the
+    /// listener hands them to a new session (`listener::serve_returned`).
+    returned: mpsc::UnboundedSender<TcpStream>,
 }
 
 pub(super) fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -43,15 +47,23 @@ pub(super) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Supervisor {
-    pub(super) fn new(registry: Arc<Registry>, cfg: &Config, local_restart: Arc<LocalRestart>) -> Supervisor {
-        Supervisor {
+    /// The supervisor, and the receiving end of its returned connections.
+    pub(super) fn new(
+        registry: Arc<Registry>,
+        cfg: &Config,
+        local_restart: Arc<LocalRestart>,
+    ) -> (Supervisor, mpsc::UnboundedReceiver<TcpStream>) {
+        let (returned, returned_rx) = mpsc::unbounded_channel();
+        let supervisor = Supervisor {
             registry,
             next_peer_id: AtomicU32::new(1),
             policies: RwLock::new(compile(&cfg.policies)),
             listeners: RwLock::new(Vec::new()),
             dynamic_ids: RwLock::new(HashMap::new()),
             local_restart,
-        }
+            returned,
+        };
+        (supervisor, returned_rx)
     }
 
     fn next_id(&self) -> PeerId {
@@ -88,7 +100,12 @@ impl Supervisor {
     /// The session for a connection from `addr`: a configured peer, or one
     /// admitted from a `[[dynamic_peers]]` range with room left.
     pub(super) fn session_for(&self, addr: IpAddr) -> Option<PeerHandle> {
-        self.registry.peer(addr).or_else(|| self.dynamic_peer(addr))
+        // A dynamic peer whose task has ended is not there any more.
+        let running = self
+            .registry
+            .peer(addr)
+            .filter(|h| !(h.settings.dynamic && h.cmd.is_closed()));
+        running.or_else(|| self.dynamic_peer(addr))
     }
 
     fn dynamic_peer(&self, addr: IpAddr) -> Option<PeerHandle> {
@@ -115,7 +132,12 @@ impl Supervisor {
         let id = *write(&self.dynamic_ids).entry(addr).or_insert_with(|| self.next_id());
         let settings = dynamic_settings(&cfg, &read(&self.policies), range, addr, id);
         info!(peer = %settings.name, "accepting dynamic peer from range {} (#{index})", range.range);
-        let handle = session::spawn(settings, self.registry.rib.clone(), &self.local_restart);
+        let handle = session::spawn_with_return(
+            settings,
+            self.registry.rib.clone(),
+            &self.local_restart,
+            Some(self.returned.clone()),
+        );
         peers.insert(addr, handle.clone());
         Some(handle)
     }

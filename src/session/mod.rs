@@ -14,6 +14,7 @@ mod task;
 
 use std::sync::Arc;
 
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::messages::{PeerCmd, RibMsg};
@@ -38,6 +39,18 @@ impl PeerHandle {
 
 /// Starts the task of one peer.
 pub fn spawn(settings: PeerSettings, rib: mpsc::Sender<RibMsg>, local_restart: &Arc<LocalRestart>) -> PeerHandle {
+    spawn_with_return(settings, rib, local_restart, None)
+}
+
+/// Like [`spawn`], for a dynamic peer whose task ends with its session:
+/// connections that reached it as it ended go back through `returned`, to be
+/// handed to a new session instead of being reset.
+pub fn spawn_with_return(
+    settings: PeerSettings,
+    rib: mpsc::Sender<RibMsg>,
+    local_restart: &Arc<LocalRestart>,
+    returned: Option<mpsc::UnboundedSender<TcpStream>>,
+) -> PeerHandle {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let status = StatusCell::default();
     let handle = PeerHandle {
@@ -46,6 +59,13 @@ pub fn spawn(settings: PeerSettings, rib: mpsc::Sender<RibMsg>, local_restart: &
         status: status.clone(),
     };
     let mut task = PeerTask::new(settings, rib, status, local_restart.clone());
-    tokio::spawn(async move { task.run(cmd_rx).await });
+    tokio::spawn(async move {
+        let unserved = task.run(cmd_rx).await;
+        if let Some(returned) = returned {
+            for stream in unserved {
+                let _ = returned.send(stream);
+            }
+        }
+    });
     handle
 }

@@ -164,7 +164,9 @@ impl PeerTask {
         }
     }
 
-    pub(super) async fn run(&mut self, mut cmds: mpsc::Receiver<PeerCmd>) {
+    /// Runs the session until it is stopped (or, for a dynamic peer, until
+    /// its session ends); returns connections that arrived too late to serve.
+    pub(super) async fn run(&mut self, mut cmds: mpsc::Receiver<PeerCmd>) -> Vec<TcpStream> {
         self.feed(Event::ManualStart).await;
         let mut cmds_open = true;
         loop {
@@ -224,10 +226,21 @@ impl PeerTask {
                 && self.session.is_none()
                 && self.fsm.state() != State::Established
             {
-                break;
+                // Closing first makes the listener see this task as gone;
+                // what was already queued is handed back, not reset.
+                cmds.close();
+                let mut unserved = Vec::new();
+                while let Ok(cmd) = cmds.try_recv() {
+                    if let PeerCmd::Incoming(stream) = cmd {
+                        unserved.push(stream);
+                    }
+                }
+                self.set_state();
+                return unserved;
             }
         }
         self.set_state();
+        Vec::new()
     }
 
     /// RFC 4486 §4: over the prefix limit: Cease / Maximum Number of Prefixes
