@@ -1,7 +1,12 @@
 //! Install then remove 100,000 /26 routes in a fresh network namespace, with fib-sync
 //! and with `ip -batch`, and print routes/s for both. Needs root.
 //!
-//! `cargo run --release -p fib-sync --example bench_install [COUNT] [fib-only]`
+//! `cargo run --release -p fib-sync --example bench_install [COUNT] [fib-only] [foreign=N]`
+//!
+//! `foreign=N` first adds N `/32 dev` routes of another protocol (a Calico host's pod
+//! routes) and prints the heap fib-sync holds after starting over them (the cover index);
+//! with `NORECURSIVE=1` in the environment fib-sync runs without recursive resolution (no
+//! index), for comparison.
 //!
 //! Besides the rates it prints fib-sync's heap (a counting global allocator: live bytes
 //! per route after the install, and the peak during it) and the process RSS (VmRSS,
@@ -103,6 +108,8 @@ struct Mem {
     left_after_remove: isize,
     /// VmRSS and VmHWM with the routes installed, KiB.
     rss: (u64, u64),
+    /// Live heap held after starting (dump of the table, cover index), in bytes.
+    at_start: usize,
 }
 
 struct NetNs(String);
@@ -146,7 +153,13 @@ fn run() -> Result<(), String> {
         .transpose()?
         .unwrap_or(100_000)
         .min(1 << 18);
-    let fib_only = std::env::args().nth(2).is_some_and(|a| a == "fib-only");
+    let fib_only = std::env::args().any(|a| a == "fib-only");
+    let foreign: u32 = std::env::args()
+        .find_map(|a| a.strip_prefix("foreign=").map(str::to_string))
+        .map(|n| n.parse().map_err(|_| "foreign=N must be a number".to_string()))
+        .transpose()?
+        .unwrap_or(0)
+        .min(1 << 20);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         println!("skipped: not root");
@@ -166,6 +179,19 @@ fn run() -> Result<(), String> {
     ] {
         ip(&ns.0, a)?;
     }
+    if foreign > 0 {
+        let path = std::env::temp_dir().join(format!("{}-foreign.batch", ns.0));
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| e.to_string())?);
+        for i in 0..foreign {
+            // 172.16.0.0/12: outside the bench's own prefixes.
+            let a = Ipv4Addr::from(0xac10_0000u32 + i);
+            writeln!(f, "route add {a}/32 dev eth0 proto 80").map_err(|e| e.to_string())?;
+        }
+        f.flush().map_err(|e| e.to_string())?;
+        drop(f);
+        ip(&ns.0, &["-batch", &path.to_string_lossy()])?;
+        let _ = std::fs::remove_file(&path);
+    }
     let prefixes = prefixes(n);
 
     // fib-sync, on a thread inside the namespace.
@@ -183,10 +209,16 @@ fn run() -> Result<(), String> {
             .build()
             .map_err(|e| e.to_string())?;
         rt.block_on(async {
-            let (h, task) = FibSync::start(FibConfig::default()).await.map_err(|e| e.to_string())?;
+            let before_start = heap_mark();
+            let cfg = FibConfig {
+                recursive: std::env::var_os("NORECURSIVE").is_none(),
+                ..FibConfig::default()
+            };
+            let (h, task) = FibSync::start(cfg).await.map_err(|e| e.to_string())?;
             let gw = "192.168.1.12".parse().map_err(|_| "gw")?;
             h.settle().await.map_err(|e| e.to_string())?;
             let base = heap_mark();
+            let at_start = base.saturating_sub(before_start);
             let changes = pf.iter().map(|p| Change::Set(*p, Desired::via([gw]))).collect();
             let t = Instant::now();
             h.apply(changes).await.map_err(|e| e.to_string())?;
@@ -228,6 +260,7 @@ fn run() -> Result<(), String> {
                 peak_adopt,
                 left_after_remove,
                 rss,
+                at_start,
             };
             let c = count_ours(&nsname)?;
             if c != 0 {
@@ -255,6 +288,13 @@ fn run() -> Result<(), String> {
         mib(fib.2.peak_remove as f64),
         fib.2.left_after_remove as f64 / 1024.0
     );
+    if foreign > 0 {
+        println!(
+            "fib-sync heap after start over {foreign} foreign /32 dev routes: {:.1} KiB ({:.1} B/route)",
+            fib.2.at_start as f64 / 1024.0,
+            fib.2.at_start as f64 / f64::from(foreign)
+        );
+    }
     let (rss, hwm) = (fib.2.rss.0 as f64 / 1024.0, fib.2.rss.1 as f64 / 1024.0);
     if fib_only {
         println!("{len} /26 routes, one veth gateway, fresh netns");

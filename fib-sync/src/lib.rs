@@ -1,12 +1,14 @@
 //! Desired kernel routes -> netlink, owning only routes of its own protocol.
 //!
 //! The caller (the daemon's RIB) says which prefixes should go where; the crate resolves
-//! next hops to devices (plain, IPIP always, IPIP cross-subnet), diffs the wanted state
+//! next hops to devices (plain, IPIP always, IPIP cross-subnet; off-subnet next hops
+//! through the table's other routes, as BIRD's `gateway recursive`), diffs the wanted state
 //! against the kernel (`reconcile`, pure), and applies the ops in netlink batches. Kernel
 //! notifications keep the view current: owned routes removed by others are restored,
 //! routes wait for missing devices and go in when they appear, foreign routes are never
 //! touched. Knows nothing about BGP.
 
+mod cover;
 pub mod error;
 pub mod fib;
 mod intern;

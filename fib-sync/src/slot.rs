@@ -10,10 +10,13 @@ use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 
+use std::net::IpAddr;
+
+use crate::cover::{CoverIndex, Gateways};
 use crate::intern::{Interner, Shared};
 use crate::model::{canonical, Desired, Hop, KernelRoute, LinkTable, NextHop, RouteKind};
 use crate::reconcile::RouteParams;
-use crate::resolve::{resolve_hops, Unresolved};
+use crate::resolve::{resolve_hops_with, Unresolved};
 
 /// What the caller wants for the prefix (the hops of `Via` are in [`Slot::want_hops`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,6 +81,15 @@ impl Slot {
             && self.foreign.is_none()
             && self.block == Block::No
             && !self.dirty
+    }
+
+    /// Whether the desired next hops name one of `gateways` (without a device hint).
+    pub(crate) fn uses_any(&self, gateways: &[IpAddr]) -> bool {
+        self.want == Want::Via
+            && self
+                .want_hops
+                .as_ref()
+                .is_some_and(|s| s.iter().any(|h| h.device.is_none() && gateways.contains(&h.gateway)))
     }
 
     /// Whether the caller wants a route here.
@@ -151,12 +163,18 @@ const MAX_CACHED: usize = 4096;
 /// A cached resolution; holds the set so its address cannot be reused while cached.
 type Cached = (Shared<NextHop>, Result<Shared<Hop>, Unresolved>);
 
-/// Resolution of interned next-hop sets against the links, cached per set: 100k routes
-/// over one gateway resolve once, not 100k times (each a scan of every link).
+/// Resolution of interned next-hop sets against the links (and the table's other routes),
+/// cached per set: 100k routes over one gateway resolve once, not 100k times.
 #[derive(Default)]
 pub(crate) struct Resolver {
     /// Links and addresses as last reported.
     pub(crate) links: LinkTable,
+    /// Resolve off-subnet next hops through the table (`FibConfig::recursive`).
+    pub(crate) recursive: bool,
+    /// Other protocols' routes of our table, for recursive resolution.
+    pub(crate) covers: CoverIndex,
+    /// Next hops of desired routes that resolve recursively, with their current cover.
+    pub(crate) gateways: Gateways,
     /// Interned desired next-hop sets.
     pub(crate) nexthops: Interner<NextHop>,
     /// Interned kernel hop sets (resolved, and as reported by the kernel).
@@ -166,7 +184,16 @@ pub(crate) struct Resolver {
 }
 
 impl Resolver {
-    /// Forget cached resolutions; call on every link or address change.
+    /// A resolver with nothing learnt yet; `recursive` as `FibConfig::recursive`.
+    pub(crate) fn new(recursive: bool) -> Self {
+        Resolver {
+            recursive,
+            ..Resolver::default()
+        }
+    }
+
+    /// Forget cached resolutions; call on every link or address change, and when a next
+    /// hop's covering route changed.
     pub(crate) fn links_changed(&mut self) {
         self.cache.clear();
     }
@@ -187,7 +214,8 @@ impl Resolver {
         if let Some((_, r)) = self.cache.get(&key) {
             return r.clone();
         }
-        let r = resolve_hops(&set[..], v4, p.mode, tunnel, &self.links).map(|mut hops| {
+        let covers = self.recursive.then_some(&self.covers);
+        let r = resolve_hops_with(&set[..], v4, p.mode, tunnel, &self.links, covers).map(|mut hops| {
             canonical(&mut hops);
             self.hops.intern(&hops)
         });

@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
-use fib_sync::{Change, Desired, FibConfig, FibHandle, FibSync, FibTask, Mode, NextHop, RouteState, ShutdownMode};
+use fib_sync::{
+    Change, Desired, FibConfig, FibHandle, FibSync, FibTask, Mode, NextHop, RouteState, ShutdownMode, Unresolved,
+};
 
 /// eth0 in 192.168.1.0/24 (and fd00::/64), plus a veth named tunl0 standing in for IPIP.
 fn base<K: Kernel>(k: &K) {
@@ -353,6 +355,188 @@ async fn many_routes<K: Kernel>(k: K) {
     h.shutdown(ShutdownMode::KeepRoutes).await.unwrap();
 }
 
+/// The snapshot state of one prefix.
+async fn state(h: &FibHandle, prefix: &str) -> Option<RouteState> {
+    let p = net(prefix);
+    let snap = h.snapshot().await.unwrap();
+    snap.into_iter().find(|s| s.prefix == p).map(|s| s.state)
+}
+
+/// Poll the snapshot until the prefix's state satisfies `ok` (kernel events reach the
+/// worker asynchronously, so a settle alone may come too early).
+async fn wait_state(h: &FibHandle, prefix: &str, what: &str, ok: impl Fn(&RouteState) -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        h.settle().await.unwrap();
+        let st = state(h, prefix).await;
+        if st.as_ref().is_some_and(&ok) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {st:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+fn no_route(gw: &str) -> RouteState {
+    RouteState::Unresolved(Unresolved::NoRoute(ip(gw)))
+}
+
+fn static_route<'a>(prefix: &'a str, via: &'a str, dev: &'a str) -> Spec<'a> {
+    Spec {
+        prefix,
+        via,
+        dev,
+        proto: 4,
+        metric: 0,
+    }
+}
+
+/// (a, b, c) A next hop on no connected subnet resolves through the static route covering
+/// it, follows that route when it is replaced, goes when it goes and comes back with it.
+async fn recursive_next_hop_follows_the_covering_route<K: Kernel>(k: K) {
+    base(&k);
+    k.add_route(&static_route("10.0.0.0/8", "192.168.1.1", "eth0"));
+    let (h, _task) = start(&k, Mode::Plain).await;
+    h.set_route(net("10.244.2.0/26"), Desired::via([ip("10.1.2.3")]))
+        .await
+        .unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(
+        seen_hops(&k, "10.244.2.0/26"),
+        Some(hops(&[("192.168.1.1", "eth0", false)]))
+    );
+    assert_eq!(state(&h, "10.244.2.0/26").await, Some(RouteState::Installed));
+    k.replace_route(&static_route("10.0.0.0/8", "192.168.1.2", "eth0"));
+    wait_for("our route moves with the static one", || {
+        seen_hops(&k, "10.244.2.0/26") == Some(hops(&[("192.168.1.2", "eth0", false)]))
+    })
+    .await;
+    k.del_route("10.0.0.0/8", 0);
+    wait_for("our route goes with the static one", || {
+        seen_hops(&k, "10.244.2.0/26").is_none()
+    })
+    .await;
+    wait_state(&h, "10.244.2.0/26", "no route", |s| *s == no_route("10.1.2.3")).await;
+    k.add_route(&static_route("10.0.0.0/8", "192.168.1.1", "eth0"));
+    wait_for("our route comes back with the static one", || {
+        seen_hops(&k, "10.244.2.0/26") == Some(hops(&[("192.168.1.1", "eth0", false)]))
+    })
+    .await;
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+    assert!(ours(&k).is_empty());
+}
+
+/// (d) Default routes cover next hops too, IPv4 and IPv6; two next hops through the same
+/// route make one path.
+async fn recursive_next_hop_through_default_route<K: Kernel>(k: K) {
+    base(&k);
+    k.add_route(&static_route("0.0.0.0/0", "192.168.1.1", "eth0"));
+    k.add_route(&Spec {
+        metric: 1024,
+        ..static_route("::/0", "fd00::1", "eth0")
+    });
+    let (h, _task) = start(&k, Mode::Plain).await;
+    h.apply(vec![
+        Change::Set(net("10.244.3.0/26"), Desired::via([ip("172.16.0.5"), ip("172.16.0.6")])),
+        Change::Set(net("fd10::/64"), Desired::via([ip("fd99::5")])),
+    ])
+    .await
+    .unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(
+        seen_hops(&k, "10.244.3.0/26"),
+        Some(hops(&[("192.168.1.1", "eth0", false)]))
+    );
+    assert_eq!(seen_hops(&k, "fd10::/64"), Some(hops(&[("fd00::1", "eth0", false)])));
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+}
+
+/// (e) A covering device route puts the next hop on that link (`onlink`); the link going
+/// down takes the device route, and ours, away.
+async fn recursive_next_hop_through_device_route<K: Kernel>(k: K) {
+    base(&k);
+    k.add_link("eth1");
+    k.add_route(&static_route("10.1.0.0/16", "", "eth1"));
+    let (h, _task) = start(&k, Mode::Plain).await;
+    h.set_route(net("10.244.2.0/26"), Desired::via([ip("10.1.2.3")]))
+        .await
+        .unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(
+        seen_hops(&k, "10.244.2.0/26"),
+        Some(hops(&[("10.1.2.3", "eth1", true)]))
+    );
+    k.set_up("eth1", false);
+    wait_state(&h, "10.244.2.0/26", "no route once eth1 is down", |s| {
+        *s == no_route("10.1.2.3")
+    })
+    .await;
+    assert!(seen_hops(&k, "10.244.2.0/26").is_none());
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+}
+
+/// (f) Routes of our own protocol never carry our next hops (BGP routes resolving through
+/// BGP routes), whether we installed them or adopted them; a static route then does.
+async fn own_routes_never_cover_next_hops<K: Kernel>(k: K) {
+    base(&k);
+    k.add_route(&Spec {
+        prefix: "10.2.0.0/16",
+        via: "192.168.1.12",
+        dev: "eth0",
+        proto: 12,
+        metric: 100,
+    });
+    let (h, _task) = start(&k, Mode::Plain).await;
+    h.apply(vec![
+        Change::Set(net("10.1.0.0/16"), Desired::via([ip("192.168.1.12")])),
+        Change::Set(net("10.244.2.0/26"), Desired::via([ip("10.1.2.3")])),
+        Change::Set(net("10.244.3.0/26"), Desired::via([ip("10.2.0.1")])),
+    ])
+    .await
+    .unwrap();
+    h.settle().await.unwrap();
+    assert!(seen_hops(&k, "10.1.0.0/16").is_some());
+    assert!(seen_hops(&k, "10.244.2.0/26").is_none());
+    assert!(seen_hops(&k, "10.244.3.0/26").is_none());
+    assert_eq!(state(&h, "10.244.2.0/26").await, Some(no_route("10.1.2.3")));
+    assert_eq!(state(&h, "10.244.3.0/26").await, Some(no_route("10.2.0.1")));
+    k.add_route(&static_route("10.1.2.0/24", "192.168.1.1", "eth0"));
+    wait_for("resolved through the static route", || {
+        seen_hops(&k, "10.244.2.0/26") == Some(hops(&[("192.168.1.1", "eth0", false)]))
+    })
+    .await;
+    assert!(seen_hops(&k, "10.244.3.0/26").is_none());
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+}
+
+/// (g) IPIP `always` tunnels an off-subnet IPv4 next hop even when a route covers it;
+/// IPv6 next hops still resolve through the table.
+async fn ipip_always_does_not_recurse<K: Kernel>(k: K) {
+    base(&k);
+    k.add_route(&static_route("10.0.0.0/8", "192.168.1.1", "eth0"));
+    k.add_route(&Spec {
+        metric: 1024,
+        ..static_route("::/0", "fd00::1", "eth0")
+    });
+    let (h, _task) = start(&k, Mode::IpipAlways).await;
+    h.apply(vec![
+        Change::Set(net("10.244.2.0/26"), Desired::via([ip("10.1.2.3")])),
+        Change::Set(net("fd10::/64"), Desired::via([ip("fd99::5")])),
+    ])
+    .await
+    .unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(
+        seen_hops(&k, "10.244.2.0/26"),
+        Some(hops(&[("10.1.2.3", "tunl0", true)]))
+    );
+    assert_eq!(seen_hops(&k, "fd10::/64"), Some(hops(&[("fd00::1", "eth0", false)])));
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -386,6 +570,11 @@ suite!(
     adopt_stale_then_sweep,
     link_local_v6_with_device_hint,
     many_routes,
+    recursive_next_hop_follows_the_covering_route,
+    recursive_next_hop_through_default_route,
+    recursive_next_hop_through_device_route,
+    own_routes_never_cover_next_hops,
+    ipip_always_does_not_recurse,
 );
 
 /// The kernel's notifications about our own installs are filtered out before

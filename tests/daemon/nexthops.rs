@@ -99,3 +99,59 @@ fn finding_21_a_next_hop_that_is_one_of_our_own_addresses_is_not_used() {
     let best: Vec<String> = node.routes().into_iter().filter(|r| r.best).map(|r| r.from).collect();
     assert!(best.contains(&"h3".to_string()), "RFC 4271 §6.3: {best:?}");
 }
+
+/// A static route of another protocol reaching `network` via `gateway` on eth0.
+fn static_route(node: &Node, network: &str, gateway: &str) -> fib_sync::KernelRoute {
+    fib_sync::KernelRoute {
+        prefix: network.parse().unwrap(),
+        table: fib_sync::RT_TABLE_MAIN,
+        protocol: 4, // RTPROT_STATIC
+        metric: 0,
+        kind: fib_sync::RouteKind::unicast(vec![fib_sync::Hop {
+            gateway: Some(gateway.parse().unwrap()),
+            ifindex: node.kernel.ifindex("eth0").unwrap(),
+            onlink: false,
+        }]),
+    }
+}
+
+/// Review finding 18 (BIRD's `gateway recursive`, as Calico configures it):
+/// a multihop iBGP next hop on no connected subnet is installed via the
+/// gateway of the static route that reaches it, moves when that route
+/// changes, and goes when it goes.
+#[test]
+fn finding_18_a_multihop_next_hop_resolves_through_a_static_route_and_follows_it() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    h2.announce(&[net("10.244.9.0/26")], "10.0.5.12".parse().unwrap(), vec![])
+        .expect("announce");
+    // An on-link route sent after it: once it is in, the first was decided too.
+    h2.announce(&[net("10.244.10.0/26")], "192.168.1.12".parse().unwrap(), vec![])
+        .expect("announce");
+    node.wait_until("the on-link route", || node.kernel_gateways("10.244.10.0/26").is_some());
+    assert_eq!(node.kernel_gateways("10.244.9.0/26"), None, "no route to 10.0.5.12 yet");
+
+    node.kernel
+        .add_route(static_route(&node, "10.0.5.0/24", "192.168.1.1"))
+        .unwrap();
+    node.wait_until("installed via the static route's gateway", || {
+        node.kernel_gateways("10.244.9.0/26") == Some(vec!["192.168.1.1".parse().unwrap()])
+    });
+    node.kernel
+        .replace_route(static_route(&node, "10.0.5.0/24", "192.168.1.2"))
+        .unwrap();
+    node.wait_until("moved with the static route", || {
+        node.kernel_gateways("10.244.9.0/26") == Some(vec!["192.168.1.2".parse().unwrap()])
+    });
+    node.kernel
+        .del_route(
+            fib_sync::RT_TABLE_MAIN,
+            static_route(&node, "10.0.5.0/24", "192.168.1.2").key(),
+        )
+        .unwrap();
+    node.wait_until("gone with it", || node.kernel_gateways("10.244.9.0/26").is_none());
+    assert!(
+        node.kernel_gateways("10.244.10.0/26").is_some(),
+        "the on-link route stays"
+    );
+}

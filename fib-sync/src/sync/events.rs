@@ -1,25 +1,80 @@
 //! Kernel notifications folded into the worker's view, and the full resync.
 
+use std::net::IpAddr;
+
 use super::*;
+use crate::cover::CoverIndex;
 
 impl<F: Fib> Worker<F> {
-    pub(super) fn link_matters(&self, name: &str, has_addrs: bool) -> bool {
-        has_addrs || name == self.cfg.tunnel_device || self.hints.contains_key(name)
+    /// Queue the desired routes naming one of `gateways`. One pass over the records,
+    /// made only when a next hop's covering route changed: no per-route dependency is
+    /// stored, so a route costs no more memory for being resolved recursively.
+    fn mark_using(&mut self, gateways: &[IpAddr]) {
+        for (p, slot) in self.routes.iter_mut() {
+            if slot.uses_any(gateways) {
+                mark(&mut self.dirty, *p, slot);
+            }
+        }
     }
 
-    /// Folds one kernel notification in; after a link or address change,
-    /// tracked next hops are checked again.
+    /// Whether a link's changes can change a resolution: it has addresses (on-link
+    /// gateways), is the tunnel or a device hint, or carries a next hop's covering route.
+    pub(super) fn link_matters(&self, ifindex: u32, name: &str, has_addrs: bool) -> bool {
+        has_addrs
+            || name == self.cfg.tunnel_device
+            || self.hints.contains_key(name)
+            || self.res.gateways.uses_link(ifindex)
+    }
+
+    /// Fold a route of our table into the cover index; when that changes the route a next
+    /// hop in use resolves through, re-resolve the desired routes naming that next hop.
+    /// Returns whether the index changed (so next hops inside the route's
+    /// prefix may resolve differently).
+    fn cover_route(&mut self, r: &KernelRoute, added: bool) -> bool {
+        if !self.res.recursive {
+            return false;
+        }
+        let own = self.cfg.protocol;
+        let changed = if added {
+            self.res.covers.learn(r, own, &mut self.res.hops)
+        } else {
+            self.res.covers.forget(r, own)
+        };
+        if !changed {
+            return false;
+        }
+        let moved = self.res.gateways.recheck(r.prefix, &self.res.covers);
+        if !moved.is_empty() {
+            tracing::debug!(route = %r.prefix, next_hops = ?moved, "covering route changed; re-resolving");
+            self.res.links_changed();
+            self.mark_using(&moved);
+        }
+        true
+    }
+
+    /// Folds one kernel notification in; after a link or address change, or
+    /// a change of a route that covers a next hop, tracked next hops are
+    /// checked again.
     pub(super) fn event(&mut self, e: FibEvent) {
-        let links = matches!(
+        let recheck = matches!(
             e,
             FibEvent::LinkChanged { .. }
                 | FibEvent::LinkDeleted { .. }
                 | FibEvent::AddrAdded { .. }
                 | FibEvent::AddrDeleted { .. }
         );
+        // A route of another protocol may cover tracked next hops (recursive
+        // resolution): those inside its prefix are checked again.
+        let covering = match &e {
+            FibEvent::RouteAdded(r) if r.table == self.cfg.table => self.cover_route(r, true).then_some(r.prefix),
+            FibEvent::RouteDeleted(r) if r.table == self.cfg.table => self.cover_route(r, false).then_some(r.prefix),
+            _ => None,
+        };
         self.fold_event(e);
-        if links {
-            self.recheck_next_hops();
+        if recheck {
+            self.recheck_next_hops(None);
+        } else if let Some(prefix) = covering {
+            self.recheck_next_hops(Some(prefix));
         }
     }
 
@@ -95,8 +150,8 @@ impl<F: Fib> Worker<F> {
                 if links.upsert(ifindex, &name, up) {
                     self.res.links_changed();
                     let has_addrs = self.res.links.get(ifindex).is_some_and(|l| !l.addrs.is_empty());
-                    let renamed_relevant = old_name.is_some_and(|n| self.link_matters(&n, false));
-                    if self.link_matters(&name, has_addrs) || renamed_relevant {
+                    let renamed_relevant = old_name.is_some_and(|n| self.link_matters(ifindex, &n, false));
+                    if self.link_matters(ifindex, &name, has_addrs) || renamed_relevant {
                         self.mark_all_desired();
                         // IPv4 routes via a device going down vanish without notification.
                         if matches!(before, Some((true, _))) && !up {
@@ -108,7 +163,7 @@ impl<F: Fib> Worker<F> {
             FibEvent::LinkDeleted { ifindex } => {
                 if let Some(l) = self.res.links.remove(ifindex) {
                     self.res.links_changed();
-                    if self.link_matters(&l.name, !l.addrs.is_empty()) {
+                    if self.link_matters(ifindex, &l.name, !l.addrs.is_empty()) {
                         self.mark_all_desired();
                         self.resync_needed = true;
                     }
@@ -144,6 +199,13 @@ impl<F: Fib> Worker<F> {
             l
         }));
         self.res.links_changed();
+        if self.res.recursive {
+            // The old index goes first: the peak holds one, not two.
+            self.res.covers = CoverIndex::default();
+            self.res.covers = CoverIndex::build(&routes, self.cfg.protocol, &mut self.res.hops);
+            self.res.gateways.recheck_all(&self.res.covers);
+            tracing::debug!(routes = self.res.covers.len(), "routes that may cover next hops");
+        }
         // Forget the kernel side. A slot that was not ours gets `stale` set, so a route of
         // ours found there now is adopted as stale; ours keep their flag.
         for slot in self.routes.values_mut() {
@@ -186,7 +248,7 @@ impl<F: Fib> Worker<F> {
         }
         self.dirty_other.retain(|k| !failed.contains_key(k));
         bump(&self.stats.resyncs, 1);
-        self.recheck_next_hops();
+        self.recheck_next_hops(None);
         Ok(())
     }
 }

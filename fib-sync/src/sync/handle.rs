@@ -15,6 +15,10 @@ pub struct FibConfig {
     pub mode: Mode,
     /// Tunnel device for IPIP modes (default "tunl0").
     pub tunnel_device: String,
+    /// A next hop on no connected subnet resolves through the table's longest-prefix
+    /// route of another protocol, as BIRD's `gateway recursive` (plain-mode IPv4 and all
+    /// IPv6 next hops; default true). Off: such next hops stay unresolved.
+    pub recursive: bool,
     /// Requests per netlink batch, and a tenth of the keys reconciled per worker round.
     pub batch_size: usize,
     /// First retry delay after a kernel error; doubles per attempt.
@@ -33,6 +37,7 @@ impl Default for FibConfig {
             metric: 32,
             mode: Mode::Plain,
             tunnel_device: "tunl0".to_string(),
+            recursive: true,
             batch_size: DEFAULT_BATCH,
             retry_base: Duration::from_millis(500),
             retry_max: Duration::from_secs(60),
@@ -94,7 +99,8 @@ pub enum RouteState {
     Installed,
     /// Waiting to be sent to the kernel (or removed from it).
     Queued,
-    /// Next hops cannot be resolved now; retried on link/address change.
+    /// Next hops cannot be resolved now; retried on link/address change and when a
+    /// route covering the gateway changes.
     Unresolved(Unresolved),
     /// A route of another protocol holds the key; retried when it goes.
     Conflict {

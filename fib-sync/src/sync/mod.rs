@@ -34,7 +34,7 @@ use crate::model::{
 };
 use crate::netlink::{NetlinkFib, DEFAULT_BATCH};
 use crate::reconcile::{decide, Blocked, OwnRoute, RouteParams};
-use crate::resolve::{Mode, Unresolved};
+use crate::resolve::{recurses, Mode, Unresolved};
 use crate::slot::{route, Block, Resolver, Slot, Want};
 
 use dirty::DirtyQueue;
@@ -111,6 +111,7 @@ impl<F: Fib> Worker<F> {
         cmds: mpsc::UnboundedReceiver<Command>,
         stats: Arc<StatsCell>,
     ) -> Self {
+        let recursive = cfg.recursive;
         Worker {
             params: RouteParams {
                 table: cfg.table,
@@ -125,7 +126,7 @@ impl<F: Fib> Worker<F> {
             cmds,
             routes: HashMap::new(),
             other_own: HashMap::new(),
-            res: Resolver::default(),
+            res: Resolver::new(recursive),
             hints: HashMap::new(),
             tracked: tracked::TrackedNextHops::default(),
             dirty: DirtyQueue::default(),
@@ -333,20 +334,15 @@ impl<F: Fib> Worker<F> {
         if slot.owned() {
             slot.stale = false;
         }
-        for h in hops.iter().flat_map(|h| h.iter()).filter_map(|h| h.device.as_ref()) {
-            *self.hints.entry(h.clone()).or_default() += 1;
-        }
         let old = slot.desired();
         if !slot.set_want(want, hops) {
-            // Unchanged: undo the hint counts just added.
-            if let Some(old) = old {
-                unhint(&mut self.hints, &old);
-            }
             return;
         }
         mark(&mut self.dirty, prefix, slot);
+        // New first: a gateway kept from the old set keeps its cover.
+        self.count_hops(&d, true);
         if let Some(old) = old {
-            unhint(&mut self.hints, &old);
+            self.count_hops(&old, false);
         }
     }
 
@@ -363,27 +359,43 @@ impl<F: Fib> Worker<F> {
             self.blocked -= 1;
         }
         mark(&mut self.dirty, prefix, slot);
-        unhint(&mut self.hints, &old);
+        self.count_hops(&old, false);
+    }
+
+    /// Count (or uncount) the device hints and the recursively resolved gateways of a
+    /// desired route: their link and route events concern us.
+    fn count_hops(&mut self, d: &Desired, add: bool) {
+        let Desired::Via(hops) = d else {
+            return;
+        };
+        for h in hops.iter() {
+            match &h.device {
+                Some(dev) if add => *self.hints.entry(dev.clone()).or_default() += 1,
+                Some(dev) => {
+                    if let Some(c) = self.hints.get_mut(dev) {
+                        *c -= 1;
+                        if *c == 0 {
+                            self.hints.remove(dev);
+                        }
+                    }
+                }
+                None if !self.res.recursive || !recurses(h.gateway, self.cfg.mode) => {}
+                None if add => {
+                    if self.res.gateways.add(h.gateway, &self.res.covers) {
+                        // Resolved while nobody followed its cover (e.g. before
+                        // the RIB left the path out): forget that answer.
+                        self.res.links_changed();
+                    }
+                }
+                None => self.res.gateways.remove(h.gateway),
+            }
+        }
     }
 
     fn mark_all_desired(&mut self) {
         for (p, slot) in self.routes.iter_mut() {
             if slot.wanted() {
                 mark(&mut self.dirty, *p, slot);
-            }
-        }
-    }
-}
-
-fn unhint(hints: &mut HashMap<String, usize>, d: &Desired) {
-    let Desired::Via(hops) = d else {
-        return;
-    };
-    for h in hops.iter().filter_map(|h| h.device.as_ref()) {
-        if let Some(c) = hints.get_mut(h) {
-            *c -= 1;
-            if *c == 0 {
-                hints.remove(h);
             }
         }
     }

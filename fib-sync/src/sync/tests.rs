@@ -171,3 +171,97 @@ async fn tracked_next_hops_report_when_they_do_not_resolve() {
     }
     assert_eq!(reports.try_recv().expect("a report"), vec![(off_link, true)]);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_route_event_re_resolves_only_routes_whose_next_hop_cover_changed() {
+    use crate::model::Hop;
+    let k = kernel();
+    let eth0 = k.ifindex("eth0").unwrap();
+    let foreign = |prefix: &str, gateway: Option<&str>| KernelRoute {
+        prefix: prefix.parse().unwrap(),
+        table: 254,
+        protocol: 4,
+        metric: 0,
+        kind: RouteKind::unicast(vec![Hop {
+            gateway: gateway.map(|g| g.parse().unwrap()),
+            ifindex: eth0,
+            onlink: false,
+        }]),
+    };
+    k.add_route(foreign("10.0.0.0/8", Some("192.168.1.1"))).unwrap();
+    let (mut w, _tx) = worker(&k).await;
+    let all = prefixes(3000);
+    let gws = ["10.1.2.3", "10.9.9.9", "192.168.1.12"];
+    for (i, p) in all.iter().enumerate() {
+        w.set(*p, Desired::via([gws[i % 3].parse().unwrap()]));
+    }
+    drain(&mut w).await;
+    while w.events.try_recv().is_ok() {}
+    assert_eq!(k.routes(254).len(), 3001);
+    assert_eq!(w.res.gateways.len(), 3, "one entry per next hop, not per route");
+    // 30k pod routes inside the /8, none of them a next hop: nothing to re-resolve.
+    for i in 0..30_000u32 {
+        let a = Ipv4Addr::from(0x0ac8_0000 + i);
+        k.add_route(foreign(&format!("{a}/32"), None)).unwrap();
+    }
+    while let Ok(e) = w.events.try_recv() {
+        w.event(e);
+    }
+    assert!(w.dirty.is_empty(), "{} queued", w.dirty.len());
+    assert_eq!(w.res.covers.len(), 30_001);
+    // A /16 covering one next hop: exactly the 1000 routes via it are queued.
+    k.add_route(foreign("10.1.0.0/16", Some("192.168.1.2"))).unwrap();
+    while let Ok(e) = w.events.try_recv() {
+        w.event(e);
+    }
+    assert_eq!(w.dirty.len(), 1000);
+    drain(&mut w).await;
+    let via = |gw: &str| {
+        k.routes(254)
+            .iter()
+            .filter(|r| r.protocol == 12)
+            .filter(|r| matches!(&r.kind, RouteKind::Unicast(h) if h[0].gateway == Some(gw.parse().unwrap())))
+            .count()
+    };
+    assert_eq!(
+        (via("192.168.1.2"), via("192.168.1.1"), via("192.168.1.12")),
+        (1000, 1000, 1000)
+    );
+}
+
+/// A next hop the RIB asked about resolves once a route of another protocol
+/// covers it, and stops when that route goes, though no route of ours uses it
+/// (the RIB left its path out, so only the tracking can bring it back).
+#[tokio::test(flavor = "current_thread")]
+async fn a_tracked_next_hop_follows_the_route_that_covers_it() {
+    use crate::model::Hop;
+    let k = kernel();
+    let eth0 = k.ifindex("eth0").unwrap();
+    let (mut w, _tx) = worker(&k).await;
+    let (sub, mut reports) = mpsc::unbounded_channel();
+    w.watch_next_hops(sub);
+    let multihop: std::net::IpAddr = "10.0.5.1".parse().unwrap();
+    w.track(vec![multihop]);
+    assert_eq!(reports.try_recv().expect("a report"), vec![(multihop, false)]);
+    let static_route = KernelRoute {
+        prefix: "10.0.5.0/24".parse().unwrap(),
+        table: 254,
+        protocol: 4,
+        metric: 0,
+        kind: RouteKind::unicast(vec![Hop {
+            gateway: Some("192.168.1.1".parse().unwrap()),
+            ifindex: eth0,
+            onlink: false,
+        }]),
+    };
+    k.add_route(static_route.clone()).unwrap();
+    while let Ok(e) = w.events.try_recv() {
+        w.event(e);
+    }
+    assert_eq!(reports.try_recv().expect("a report"), vec![(multihop, true)]);
+    k.del_route(254, static_route.key()).unwrap();
+    while let Ok(e) = w.events.try_recv() {
+        w.event(e);
+    }
+    assert_eq!(reports.try_recv().expect("a report"), vec![(multihop, false)]);
+}

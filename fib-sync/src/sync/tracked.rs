@@ -1,12 +1,12 @@
 //! Next hops the daemon asked about: whether each resolves now, and a report
-//! whenever that changes with links and addresses, so the RIB can leave out
+//! whenever that changes with links, addresses and covering routes, so the RIB can leave out
 //! the paths whose next hop does not resolve (RFC 4271 §9.1.2).
 
 use std::net::IpAddr;
 
 use super::*;
 use crate::model::NextHop;
-use crate::resolve::resolve_hop;
+use crate::resolve::resolve_hops_with;
 
 /// Tracked next hops and who hears about their changes.
 #[derive(Default)]
@@ -47,10 +47,12 @@ impl<F: Fib> Worker<F> {
         self.report(unresolved);
     }
 
-    /// After a link or address change: reports the tracked next hops whose
-    /// resolvability changed.
-    pub(super) fn recheck_next_hops(&mut self) {
-        let ips: Vec<IpAddr> = self.tracked.resolves.keys().copied().collect();
+    /// After a link or address change (or a change of the route covering
+    /// `within`): reports the tracked next hops whose resolvability changed.
+    pub(super) fn recheck_next_hops(&mut self, within: Option<IpNetwork>) {
+        let ips: Vec<IpAddr> = (self.tracked.resolves.keys().copied())
+            .filter(|ip| within.is_none_or(|p| p.contains(*ip)))
+            .collect();
         let mut changed = Vec::new();
         for ip in ips {
             let ok = self.resolves(ip);
@@ -67,7 +69,16 @@ impl<F: Fib> Worker<F> {
     fn resolves(&self, ip: IpAddr) -> bool {
         let links = &self.res.links;
         let own = links.iter().any(|l| l.addrs.iter().any(|a| a.ip() == ip));
-        !own && resolve_hop(&NextHop::via(ip), self.cfg.mode, &self.cfg.tunnel_device, links).is_ok()
+        let covers = self.res.recursive.then_some(&self.res.covers);
+        !own && resolve_hops_with(
+            &[NextHop::via(ip)],
+            ip.is_ipv4(),
+            self.cfg.mode,
+            &self.cfg.tunnel_device,
+            links,
+            covers,
+        )
+        .is_ok()
     }
 
     fn report(&mut self, changes: Vec<(IpAddr, bool)>) {

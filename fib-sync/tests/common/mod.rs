@@ -26,6 +26,7 @@ pub struct Seen {
 /// A foreign route to add the way an admin would.
 pub struct Spec<'a> {
     pub prefix: &'a str,
+    /// Gateway; empty for a device route (`dev DEV` only).
     pub via: &'a str,
     pub dev: &'a str,
     pub proto: u8,
@@ -41,6 +42,8 @@ pub trait Kernel {
     fn add_addr(&self, name: &str, cidr: &str);
     fn del_addr(&self, name: &str, cidr: &str);
     fn add_route(&self, s: &Spec);
+    /// `ip route replace`.
+    fn replace_route(&self, s: &Spec);
     fn del_route(&self, prefix: &str, metric: u32);
     fn routes(&self) -> Vec<Seen>;
     /// Make fib-sync do a full dump + reconcile (lost notifications in the memory kernel;
@@ -55,6 +58,20 @@ pub fn net(s: &str) -> IpNetwork {
 
 pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
+}
+
+fn mem_route(k: &MemoryKernel, s: &Spec) -> KernelRoute {
+    KernelRoute {
+        prefix: net(s.prefix),
+        table: 254,
+        protocol: s.proto,
+        metric: s.metric,
+        kind: RouteKind::unicast(vec![Hop {
+            gateway: (!s.via.is_empty()).then(|| ip(s.via)),
+            ifindex: k.ifindex(s.dev).expect("device"),
+            onlink: false,
+        }]),
+    }
 }
 
 impl Kernel for MemoryKernel {
@@ -75,18 +92,10 @@ impl Kernel for MemoryKernel {
         assert!(MemoryKernel::del_addr(self, name, net(cidr)));
     }
     fn add_route(&self, s: &Spec) {
-        let r = KernelRoute {
-            prefix: net(s.prefix),
-            table: 254,
-            protocol: s.proto,
-            metric: s.metric,
-            kind: RouteKind::unicast(vec![Hop {
-                gateway: Some(ip(s.via)),
-                ifindex: self.ifindex(s.dev).expect("device"),
-                onlink: false,
-            }]),
-        };
-        MemoryKernel::add_route(self, r).expect("add foreign route");
+        MemoryKernel::add_route(self, mem_route(self, s)).expect("add foreign route");
+    }
+    fn replace_route(&self, s: &Spec) {
+        MemoryKernel::replace_route(self, mem_route(self, s)).expect("replace foreign route");
     }
     fn del_route(&self, prefix: &str, metric: u32) {
         MemoryKernel::del_route(
@@ -224,6 +233,16 @@ impl NsKernel {
     }
 }
 
+/// `PREFIX [via GW] dev DEV proto P metric M` for `ip route`.
+fn ns_route(s: &Spec) -> String {
+    let via = if s.via.is_empty() {
+        String::new()
+    } else {
+        format!("via {} ", s.via)
+    };
+    format!("{} {via}dev {} proto {} metric {}", s.prefix, s.dev, s.proto, s.metric)
+}
+
 impl Kernel for NsKernel {
     type F = NetlinkFib;
     fn fib(&self) -> NetlinkFib {
@@ -245,10 +264,10 @@ impl Kernel for NsKernel {
         self.ip(&format!("addr del {cidr} dev {name}"));
     }
     fn add_route(&self, s: &Spec) {
-        self.ip(&format!(
-            "route add {} via {} dev {} proto {} metric {}",
-            s.prefix, s.via, s.dev, s.proto, s.metric
-        ));
+        self.ip(&format!("route add {}", ns_route(s)));
+    }
+    fn replace_route(&self, s: &Spec) {
+        self.ip(&format!("route replace {}", ns_route(s)));
     }
     fn del_route(&self, prefix: &str, metric: u32) {
         self.ip(&format!("route del {prefix} metric {metric}"));
