@@ -50,27 +50,6 @@ const TOR2: Ipv4Addr = Ipv4Addr::new(172, 16, 2, 2);
 // Topology
 // ---------------------------------------------------------------------------
 
-/// `ip link add A netns NA type veth peer name B netns NB`.
-fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) {
-    must(&mut command(
-        "ip",
-        &[
-            "link",
-            "add",
-            a_name,
-            "netns",
-            a.name(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            b_name,
-            "netns",
-            b.name(),
-        ],
-    ));
-}
-
 /// BIRD as a ToR: eBGP to the host over its uplink, announcing [`BLOCK`]
 /// (a static route, no kernel protocol: the ToR's kernel forwarding is set up
 /// by the test) with `next hop self`.

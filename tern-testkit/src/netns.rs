@@ -82,6 +82,28 @@ impl Netns {
     }
 }
 
+/// A veth pair between two namespaces: `a_name` in `a`, `b_name` in `b`
+/// (`ip link add A netns NA type veth peer name B netns NB`).
+pub fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) {
+    must(&mut command(
+        "ip",
+        &[
+            "link",
+            "add",
+            a_name,
+            "netns",
+            a.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b_name,
+            "netns",
+            b.name(),
+        ],
+    ));
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let pids = self.pids();
