@@ -29,6 +29,26 @@ pub struct ConnectOptions {
     pub extra_capabilities: Vec<Capability>,
 }
 
+impl ConnectOptions {
+    /// Offering graceful restart for IPv4 unicast (restart time 120 s,
+    /// forwarding kept), with the N bit of RFC 8538 as given.
+    pub fn graceful_restart(notification: bool) -> ConnectOptions {
+        use bgp_proto::capability::{GracefulRestart, GracefulRestartFamily};
+        ConnectOptions {
+            extra_capabilities: vec![Capability::GracefulRestart(GracefulRestart {
+                restarting: false,
+                notification,
+                restart_time: 120,
+                families: vec![GracefulRestartFamily {
+                    family: Family::IPV4_UNICAST,
+                    forwarding_preserved: true,
+                }],
+            })],
+            ..ConnectOptions::default()
+        }
+    }
+}
+
 /// An established session with the daemon under test.
 pub struct TestPeer {
     stream: TcpStream,

@@ -47,19 +47,7 @@ fn a_dynamic_peer_routes_reach_the_kernel() {
 
 #[test]
 fn a_dynamic_peer_coming_back_after_a_graceful_restart_ends_its_own_stale_routes() {
-    use bgp_proto::capability::{Capability, GracefulRestart, GracefulRestartFamily};
-    let gr = || tern_testkit::testpeer::ConnectOptions {
-        extra_capabilities: vec![Capability::GracefulRestart(GracefulRestart {
-            restarting: false,
-            notification: false,
-            restart_time: 120,
-            families: vec![GracefulRestartFamily {
-                family: bgp_proto::Family::IPV4_UNICAST,
-                forwarding_preserved: true,
-            }],
-        })],
-        ..Default::default()
-    };
+    let gr = || tern_testkit::testpeer::ConnectOptions::graceful_restart(false);
     let node = Node::start(&range(5));
     let mut p = node.connect_with("127.0.1.7", ASN, gr()).expect("admitted");
     p.announce(

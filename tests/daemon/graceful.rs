@@ -1,45 +1,33 @@
 //! Graceful restart, receiving side (RFC 4724 §4.2): a restarting peer's
 //! routes stay, stale, until its End-of-RIB.
 
-use bgp_proto::capability::{Capability, GracefulRestart, GracefulRestartFamily};
+use bgp_proto::capability::Capability;
 use bgp_proto::update::Update;
 use bgp_proto::{Family, Message};
 use tern_testkit::testpeer::{ConnectOptions, TestPeer};
 
 use tern_testkit::inproc::*;
 
-fn with_graceful_restart() -> ConnectOptions {
-    ConnectOptions {
-        extra_capabilities: vec![Capability::GracefulRestart(GracefulRestart {
-            restarting: false,
-            notification: false,
-            restart_time: 120,
-            families: vec![GracefulRestartFamily {
-                family: Family::IPV4_UNICAST,
-                forwarding_preserved: true,
-            }],
-        })],
-        ..ConnectOptions::default()
-    }
-}
-
-fn announce_two(peer: &mut TestPeer) {
+/// `peer` announces two blocks; returns once both are in the kernel.
+fn announce_two(node: &Node, peer: &mut TestPeer) {
     peer.announce(
         &[net("10.244.2.0/26"), net("10.244.3.0/26")],
         "192.168.1.12".parse().unwrap(),
         vec![],
     )
     .expect("announce");
+    node.wait_until("installed", || {
+        node.kernel_gateways("10.244.2.0/26").is_some() && node.kernel_gateways("10.244.3.0/26").is_some()
+    });
 }
 
 #[test]
 fn a_graceful_restart_peer_that_drops_the_connection_keeps_its_routes_as_stale() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
     let mut h2 = node
-        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
         .expect("h2");
-    announce_two(&mut h2);
-    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    announce_two(&node, &mut h2);
     drop(h2);
     node.wait_until("h2 left Established", || node.peer("h2").state != "Established");
     node.wait_until("its paths are stale", || {
@@ -59,7 +47,7 @@ fn stale_routes_not_announced_again_go_at_the_peers_end_of_rib() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
     restarting_peer(&node);
     let mut again = node
-        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
         .expect("back");
     again
         .announce(&[net("10.244.2.0/26")], "192.168.1.12".parse().unwrap(), vec![])
@@ -85,8 +73,7 @@ fn stale_routes_not_announced_again_go_at_the_peers_end_of_rib() {
 fn a_peer_without_graceful_restart_loses_its_routes_at_once() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
     let mut h2 = node.connect("127.0.0.2", ASN).expect("h2");
-    announce_two(&mut h2);
-    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    announce_two(&node, &mut h2);
     drop(h2);
     node.wait_until("gone", || node.kernel_gateways("10.244.3.0/26").is_none());
     assert!(node.routes().iter().all(|r| !r.from.ends_with("(stale)")));
@@ -96,10 +83,9 @@ fn a_peer_without_graceful_restart_loses_its_routes_at_once() {
 fn a_notification_ends_graceful_restart_and_the_routes_go() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
     let mut h2 = node
-        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
         .expect("h2");
-    announce_two(&mut h2);
-    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    announce_two(&node, &mut h2);
     h2.send_message(&Message::Notification(bgp_proto::notification::Notification {
         code: 6,
         subcode: 2,
@@ -115,10 +101,9 @@ fn a_notification_ends_graceful_restart_and_the_routes_go() {
 fn a_stale_route_shows_under_its_peer_in_the_bird_socket() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
     let mut h2 = node
-        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
         .expect("h2");
-    announce_two(&mut h2);
-    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    announce_two(&node, &mut h2);
     drop(h2);
     node.wait_until("stale", || node.routes().iter().any(|r| r.from == "h2 (stale)"));
     let lines = node.birdc("show route");
@@ -141,7 +126,7 @@ fn an_empty_update_is_not_an_end_of_rib_when_it_carries_withdrawals() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
     restarting_peer(&node);
     let mut again = node
-        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
         .expect("back");
     // A withdrawal of something else is an UPDATE, not End-of-RIB: both stale routes stay.
     again
@@ -162,10 +147,9 @@ fn an_empty_update_is_not_an_end_of_rib_when_it_carries_withdrawals() {
 /// waits until the node keeps them as stale and is ready for a new connection.
 fn restarting_peer(node: &Node) {
     let mut h2 = node
-        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
         .expect("h2");
-    announce_two(&mut h2);
-    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    announce_two(node, &mut h2);
     drop(h2);
     node.wait_until("stale", || node.routes().iter().any(|r| r.from == "h2 (stale)"));
     node.wait_state("h2", "Active");
@@ -185,7 +169,7 @@ fn a_peer_back_without_graceful_restart_loses_its_stale_routes_at_once() {
 fn a_peer_back_with_the_forwarding_bit_clear_loses_its_stale_routes_at_once() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
     restarting_peer(&node);
-    let mut opts = with_graceful_restart();
+    let mut opts = ConnectOptions::graceful_restart(false);
     if let Capability::GracefulRestart(gr) = &mut opts.extra_capabilities[0] {
         gr.families[0].forwarding_preserved = false;
     }
@@ -204,7 +188,7 @@ fn show_peers_tells_the_graceful_restart_state_and_stale_count() {
     assert_eq!(gr.stale_routes, 2);
     assert!(gr.remaining_secs <= 120 && gr.remaining_secs > 60, "{gr:?}");
     let _again = node
-        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
         .expect("back");
     node.wait_until("waiting for End-of-RIB", || {
         node.peer("h2")
@@ -218,7 +202,7 @@ fn an_update_emptied_by_attribute_discard_does_not_end_the_stale_routes() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
     restarting_peer(&node);
     let mut again = node
-        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
         .expect("back");
     // UPDATE with only ATOMIC_AGGREGATE of length 1: discarded (RFC 7606 §7.6), leaving nothing.
     let mut msg = vec![0xff; 16];
@@ -235,14 +219,6 @@ fn an_update_emptied_by_attribute_discard_does_not_end_the_stale_routes() {
 }
 
 /// Graceful restart with the N bit (RFC 8538).
-fn with_graceful_notification() -> ConnectOptions {
-    let mut opts = with_graceful_restart();
-    if let Capability::GracefulRestart(gr) = &mut opts.extra_capabilities[0] {
-        gr.notification = true;
-    }
-    opts
-}
-
 fn notify(peer: &mut TestPeer, subcode: u8, data: Vec<u8>) {
     peer.send_message(&Message::Notification(bgp_proto::notification::Notification {
         code: 6,
@@ -256,10 +232,9 @@ fn notify(peer: &mut TestPeer, subcode: u8, data: Vec<u8>) {
 fn with_the_n_bit_a_notification_keeps_the_peers_routes_as_stale() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
     let mut h2 = node
-        .connect_with("127.0.0.2", ASN, with_graceful_notification())
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(true))
         .expect("h2");
-    announce_two(&mut h2);
-    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    announce_two(&node, &mut h2);
     notify(&mut h2, 2, Vec::new());
     node.wait_until("stale (RFC 8538 §3)", || {
         node.routes().iter().any(|r| r.from == "h2 (stale)")
@@ -271,10 +246,9 @@ fn with_the_n_bit_a_notification_keeps_the_peers_routes_as_stale() {
 fn a_hard_reset_from_the_peer_removes_its_routes() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
     let mut h2 = node
-        .connect_with("127.0.0.2", ASN, with_graceful_notification())
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(true))
         .expect("h2");
-    announce_two(&mut h2);
-    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    announce_two(&node, &mut h2);
     notify(&mut h2, 9, vec![6, 2]);
     node.wait_until("gone", || node.kernel_gateways("10.244.3.0/26").is_none());
 }
@@ -283,7 +257,7 @@ fn a_hard_reset_from_the_peer_removes_its_routes() {
 fn with_the_n_bit_removing_the_peer_sends_a_hard_reset() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
     let mut h2 = node
-        .connect_with("127.0.0.2", ASN, with_graceful_notification())
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(true))
         .expect("h2");
     node.wait_state("h2", "Established");
     node.reload_with("").expect("reload");
@@ -303,13 +277,12 @@ fn with_the_n_bit_removing_the_peer_sends_a_hard_reset() {
 fn a_graceful_restart_peer_reconnecting_while_established_replaces_the_old_session() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
     let mut old = node
-        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
         .expect("h2");
-    announce_two(&mut old);
-    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    announce_two(&node, &mut old);
     // The peer restarted without the old connection closing (RFC 4724 §4.2).
     let mut new = node
-        .connect_with("127.0.0.2", ASN, with_graceful_restart())
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
         .expect("the new session is kept");
     assert!(
         old.wait_closed(std::time::Instant::now() + PATIENCE),
@@ -336,7 +309,7 @@ fn long_lived_graceful_restart_keeps_routes_as_llgr_stale_after_the_restart_time
         "[graceful_restart]\nlong_lived_stale_time = 3600\n{}",
         ibgp_peer("h2", "127.0.0.2")
     ));
-    let mut opts = with_graceful_restart();
+    let mut opts = ConnectOptions::graceful_restart(false);
     if let Capability::GracefulRestart(gr) = &mut opts.extra_capabilities[0] {
         gr.restart_time = 0; // straight to the long-lived phase
     }
@@ -353,8 +326,7 @@ fn long_lived_graceful_restart_keeps_routes_as_llgr_stale_after_the_restart_time
             .any(|c| matches!(c, Capability::LongLivedGracefulRestart(f) if f[0].stale_time == 3600)),
         "ternd announces LLGR (RFC 9494)"
     );
-    announce_two(&mut h2);
-    node.wait_until("installed", || node.kernel_gateways("10.244.3.0/26").is_some());
+    announce_two(&node, &mut h2);
     drop(h2);
     node.wait_until("LLGR_STALE (65535:6)", || {
         node.routes()

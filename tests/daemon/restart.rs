@@ -3,28 +3,13 @@
 
 use std::time::Instant;
 
-use bgp_proto::capability::{Capability, GracefulRestart, GracefulRestartFamily};
+use bgp_proto::capability::{Capability, GracefulRestart};
 use bgp_proto::Family;
 use tern::api::control::proto::{Request, ShutdownReply};
 use tern::registry::StopMode;
 use tern_testkit::testpeer::{ConnectOptions, TestPeer};
 
 use tern_testkit::inproc::*;
-
-fn gr() -> ConnectOptions {
-    ConnectOptions {
-        extra_capabilities: vec![Capability::GracefulRestart(GracefulRestart {
-            restarting: false,
-            notification: false,
-            restart_time: 120,
-            families: vec![GracefulRestartFamily {
-                family: Family::IPV4_UNICAST,
-                forwarding_preserved: true,
-            }],
-        })],
-        ..ConnectOptions::default()
-    }
-}
 
 fn our_gr(peer: &TestPeer) -> GracefulRestart {
     peer.peer_open
@@ -42,8 +27,12 @@ fn two_peers() -> String {
 
 /// h2 and h3 up with graceful restart, each with a block in the kernel.
 fn mesh(node: &Node) -> (TestPeer, TestPeer) {
-    let mut h2 = node.connect_with("127.0.0.2", ASN, gr()).expect("h2");
-    let mut h3 = node.connect_with("127.0.0.3", ASN, gr()).expect("h3");
+    let mut h2 = node
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
+        .expect("h2");
+    let mut h3 = node
+        .connect_with("127.0.0.3", ASN, ConnectOptions::graceful_restart(false))
+        .expect("h3");
     for (p, block, nh) in [
         (&mut h2, "10.244.2.0/26", "192.168.1.12"),
         (&mut h3, "10.244.3.0/26", "192.168.1.13"),
@@ -63,7 +52,9 @@ fn mesh(node: &Node) -> (TestPeer, TestPeer) {
 #[test]
 fn a_fresh_start_announces_graceful_restart_without_the_restart_bit() {
     let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
-    let h2 = node.connect_with("127.0.0.2", ASN, gr()).expect("h2");
+    let h2 = node
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
+        .expect("h2");
     let g = our_gr(&h2);
     assert!(!g.restarting);
     assert!(g.families.iter().all(|f| !f.forwarding_preserved));
@@ -95,7 +86,9 @@ fn after_a_graceful_restart_the_open_carries_r_and_f_and_routes_wait_for_every_p
         node.kernel_gateways("10.244.2.0/26").is_some(),
         "forwarding kept across the restart"
     );
-    let mut h2 = node.connect_with("127.0.0.2", ASN, gr()).expect("h2 back");
+    let mut h2 = node
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
+        .expect("h2 back");
     let g = our_gr(&h2);
     assert!(g.restarting, "RFC 4724 §4.1: R bit after a restart");
     assert!(
@@ -114,7 +107,9 @@ fn after_a_graceful_restart_the_open_carries_r_and_f_and_routes_wait_for_every_p
         node.status().selection_deferred,
         "still waiting for h3, which was up before the restart"
     );
-    let mut h3 = node.connect_with("127.0.0.3", ASN, gr()).expect("h3 back");
+    let mut h3 = node
+        .connect_with("127.0.0.3", ASN, ConnectOptions::graceful_restart(false))
+        .expect("h3 back");
     h3.announce(&[net("10.244.3.0/26")], "192.168.1.13".parse().unwrap(), vec![])
         .expect("announce");
     h3.end_of_rib().expect("EoR");
@@ -129,7 +124,9 @@ fn after_a_graceful_restart_the_open_carries_r_and_f_and_routes_wait_for_every_p
     // Selection done: a later session no longer says we restarted.
     drop(h2);
     node.wait_state("h2", "Active");
-    let h2 = node.connect_with("127.0.0.2", ASN, gr()).expect("h2 again");
+    let h2 = node
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
+        .expect("h2 again");
     assert!(!our_gr(&h2).restarting);
 }
 
@@ -146,7 +143,9 @@ fn a_hard_stop_sends_cease_removes_our_kernel_routes_and_the_next_start_is_fresh
     assert!(node.kernel_routes().is_empty(), "every route of ours removed");
     node.restart(StopMode::Graceful);
     assert!(!node.status().selection_deferred, "no restart state: a fresh start");
-    let h2 = node.connect_with("127.0.0.2", ASN, gr()).expect("h2");
+    let h2 = node
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
+        .expect("h2");
     assert!(!our_gr(&h2).restarting);
 }
 
@@ -200,7 +199,9 @@ fn a_crash_soon_after_the_sessions_came_up_is_still_a_restart_for_those_peers() 
     node.crash_and_start();
     drop((h2, h3));
     assert!(node.status().selection_deferred);
-    let h2 = node.connect_with("127.0.0.2", ASN, gr()).expect("h2 back");
+    let h2 = node
+        .connect_with("127.0.0.2", ASN, ConnectOptions::graceful_restart(false))
+        .expect("h2 back");
     let g = our_gr(&h2);
     assert!(g.restarting, "R bit after a crash");
     assert!(
