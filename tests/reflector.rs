@@ -19,32 +19,6 @@ use tern_testkit::*;
 
 const CLUSTER_ID: &str = "1.1.1.1";
 
-/// A ternd config with explicit `[[peer]]`s (`(address, extra keys)`),
-/// originating `block`. `bgp_extra` goes into `[bgp]` (e.g. a cluster id).
-fn ternd_config(me: Ipv4Addr, bgp_extra: &str, block: &str, peers: &[(Ipv4Addr, &str)]) -> String {
-    let mut s = format!(
-        r#"[bgp]
-asn = {ASN}
-router_id = "{me}"
-listen = ["0.0.0.0:179"]
-connect_retry_time = 1
-{bgp_extra}
-
-[kernel]
-allowed_prefixes = ["10.244.0.0/16"]
-
-[[originate]]
-prefix = "{block}"
-"#
-    );
-    for (addr, extra) in peers {
-        s.push_str(&format!(
-            "\n[[peer]]\naddress = \"{addr}\"\nasn = {ASN}\nfamilies = [\"ipv4\"]\n{extra}\n"
-        ));
-    }
-    s
-}
-
 /// BIRD as a plain iBGP client of `rr` (passive), originating `block`,
 /// exporting learned routes to the kernel.
 fn bird_client_config(me: Ipv4Addr, rr: Ipv4Addr, block: &str) -> String {
@@ -279,7 +253,7 @@ fn ternd_reflects_for_ternd_bird_gobgp_and_scripted_clients() {
     let start = Instant::now();
     let reflector = Ternd::start(
         &rr.ns,
-        &ternd_config(
+        &ternd_peers_config(
             rr.addr,
             &format!("cluster_id = \"{CLUSTER_ID}\""),
             &rr.block(),
@@ -291,7 +265,7 @@ fn ternd_reflects_for_ternd_bird_gobgp_and_scripted_clients() {
             ],
         ),
     );
-    let tern_client = Ternd::start(&tc.ns, &ternd_config(tc.addr, "", &tc.block(), &[(rr.addr, "")]));
+    let tern_client = Ternd::start(&tc.ns, &ternd_peers_config(tc.addr, "", &tc.block(), &[(rr.addr, "")]));
     let bird = Bird::start(&bc.ns, &bird_client_config(bc.addr, rr.addr, &bc.block()));
     let gobgp = Gobgp::start(&gc.ns, &gobgp_client_config(gc.addr, rr.addr));
     gobgp.gobgp(&[
@@ -527,8 +501,8 @@ fn bird_reflects_for_two_ternd_clients() {
     let pod_a = a.add_pod(0);
     let pod_b = b.add_pod(0);
     let bird = Bird::start(&rr.ns, &bird_reflector_config(rr.addr, &[a.addr, b.addr]));
-    let ta = Ternd::start(&a.ns, &ternd_config(a.addr, "", &a.block(), &[(rr.addr, "")]));
-    let tb = Ternd::start(&b.ns, &ternd_config(b.addr, "", &b.block(), &[(rr.addr, "")]));
+    let ta = Ternd::start(&a.ns, &ternd_peers_config(a.addr, "", &a.block(), &[(rr.addr, "")]));
+    let tb = Ternd::start(&b.ns, &ternd_peers_config(b.addr, "", &b.block(), &[(rr.addr, "")]));
     wait_until_diag(
         Duration::from_secs(60),
         "both clients Established with BIRD",
@@ -608,7 +582,7 @@ fn redundant_reflectors(graceful_restart: bool) {
     // The reflectors peer with each other as non-clients, as Calico's do.
     let mut rr1 = Ternd::start(
         &r1.ns,
-        &ternd_config(
+        &ternd_peers_config(
             r1.addr,
             &cluster,
             &r1.block(),
@@ -617,7 +591,7 @@ fn redundant_reflectors(graceful_restart: bool) {
     );
     let rr2 = Ternd::start(
         &r2.ns,
-        &ternd_config(
+        &ternd_peers_config(
             r2.addr,
             &cluster,
             &r2.block(),
@@ -632,7 +606,7 @@ fn redundant_reflectors(graceful_restart: bool) {
     let client_conf = |h: &Host| {
         format!(
             "{}{gr}",
-            ternd_config(h.addr, "", &h.block(), &[(r1.addr, ""), (r2.addr, "")])
+            ternd_peers_config(h.addr, "", &h.block(), &[(r1.addr, ""), (r2.addr, "")])
         )
     };
     let t1 = Ternd::start(&c1.ns, &client_conf(c1));

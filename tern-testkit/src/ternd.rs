@@ -235,3 +235,30 @@ impl Drop for Ternd {
         }
     }
 }
+
+/// A ternd config with explicit `[[peer]]`s (`(address, extra keys)`),
+/// all in AS [`crate::ASN`], originating `block`. `bgp_extra` goes into `[bgp]` (e.g. a cluster id).
+pub fn ternd_peers_config(me: Ipv4Addr, bgp_extra: &str, block: &str, peers: &[(Ipv4Addr, &str)]) -> String {
+    let asn = crate::ASN;
+    let mut s = format!(
+        r#"[bgp]
+asn = {asn}
+router_id = "{me}"
+listen = ["0.0.0.0:179"]
+connect_retry_time = 1
+{bgp_extra}
+
+[kernel]
+allowed_prefixes = ["10.244.0.0/16"]
+
+[[originate]]
+prefix = "{block}"
+"#
+    );
+    for (addr, extra) in peers {
+        s.push_str(&format!(
+            "\n[[peer]]\naddress = \"{addr}\"\nasn = {asn}\nfamilies = [\"ipv4\"]\n{extra}\n"
+        ));
+    }
+    s
+}

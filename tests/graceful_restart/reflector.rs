@@ -8,32 +8,6 @@ use super::*;
 
 const CLUSTER_ID: &str = "1.1.1.1";
 
-/// A ternd config with explicit iBGP `[[peer]]`s (`(address, extra keys)`),
-/// originating `block`; `bgp_extra` goes into `[bgp]` (e.g. a cluster id).
-fn ternd_peers_config(me: Ipv4Addr, bgp_extra: &str, block: &str, peers: &[(Ipv4Addr, &str)]) -> String {
-    let mut s = format!(
-        r#"[bgp]
-asn = {ASN}
-router_id = "{me}"
-listen = ["0.0.0.0:179"]
-connect_retry_time = 1
-{bgp_extra}
-
-[kernel]
-allowed_prefixes = ["10.244.0.0/16"]
-
-[[originate]]
-prefix = "{block}"
-"#
-    );
-    for (addr, extra) in peers {
-        s.push_str(&format!(
-            "\n[[peer]]\naddress = \"{addr}\"\nasn = {ASN}\nfamilies = [\"ipv4\"]\n{extra}\n"
-        ));
-    }
-    s
-}
-
 /// Breaks: the ternd route reflector on h1 (clients: BIRD on h2, GoBGP on h3,
 /// ternd on h4, each announcing its own block) is SIGTERM-restarted. It must
 /// wait for all three clients' End-of-RIB before it reflects anything, or a
