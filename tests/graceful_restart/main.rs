@@ -127,6 +127,26 @@ fn stop_ternd(tern: &mut Ternd, kill9: bool) {
     }
 }
 
+/// No ping lost, and neither host's kernel deleted the other's block.
+fn assert_nothing_lost(report: &PingReport, (h1, mon1): (&Host, &RouteMonitor), (h2, mon2): (&Host, &RouteMonitor)) {
+    assert!(
+        report.lost.is_empty(),
+        "pings lost across the restart: {:?}\n{}",
+        report.lost,
+        report.summary
+    );
+    assert!(
+        mon2.deletions(&h1.block()).is_empty(),
+        "h2's kernel deleted h1's block:\n{}",
+        mon2.show(&h1.block())
+    );
+    assert!(
+        mon1.deletions(&h2.block()).is_empty(),
+        "h1's kernel deleted h2's block:\n{}",
+        mon1.show(&h2.block())
+    );
+}
+
 /// Asserts ternd's log shows it restarted gracefully and ended the deferral
 /// on its peers' End-of-RIB (not on the timer).
 fn assert_restarted_gracefully(t: &Ternd) {
@@ -225,22 +245,7 @@ fn restart_next_to_bird(test: &str, kill9: bool) {
         mon2.deletions(&h1.block()).len(),
         mon1.deletions(&h2.block()).len(),
     );
-    assert!(
-        report.lost.is_empty(),
-        "pings lost across the restart: {:?}\n{}",
-        report.lost,
-        report.summary
-    );
-    assert!(
-        mon2.deletions(&h1.block()).is_empty(),
-        "BIRD's kernel deleted h1's block:\n{}",
-        mon2.show(&h1.block())
-    );
-    assert!(
-        mon1.deletions(&h2.block()).is_empty(),
-        "ternd's kernel deleted h2's block:\n{}",
-        mon1.show(&h2.block())
-    );
+    assert_nothing_lost(&report, (h1, &mon1), (h2, &mon2));
     assert!(
         bird.log_text().contains("Neighbor graceful restart detected"),
         "BIRD did not treat the restart as graceful:\n{}",

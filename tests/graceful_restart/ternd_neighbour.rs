@@ -102,21 +102,6 @@ fn ternd_helper(test: &str, kill9: bool) {
         mon2.deletions(&h1.block()).len(),
         mon1.deletions(&h2.block()).len(),
     );
-    assert!(
-        report.lost.is_empty(),
-        "pings lost across the restart: {:?}\n{}",
-        report.lost,
-        report.summary
-    );
-    assert!(
-        mon2.deletions(&h1.block()).is_empty(),
-        "h2's kernel deleted h1's block:\n{}",
-        mon2.show(&h1.block())
-    );
-    assert!(
-        mon1.deletions(&h2.block()).is_empty(),
-        "h1's kernel deleted h2's block:\n{}",
-        mon1.show(&h2.block())
-    );
+    assert_nothing_lost(&report, (h1, &mon1), (h2, &mon2));
     assert_restarted_gracefully(&t1);
 }
