@@ -163,7 +163,7 @@ pub enum KernelWork {
     Ops(Vec<KernelOp>),
     SweepStale,
     /// Next hops the RIB now has paths via: report whether they resolve.
-    Track(Vec<IpAddr>),
+    Track(Vec<Gateway>),
 }
 
 /// A prefix this host originates.
@@ -204,7 +204,7 @@ pub enum RibMsg {
     /// The peer's queue has room again.
     Writable(PeerId),
     /// Next hops that stopped or started resolving (from the kernel side).
-    NextHops(Vec<(IpAddr, bool)>),
+    NextHops(Vec<(Gateway, bool)>),
     /// The peer asked for our routes of a family again (RFC 2918 §4).
     RouteRefresh(PeerId, Family),
     /// Every path within a prefix (all when `None`), for the front ends.
@@ -286,7 +286,38 @@ pub struct PeerCounts {
 }
 
 /// The gateways of one kernel route; up to two without a heap allocation.
-pub type Gateways = smallvec::SmallVec<[IpAddr; 2]>;
+pub type Gateways = smallvec::SmallVec<[Gateway; 2]>;
+
+/// A kernel gateway: the BGP next hop, and for an IPv6 link-local one the
+/// peer it came from, whose link it lives on (RFC 2545 §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Gateway {
+    pub addr: IpAddr,
+    pub link_of: Option<IpAddr>,
+}
+
+impl From<IpAddr> for Gateway {
+    fn from(addr: IpAddr) -> Self {
+        Gateway { addr, link_of: None }
+    }
+}
+
+/// A gateway without a link anchor, from its address (as in tests and logs).
+impl std::str::FromStr for Gateway {
+    type Err = std::net::AddrParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<IpAddr>().map(Gateway::from)
+    }
+}
+
+impl std::fmt::Display for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.link_of {
+            Some(peer) => write!(f, "{} on the link to {peer}", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
 
 /// Commands to a peer task.
 #[derive(Debug)]

@@ -14,19 +14,36 @@ pub const RTPROT_BIRD: u8 = 12;
 pub const RT_TABLE_MAIN: u32 = 254;
 
 /// An abstract next hop as the caller knows it: the BGP next hop, plus an optional
-/// device hint (required for IPv6 link-local gateways, which are ambiguous without one).
+/// device hint or link anchor (an IPv6 link-local gateway is ambiguous without one).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NextHop {
     /// The gateway address (the BGP NEXT_HOP).
     pub gateway: IpAddr,
     /// Interface to use instead of resolving one (e.g. for `fe80::/10` gateways).
     pub device: Option<String>,
+    /// For a link-local gateway: use the interface on which this address (the
+    /// BGP peer the route came from) is on-link (RFC 2545 §3: the link-local
+    /// next hop is only meaningful on the link shared with that peer).
+    pub link_of: Option<IpAddr>,
 }
 
 impl NextHop {
     /// A next hop whose device is resolved by the crate.
     pub fn via(gateway: IpAddr) -> Self {
-        NextHop { gateway, device: None }
+        NextHop {
+            gateway,
+            device: None,
+            link_of: None,
+        }
+    }
+
+    /// A link-local gateway on the link shared with `peer`.
+    pub fn link_local(gateway: IpAddr, peer: IpAddr) -> Self {
+        NextHop {
+            gateway,
+            device: None,
+            link_of: Some(peer),
+        }
     }
 }
 
@@ -50,7 +67,13 @@ impl Desired {
     /// Convenience: forward via these gateways, devices resolved by the crate. Repeated
     /// calls with the same gateways (on one thread) return the same shared set.
     pub fn via<I: IntoIterator<Item = IpAddr>>(gateways: I) -> Self {
-        let hops: Vec<NextHop> = gateways.into_iter().map(NextHop::via).collect();
+        Self::via_hops(gateways.into_iter().map(NextHop::via))
+    }
+
+    /// Forward via these next hops (device hints and link anchors kept), shared
+    /// like [`Desired::via`].
+    pub fn via_hops<I: IntoIterator<Item = NextHop>>(hops: I) -> Self {
+        let hops: Vec<NextHop> = hops.into_iter().collect();
         let shared = LAST_VIA.with(|last| {
             let mut last = last.borrow_mut();
             match last.as_ref() {

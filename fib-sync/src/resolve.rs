@@ -77,7 +77,18 @@ pub fn resolve_hop(hop: &NextHop, mode: Mode, tunnel_device: &str, links: &LinkT
         });
     }
     if is_v6_link_local(gw) {
-        return Err(Unresolved::LinkLocalNeedsDevice(gw));
+        // The link shared with the peer that gave us the gateway (RFC 2545 §3).
+        return match hop.link_of {
+            Some(peer) => links
+                .onlink_interface(peer)
+                .map(|ifindex| Hop {
+                    gateway: Some(gw),
+                    ifindex,
+                    onlink: false,
+                })
+                .ok_or(Unresolved::NoInterface(peer)),
+            None => Err(Unresolved::LinkLocalNeedsDevice(gw)),
+        };
     }
     let plain = || {
         links
@@ -264,11 +275,31 @@ mod tests {
             Err(Unresolved::LinkLocalNeedsDevice("fe80::1".parse().unwrap()))
         );
         let hinted = NextHop {
-            gateway: "fe80::1".parse().unwrap(),
             device: Some("eth0".into()),
+            ..nh("fe80::1")
         };
         let h = resolve_hop(&hinted, Mode::Plain, "tunl0", &links()).unwrap();
         assert_eq!((h.ifindex, h.onlink), (2, false));
+    }
+
+    /// Review finding 15a: a link-local gateway goes out of the interface on
+    /// which the peer it came from is on-link, and only while that link is up.
+    #[test]
+    fn link_local_resolves_on_the_peers_link() {
+        let ll: IpAddr = "fe80::12".parse().unwrap();
+        let on_eth0 = NextHop::link_local(ll, "fd00::12".parse().unwrap());
+        let h = resolve_hop(&on_eth0, Mode::IpipAlways, "tunl0", &links()).unwrap();
+        assert_eq!((h.gateway, h.ifindex, h.onlink), (Some(ll), 2, false));
+        let v4_session = NextHop::link_local(ll, "192.168.1.12".parse().unwrap());
+        assert_eq!(
+            resolve_hop(&v4_session, Mode::Plain, "tunl0", &links()).map(|h| h.ifindex),
+            Ok(2)
+        );
+        let down_link = NextHop::link_local(ll, "192.168.3.7".parse().unwrap());
+        assert_eq!(
+            resolve_hop(&down_link, Mode::Plain, "tunl0", &links()),
+            Err(Unresolved::NoInterface("192.168.3.7".parse().unwrap()))
+        );
     }
 
     #[test]

@@ -308,8 +308,8 @@ async fn link_local_v6_with_device_hint<K: Kernel>(k: K) {
         net("fd20::/64"),
         Desired::Via(
             vec![NextHop {
-                gateway: ip("fe80::12"),
                 device: Some("eth0".into()),
+                ..NextHop::via(ip("fe80::12"))
             }]
             .into(),
         ),
@@ -322,6 +322,32 @@ async fn link_local_v6_with_device_hint<K: Kernel>(k: K) {
     h.settle().await.unwrap();
     assert_eq!(seen_hops(&k, "fd20::/64"), Some(hops(&[("fe80::12", "eth0", false)])));
     assert!(seen_hops(&k, "fd21::/64").is_none());
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+}
+
+/// Review finding 15a: a link-local next hop without a device hint goes out of the
+/// link shared with the peer that sent it; it leaves with that link and comes back.
+async fn link_local_v6_on_the_peers_link<K: Kernel>(k: K) {
+    base(&k);
+    k.add_link("eth1");
+    // The session runs over IPv4 here: Linux drops a link's global IPv6
+    // addresses when it goes down (keep_addr_on_down=0), which is beside the point.
+    k.add_addr("eth1", "192.168.9.11/24");
+    let (h, _task) = start(&k, Mode::Plain).await;
+    let from_eth1_peer = Desired::via_hops([NextHop::link_local(ip("fe80::12"), ip("192.168.9.12"))]);
+    h.set_route(net("fd22::/64"), from_eth1_peer).await.unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(seen_hops(&k, "fd22::/64"), Some(hops(&[("fe80::12", "eth1", false)])));
+    k.set_up("eth1", false);
+    wait_for("route gone with the peer's link", || {
+        seen_hops(&k, "fd22::/64").is_none()
+    })
+    .await;
+    k.set_up("eth1", true);
+    wait_for("route back with the link", || {
+        seen_hops(&k, "fd22::/64") == Some(hops(&[("fe80::12", "eth1", false)]))
+    })
+    .await;
     h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
 }
 
@@ -569,6 +595,7 @@ suite!(
     late_device_gets_pending_routes,
     adopt_stale_then_sweep,
     link_local_v6_with_device_hint,
+    link_local_v6_on_the_peers_link,
     many_routes,
     recursive_next_hop_follows_the_covering_route,
     recursive_next_hop_through_default_route,

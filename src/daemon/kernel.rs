@@ -6,21 +6,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fib_sync::{Change, Desired, FibHandle};
+use fib_sync::{Change, Desired, FibHandle, NextHop};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::messages::{KernelOp, KernelWork, RibMsg};
+use crate::messages::{Gateway, KernelOp, KernelWork, RibMsg};
 use crate::registry::Registry;
 use crate::sys::release_free_memory;
 
 impl From<KernelOp> for Change {
     fn from(op: KernelOp) -> Change {
         match op {
-            KernelOp::Via(p, gws) => Change::Set(p, Desired::via(gws)),
+            KernelOp::Via(p, gws) => Change::Set(p, Desired::via_hops(gws.into_iter().map(next_hop))),
             KernelOp::Blackhole(p) => Change::Set(p, Desired::Blackhole),
             KernelOp::Remove(p) => Change::Remove(p),
         }
+    }
+}
+
+/// A RIB gateway as fib-sync's next hop: a link-local one is resolved on
+/// the link shared with the peer it came from.
+fn next_hop(gw: Gateway) -> NextHop {
+    match gw.link_of {
+        Some(peer) => NextHop::link_local(gw.addr, peer),
+        None => NextHop::via(gw.addr),
     }
 }
 
@@ -46,7 +55,7 @@ pub(super) async fn kernel_task(fib: FibHandle, mut rx: mpsc::UnboundedReceiver<
                 Err(_) => break,
             }
         }
-        if !track.is_empty() && fib.track_next_hops(track).is_err() {
+        if !track.is_empty() && fib.track_next_hops(track.into_iter().map(next_hop).collect()).is_err() {
             error!("kernel route sync stopped");
             return;
         }
@@ -84,6 +93,16 @@ pub(super) async fn next_hop_reports(fib: FibHandle, rib: mpsc::Sender<RibMsg>) 
         return;
     };
     while let Some(changes) = reports.recv().await {
+        let changes = changes
+            .into_iter()
+            .map(|(hop, ok)| {
+                let gateway = Gateway {
+                    addr: hop.gateway,
+                    link_of: hop.link_of,
+                };
+                (gateway, ok)
+            })
+            .collect();
         if rib.send(RibMsg::NextHops(changes)).await.is_err() {
             return;
         }

@@ -83,7 +83,7 @@ impl Rib {
         let mut gateways: Gateways = multipath
             .iter()
             .filter(|p| p.peer != LOCAL)
-            .filter_map(|p| p.attrs.next_hop)
+            .filter_map(|p| self.gateway(p))
             .collect();
         gateways.sort();
         gateways.dedup();
@@ -91,10 +91,13 @@ impl Rib {
     }
 
     /// A next hop of one of our own addresses is unusable, and so is one that
-    /// does not resolve (RFC 4271 §9.1.2, see `nexthop`).
+    /// does not resolve (RFC 4271 §9.1.2, see `nexthop`), or `::` without a
+    /// link-local next hop beside it.
     pub(super) fn next_hop_usable(&self, p: &Path) -> bool {
         match (p.attrs.next_hop, self.info(p.peer)) {
-            (Some(nh), Some(i)) => nh != i.local_address && !nh.is_unspecified() && self.resolves(nh),
+            (Some(nh), Some(i)) if nh != i.local_address => {
+                super::nexthop::gateway_of(&p.attrs, i.address).is_some_and(|gw| self.resolves(gw))
+            }
             _ => false,
         }
     }

@@ -2,6 +2,7 @@
 //! §6/§8, RFC 1997 well-known communities), and export classes that let
 //! peers with identical rules share one result.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bgp_proto::attributes::Community;
@@ -128,8 +129,16 @@ impl Rib {
         if prefix.is_ipv4() && out.next_hop.is_some_and(|n| n.is_ipv6()) && !peer.ipv4_via_ipv6 {
             out.next_hop = None;
         }
-        // RFC 2545 §3: a link-local next hop belongs to the link it came from.
+        // RFC 2545 §3: a link-local next hop belongs to the link it came
+        // from; `::` or a link-local global one gets next hop self.
         out.link_local = None;
+        let link_scoped = |n: IpAddr| match n {
+            IpAddr::V6(v6) => v6.is_unspecified() || v6.is_unicast_link_local(),
+            IpAddr::V4(_) => false,
+        };
+        if out.next_hop.is_some_and(link_scoped) {
+            out.next_hop = None;
+        }
         if out.next_hop.is_none() {
             // Next hop self: our address on this session, if of the prefix's family.
             let nh = peer.local_address;

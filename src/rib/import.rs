@@ -99,7 +99,7 @@ impl Rib {
             neighbor: info.address,
             local_asn: info.local_asn,
         };
-        self.note_next_hop(attrs.next_hop);
+        self.note_next_hop(super::nexthop::gateway_of(&attrs, info.address));
         let base = self.intern(attrs);
         let mut added = 0usize;
         let mut replaced = 0usize;

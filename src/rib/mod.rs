@@ -115,9 +115,9 @@ pub struct Rib {
     /// Our own restart's selection deferral, while it lasts.
     deferring: Option<Deferring>,
     /// Next hops seen, and whether the kernel side says they resolve.
-    next_hops: Map<std::net::IpAddr, bool>,
+    next_hops: Map<crate::messages::Gateway, bool>,
     /// Seen since the kernel side was last told.
-    new_next_hops: Vec<std::net::IpAddr>,
+    new_next_hops: Vec<crate::messages::Gateway>,
 }
 
 pub(super) fn family_of(prefix: &IpNetwork) -> Family {

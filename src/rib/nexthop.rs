@@ -8,11 +8,41 @@
 
 use std::net::IpAddr;
 
+use super::table::Path;
 use super::Rib;
+use crate::messages::Gateway;
+use crate::route::RouteAttrs;
+
+/// The kernel gateway of a path from the peer at `peer`: its NEXT_HOP, or
+/// the link-local one on the link shared with the peer when the global next
+/// hop is `::` or itself link-local (RFC 2545 §3, review finding 15a). A
+/// global next hop is preferred when there is one, as FRR does.
+pub(super) fn gateway_of(attrs: &RouteAttrs, peer: IpAddr) -> Option<Gateway> {
+    let nh = attrs.next_hop?;
+    let link_local = |a: IpAddr| matches!(a, IpAddr::V6(v6) if v6.is_unicast_link_local());
+    if link_local(nh) {
+        return Some(Gateway {
+            addr: nh,
+            link_of: Some(peer),
+        });
+    }
+    if nh.is_unspecified() {
+        return attrs.link_local.map(|ll| Gateway {
+            addr: IpAddr::V6(ll),
+            link_of: Some(peer),
+        });
+    }
+    Some(Gateway::from(nh))
+}
 
 impl Rib {
+    /// The kernel gateway of `p` (see [`gateway_of`]); none when its peer is gone.
+    pub(super) fn gateway(&self, p: &Path) -> Option<Gateway> {
+        gateway_of(&p.attrs, self.info(p.peer)?.address)
+    }
+
     /// Remembers a next hop seen in a path; new ones are handed to the kernel side.
-    pub(super) fn note_next_hop(&mut self, next_hop: Option<IpAddr>) {
+    pub(super) fn note_next_hop(&mut self, next_hop: Option<Gateway>) {
         let Some(nh) = next_hop.filter(|_| self.cfg.kernel) else {
             return;
         };
@@ -23,18 +53,18 @@ impl Rib {
     }
 
     /// Next hops to ask the kernel side about since the last call.
-    pub fn take_new_next_hops(&mut self) -> Vec<IpAddr> {
+    pub fn take_new_next_hops(&mut self) -> Vec<Gateway> {
         std::mem::take(&mut self.new_next_hops)
     }
 
     /// Whether `nh` resolves, as far as the kernel side said.
-    pub(super) fn resolves(&self, nh: IpAddr) -> bool {
+    pub(super) fn resolves(&self, nh: Gateway) -> bool {
         self.next_hops.get(&nh).copied().unwrap_or(true)
     }
 
     /// The kernel side's report: the prefixes with a path via a next hop
     /// that changed are selected again.
-    pub(super) fn next_hops_changed(&mut self, changes: Vec<(IpAddr, bool)>) {
+    pub(super) fn next_hops_changed(&mut self, changes: Vec<(Gateway, bool)>) {
         let mut changed = Vec::new();
         for (nh, ok) in changes {
             if self.next_hops.insert(nh, ok) != Some(ok) {
@@ -48,13 +78,15 @@ impl Rib {
         if changed.is_empty() {
             return;
         }
+        let mut dirty = Vec::new();
         for (prefix, paths) in self.loc.iter() {
             if paths
                 .iter()
-                .any(|p| p.attrs.next_hop.is_some_and(|nh| changed.contains(&nh)))
+                .any(|p| self.gateway(p).is_some_and(|nh| changed.contains(&nh)))
             {
-                self.dirty.insert(*prefix);
+                dirty.push(*prefix);
             }
         }
+        self.dirty.extend(dirty);
     }
 }

@@ -192,6 +192,50 @@ fn finding_15_an_ipv6_next_hop_is_not_sent_to_a_peer_without_rfc8950() {
     );
 }
 
+/// RFC 2545 §3: a next hop of `::` (with a link-local beside it) or a
+/// link-local global next hop means nothing on another link, so a route
+/// passed on with next hop "keep" gets next hop self instead.
+#[test]
+fn finding_15_a_link_local_next_hop_is_not_passed_to_another_link() {
+    use bgp_proto::attributes::MpNextHop;
+    let v6 = |id: u32, addr: &str, asn: u32| {
+        let (mut info, out, rx) = peer(id, addr, asn, 64);
+        info.local_address = "fd00::11".parse().unwrap();
+        info.families = [Family::IPV6_UNICAST].into_iter().collect();
+        info.next_hop = crate::messages::NextHopMode::Keep;
+        (info, out, rx)
+    };
+    let mut rib = rib();
+    let (tor, out, _tor_rx) = v6(1, "fd00::1", 65001);
+    rib.handle(RibMsg::PeerUp(tor, out));
+    let (client, out, mut rx) = v6(2, "fd00::12", ASN);
+    rib.handle(RibMsg::PeerUp(client, out));
+    rib.flush();
+    received(&mut rx);
+    for (prefix, global) in [("fd00:10:244:6::/64", "::"), ("fd00:10:244:7::/64", "fe80::2")] {
+        let mut attrs = learned(global, vec![65001]);
+        attrs.link_local = Some("fe80::1".parse().unwrap());
+        rib.handle(RibMsg::Announce {
+            peer: PeerId(1),
+            family: Family::IPV6_UNICAST,
+            attrs,
+            nlri: nlri(prefix),
+        });
+    }
+    rib.flush();
+    let sent = received(&mut rx);
+    let mut next_hops: Vec<_> = (sent.iter().filter_map(|u| u.mp_reach()))
+        .flat_map(|m| m.nlri.iter().map(|n| (n.prefix.to_string(), m.next_hop)))
+        .collect();
+    next_hops.sort_by(|a, b| a.0.cmp(&b.0));
+    let self_only = MpNextHop::V6 {
+        global: "fd00::11".parse().unwrap(),
+        link_local: None,
+    };
+    let expected = [("fd00:10:244:6::/64", self_only), ("fd00:10:244:7::/64", self_only)];
+    assert_eq!(next_hops, expected.map(|(p, n)| (p.to_string(), n)), "{sent:?}");
+}
+
 #[test]
 fn finding_22_an_ebgp_route_is_not_passed_to_another_ebgp_peer_by_default() {
     let mut rib = rib();

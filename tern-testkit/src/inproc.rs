@@ -35,7 +35,7 @@ listen = ["127.0.0.1:0"]
 connect_retry_time = 1
 
 [kernel]
-allowed_prefixes = ["10.244.0.0/16"]
+allowed_prefixes = ["10.244.0.0/16", "fd00:10:244::/48"]
 sweep_after = 600
 
 [control]

@@ -155,3 +155,71 @@ fn finding_18_a_multihop_next_hop_resolves_through_a_static_route_and_follows_it
         "the on-link route stays"
     );
 }
+
+/// Review finding 15a: an IPv6 route whose next hop is `::` with a
+/// link-local beside it, or a link-local global one, is installed
+/// `via fe80::… dev <the link shared with the peer>`, and follows that link.
+#[test]
+fn finding_15a_a_link_local_next_hop_is_installed_on_the_peers_link() {
+    use bgp_proto::attributes::{MpNextHop, MpReach};
+    use bgp_proto::capability::Capability;
+    use bgp_proto::update::Update;
+    use bgp_proto::{Family, Message, Nlri};
+    use tern_testkit::testpeer::ConnectOptions;
+
+    let node = Node::start(&ebgp_peer("tor", "127.0.0.2", 65001));
+    // The scripted peer's session runs over the loopback link.
+    let lo = node.kernel.ifindex("lo").expect("lo");
+    node.kernel.add_addr("lo", "127.0.0.1/8".parse().unwrap());
+    let ipv6 = ConnectOptions {
+        extra_capabilities: vec![Capability::Multiprotocol(Family::IPV6_UNICAST)],
+        ..ConnectOptions::default()
+    };
+    let mut tor = node.connect_with("127.0.0.2", 65001, ipv6).expect("tor");
+    let announce =
+        |tor: &mut tern_testkit::testpeer::TestPeer, prefix: &str, global: &str, link_local: Option<&str>| {
+            let reach = MpReach {
+                family: Family::IPV6_UNICAST,
+                next_hop: MpNextHop::V6 {
+                    global: global.parse().unwrap(),
+                    link_local: link_local.map(|l| l.parse().unwrap()),
+                },
+                reserved: 0,
+                nlri: vec![Nlri::new(net(prefix))],
+            };
+            let attributes = vec![
+                PathAttribute::new(AttrValue::Origin(Origin::Igp)),
+                PathAttribute::new(AttrValue::AsPath(AsPath::sequence(vec![65001]))),
+                PathAttribute::new(AttrValue::MpReach(reach)),
+            ];
+            tor.send_message(&Message::Update(Update {
+                attributes,
+                ..Update::default()
+            }))
+            .expect("announce");
+        };
+    announce(&mut tor, "fd00:10:244:1::/64", "::", Some("fe80::1"));
+    announce(&mut tor, "fd00:10:244:2::/64", "fe80::2", None);
+    let hops = |prefix: &str| {
+        let prefix = net(prefix);
+        node.kernel_routes()
+            .into_iter()
+            .find(|r| r.prefix == prefix)
+            .map(|r| match r.kind {
+                fib_sync::RouteKind::Unicast(hops) => hops.iter().map(|h| (h.gateway, h.ifindex)).collect(),
+                _ => Vec::new(),
+            })
+    };
+    let on_lo = |gw: &str| Some(vec![(Some(gw.parse().unwrap()), lo)]);
+    node.wait_until("both installed on the peer's link", || {
+        hops("fd00:10:244:1::/64") == on_lo("fe80::1") && hops("fd00:10:244:2::/64") == on_lo("fe80::2")
+    });
+    node.kernel.set_up("lo", false);
+    node.wait_until("gone with the link", || {
+        hops("fd00:10:244:1::/64").is_none() && hops("fd00:10:244:2::/64").is_none()
+    });
+    node.kernel.set_up("lo", true);
+    node.wait_until("back with the link", || {
+        hops("fd00:10:244:1::/64") == on_lo("fe80::1") && hops("fd00:10:244:2::/64") == on_lo("fe80::2")
+    });
+}

@@ -139,8 +139,8 @@ pub(super) enum Command {
     Snapshot(oneshot::Sender<Vec<RouteStatus>>),
     Settle(oneshot::Sender<()>),
     Shutdown(ShutdownMode, oneshot::Sender<()>),
-    Track(Vec<std::net::IpAddr>),
-    WatchNextHops(mpsc::UnboundedSender<Vec<(std::net::IpAddr, bool)>>),
+    Track(Vec<crate::model::NextHop>),
+    WatchNextHops(mpsc::UnboundedSender<Vec<(crate::model::NextHop, bool)>>),
 }
 
 /// Cheap, cloneable handle to the sync worker.
@@ -200,14 +200,14 @@ impl FibHandle {
 
     /// Current counters.
     /// Follows whether these next hops resolve (see [`FibHandle::next_hop_changes`]).
-    pub fn track_next_hops(&self, next_hops: Vec<std::net::IpAddr>) -> Result<(), FibError> {
+    pub fn track_next_hops(&self, next_hops: Vec<crate::model::NextHop>) -> Result<(), FibError> {
         self.send(Command::Track(next_hops))
     }
 
     /// Reports of tracked next hops that stopped or started resolving (after
     /// link and address changes); a new next hop is reported only if it does
     /// not resolve. One subscriber: a second call replaces the first.
-    pub fn next_hop_changes(&self) -> Result<mpsc::UnboundedReceiver<Vec<(std::net::IpAddr, bool)>>, FibError> {
+    pub fn next_hop_changes(&self) -> Result<mpsc::UnboundedReceiver<Vec<(crate::model::NextHop, bool)>>, FibError> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.send(Command::WatchNextHops(tx))?;
         Ok(rx)

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use super::*;
 use crate::memory::{MemoryFib, MemoryKernel};
-use crate::model::RouteKind;
+use crate::model::{NextHop, RouteKind};
 
 /// Counts allocations made by the current thread (the worker runs on the test's
 /// thread here), so a test can assert that a code path allocates nothing.
@@ -153,15 +153,18 @@ async fn tracked_next_hops_report_when_they_do_not_resolve() {
     let (mut w, _tx) = worker(&k).await;
     let (sub, mut reports) = mpsc::unbounded_channel();
     w.watch_next_hops(sub);
-    let own: std::net::IpAddr = "192.168.1.11".parse().unwrap();
-    let on_link: std::net::IpAddr = "192.168.1.13".parse().unwrap();
-    let off_link: std::net::IpAddr = "192.168.9.1".parse().unwrap();
-    w.track(vec![own, on_link, off_link]);
+    let hop = |s: &str| NextHop::via(s.parse().unwrap());
+    let own = hop("192.168.1.11");
+    let on_link = hop("192.168.1.13");
+    let off_link = hop("192.168.9.1");
+    // A link-local next hop from a peer on a link we do not have yet.
+    let link_local = NextHop::link_local("fe80::9".parse().unwrap(), "192.168.9.12".parse().unwrap());
+    w.track(vec![own.clone(), on_link, off_link.clone(), link_local.clone()]);
     let mut first = reports.try_recv().expect("a report");
     first.sort();
     assert_eq!(
         first,
-        vec![(own, false), (off_link, false)],
+        vec![(own, false), (off_link.clone(), false), (link_local.clone(), false)],
         "our own address, and no route"
     );
     k.add_link("eth1");
@@ -169,7 +172,9 @@ async fn tracked_next_hops_report_when_they_do_not_resolve() {
     while let Ok(e) = w.events.try_recv() {
         w.event(e);
     }
-    assert_eq!(reports.try_recv().expect("a report"), vec![(off_link, true)]);
+    let mut second = reports.try_recv().expect("a report");
+    second.sort();
+    assert_eq!(second, vec![(off_link, true), (link_local, true)]);
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -240,9 +245,9 @@ async fn a_tracked_next_hop_follows_the_route_that_covers_it() {
     let (mut w, _tx) = worker(&k).await;
     let (sub, mut reports) = mpsc::unbounded_channel();
     w.watch_next_hops(sub);
-    let multihop: std::net::IpAddr = "10.0.5.1".parse().unwrap();
-    w.track(vec![multihop]);
-    assert_eq!(reports.try_recv().expect("a report"), vec![(multihop, false)]);
+    let multihop = NextHop::via("10.0.5.1".parse().unwrap());
+    w.track(vec![multihop.clone()]);
+    assert_eq!(reports.try_recv().expect("a report"), vec![(multihop.clone(), false)]);
     let static_route = KernelRoute {
         prefix: "10.0.5.0/24".parse().unwrap(),
         table: 254,
@@ -258,7 +263,7 @@ async fn a_tracked_next_hop_follows_the_route_that_covers_it() {
     while let Ok(e) = w.events.try_recv() {
         w.event(e);
     }
-    assert_eq!(reports.try_recv().expect("a report"), vec![(multihop, true)]);
+    assert_eq!(reports.try_recv().expect("a report"), vec![(multihop.clone(), true)]);
     k.del_route(254, static_route.key()).unwrap();
     while let Ok(e) = w.events.try_recv() {
         w.event(e);

@@ -2,8 +2,6 @@
 //! whenever that changes with links, addresses and covering routes, so the RIB can leave out
 //! the paths whose next hop does not resolve (RFC 4271 §9.1.2).
 
-use std::net::IpAddr;
-
 use super::*;
 use crate::model::NextHop;
 use crate::resolve::resolve_hops_with;
@@ -12,37 +10,37 @@ use crate::resolve::resolve_hops_with;
 #[derive(Default)]
 pub(super) struct TrackedNextHops {
     /// Whether each resolves, as last reported.
-    resolves: HashMap<IpAddr, bool>,
-    subscriber: Option<mpsc::UnboundedSender<Vec<(IpAddr, bool)>>>,
+    resolves: HashMap<NextHop, bool>,
+    subscriber: Option<mpsc::UnboundedSender<Vec<(NextHop, bool)>>>,
 }
 
 impl<F: Fib> Worker<F> {
     /// Starts tracking `next_hops`; the ones that do not resolve are reported
     /// at once (the subscriber assumes a new next hop resolves).
-    pub(super) fn track(&mut self, next_hops: Vec<IpAddr>) {
+    pub(super) fn track(&mut self, next_hops: Vec<NextHop>) {
         let mut unresolved = Vec::new();
-        for ip in next_hops {
-            if self.tracked.resolves.contains_key(&ip) {
+        for hop in next_hops {
+            if self.tracked.resolves.contains_key(&hop) {
                 continue;
             }
-            let ok = self.resolves(ip);
-            self.tracked.resolves.insert(ip, ok);
+            let ok = self.resolves(&hop);
+            self.tracked.resolves.insert(hop.clone(), ok);
             if !ok {
-                unresolved.push((ip, false));
+                unresolved.push((hop, false));
             }
         }
         self.report(unresolved);
     }
 
     /// A new subscriber hears at once which tracked next hops do not resolve.
-    pub(super) fn watch_next_hops(&mut self, subscriber: mpsc::UnboundedSender<Vec<(IpAddr, bool)>>) {
+    pub(super) fn watch_next_hops(&mut self, subscriber: mpsc::UnboundedSender<Vec<(NextHop, bool)>>) {
         self.tracked.subscriber = Some(subscriber);
         let unresolved = self
             .tracked
             .resolves
             .iter()
             .filter(|(_, ok)| !**ok)
-            .map(|(ip, _)| (*ip, false))
+            .map(|(hop, _)| (hop.clone(), false))
             .collect();
         self.report(unresolved);
     }
@@ -50,14 +48,15 @@ impl<F: Fib> Worker<F> {
     /// After a link or address change (or a change of the route covering
     /// `within`): reports the tracked next hops whose resolvability changed.
     pub(super) fn recheck_next_hops(&mut self, within: Option<IpNetwork>) {
-        let ips: Vec<IpAddr> = (self.tracked.resolves.keys().copied())
-            .filter(|ip| within.is_none_or(|p| p.contains(*ip)))
+        let hops: Vec<NextHop> = (self.tracked.resolves.keys())
+            .filter(|hop| within.is_none_or(|p| p.contains(hop.gateway)))
+            .cloned()
             .collect();
         let mut changed = Vec::new();
-        for ip in ips {
-            let ok = self.resolves(ip);
-            if self.tracked.resolves.insert(ip, ok) != Some(ok) {
-                changed.push((ip, ok));
+        for hop in hops {
+            let ok = self.resolves(&hop);
+            if self.tracked.resolves.insert(hop.clone(), ok) != Some(ok) {
+                changed.push((hop, ok));
             }
         }
         self.report(changed);
@@ -66,13 +65,13 @@ impl<F: Fib> Worker<F> {
     /// A next hop resolves if the kernel could use it: not one of this host's
     /// own addresses (RFC 4271 §6.3; the kernel would refuse it, review
     /// finding 21), and reachable as routes are resolved.
-    fn resolves(&self, ip: IpAddr) -> bool {
+    fn resolves(&self, hop: &NextHop) -> bool {
         let links = &self.res.links;
-        let own = links.iter().any(|l| l.addrs.iter().any(|a| a.ip() == ip));
+        let own = links.iter().any(|l| l.addrs.iter().any(|a| a.ip() == hop.gateway));
         let covers = self.res.recursive.then_some(&self.res.covers);
         !own && resolve_hops_with(
-            &[NextHop::via(ip)],
-            ip.is_ipv4(),
+            std::slice::from_ref(hop),
+            hop.gateway.is_ipv4(),
             self.cfg.mode,
             &self.cfg.tunnel_device,
             links,
@@ -81,7 +80,7 @@ impl<F: Fib> Worker<F> {
         .is_ok()
     }
 
-    fn report(&mut self, changes: Vec<(IpAddr, bool)>) {
+    fn report(&mut self, changes: Vec<(NextHop, bool)>) {
         if changes.is_empty() {
             return;
         }
