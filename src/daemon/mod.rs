@@ -196,6 +196,7 @@ impl Daemon {
                 supervisor.set_listener_key(d.range.network(), Some(d.range.prefix()), Some(key));
             }
         }
+        supervisor.set_listener_min_ttl(&cfg);
         for p in cfg.effective_peers() {
             supervisor.start_peer(&cfg, &p);
         }

@@ -97,6 +97,24 @@ impl Supervisor {
         }
     }
 
+    /// GTSM on the listening sockets (RFC 5082 §3: the check covers the
+    /// handshake too): see [`listener_min_ttl`]. Run at start and after a reload.
+    pub(super) fn set_listener_min_ttl(&self, cfg: &Config) {
+        for listener in read(&self.listeners).iter() {
+            let v6 = listener.local_addr().is_ok_and(|a| a.is_ipv6());
+            let min_ttl = listener_min_ttl(cfg, v6);
+            let fd = listener.as_raw_fd();
+            // An IPv6 listener also takes IPv4 connections (mapped): both checks.
+            let set = match v6 {
+                true => sockopt::set_min_ttl(fd, true, min_ttl).and(sockopt::set_min_ttl(fd, false, min_ttl)),
+                false => sockopt::set_min_ttl(fd, false, min_ttl),
+            };
+            if let Err(e) = set {
+                warn!("GTSM minimum TTL {min_ttl} on a listener: {e}");
+            }
+        }
+    }
+
     /// The session for a connection from `addr`: a configured peer, or one
     /// admitted from a `[[dynamic_peers]]` range with room left.
     pub(super) fn session_for(&self, addr: IpAddr) -> Option<PeerHandle> {
@@ -141,4 +159,28 @@ impl Supervisor {
         peers.insert(addr, handle.clone());
         Some(handle)
     }
+}
+
+/// The lowest TTL a listener of this family may accept from every peer that
+/// can connect to it: when all of them use GTSM, SYNs from farther away are
+/// dropped before a handshake (RFC 5082 §3); 0 (no check) when any of them,
+/// or a `[[dynamic_peers]]` range, does not. Accepted connections get their
+/// own peer's check in any case (`session::conn::apply_ttl`).
+pub(super) fn listener_min_ttl(cfg: &Config, v6: bool) -> u8 {
+    // An IPv6 listener is dual-stack: every peer may connect to it.
+    let reaches = |a: IpAddr| v6 || a.is_ipv4();
+    if cfg.dynamic_peers.iter().any(|d| reaches(d.range.network())) {
+        return 0;
+    }
+    let mut lowest: Option<u8> = None;
+    for p in cfg.effective_peers().iter().filter(|p| p.enabled && reaches(p.address)) {
+        match p.ttl {
+            config::TtlMode::Gtsm { hops } => {
+                let min = (256 - u16::from(hops.max(1))) as u8;
+                lowest = Some(lowest.map_or(min, |l| l.min(min)));
+            }
+            config::TtlMode::Fixed(_) => return 0,
+        }
+    }
+    lowest.unwrap_or(0)
 }

@@ -69,6 +69,7 @@ impl Supervisor {
                 self.start_peer(&new, p);
             }
         }
+        self.set_listener_min_ttl(&new);
         self.registry.set_config(new);
         Ok(())
     }

@@ -404,3 +404,41 @@ fn finding_24_a_returning_peer_is_not_sent_its_own_stale_routes() {
         "the other client keeps the route untouched"
     );
 }
+
+/// Review finding 24 asks whether the prefix limit should count ADD-PATH
+/// paths or prefixes. It counts paths, as BIRD's `import limit` (one route
+/// per path) and FRR's `maximum-prefix` (one count per path) do: two paths
+/// of one prefix reach a limit of one.
+#[test]
+fn finding_24_the_prefix_limit_counts_add_path_paths_as_bird_and_frr_do() {
+    let mut rib = rib();
+    let (mut info, mut out, _rx) = peer(1, "192.168.1.12", ASN, 64);
+    info.max_prefixes = Some(crate::messages::PrefixLimit { limit: 1, warning: 1 });
+    let (signals, mut signalled) = tokio::sync::mpsc::unbounded_channel();
+    out.signals = signals;
+    rib.handle(RibMsg::PeerUp(info, out));
+    let paths = [1, 2].map(|id| bgp_proto::Nlri {
+        path_id: Some(id),
+        ..bgp_proto::Nlri::new("10.244.5.0/26".parse().unwrap())
+    });
+    rib.handle(RibMsg::Announce {
+        peer: PeerId(1),
+        family: Family::IPV4_UNICAST,
+        attrs: learned("192.168.1.12", vec![]),
+        nlri: paths[..1].to_vec(),
+    });
+    assert!(signalled.try_recv().is_err(), "one path: at the limit, not over it");
+    rib.handle(RibMsg::Announce {
+        peer: PeerId(1),
+        family: Family::IPV4_UNICAST,
+        attrs: learned("192.168.1.12", vec![]),
+        nlri: paths[1..].to_vec(),
+    });
+    assert!(
+        matches!(
+            signalled.try_recv(),
+            Ok(crate::messages::PeerSignal::MaxPrefixes { limit: 1, .. })
+        ),
+        "the second path of the same prefix trips the limit"
+    );
+}

@@ -244,3 +244,49 @@ fn a_second_connection_while_established_gets_a_collision_cease_and_the_first_st
     });
     assert_eq!(node.peer("h2").state, "Established");
 }
+
+/// Review finding 24 (GTSM, RFC 5082 §3): when every peer that may connect
+/// uses GTSM, the listening socket itself drops a SYN that arrives with a
+/// lower TTL, so no handshake completes; once a peer without GTSM is
+/// configured, the check is left to each accepted connection.
+#[test]
+fn finding_24_gtsm_applies_to_the_handshake_when_every_peer_uses_it() {
+    use std::time::Duration;
+    use tern_testkit::testpeer::{ConnectOptions, TestPeer};
+    let gtsm_peer = format!("{}ttl_security = true\n", ibgp_peer("h2", "127.0.0.2"));
+    let node = Node::start(&gtsm_peer);
+    let with_ttl = |ttl: u8| ConnectOptions {
+        local: Some("127.0.0.2".parse().unwrap()),
+        ttl: Some(ttl),
+        ..ConnectOptions::default()
+    };
+    let router_id = "127.0.0.2".parse().unwrap();
+    // A SYN from farther away than one hop is never answered (a SYN-ACK on
+    // loopback takes microseconds; half a second only bounds the wait).
+    let far = TestPeer::connect_with(
+        node.bgp_addr(),
+        ASN,
+        router_id,
+        Duration::from_millis(500),
+        &with_ttl(64),
+    );
+    assert_eq!(far.err().map(|e| e.kind()), Some(std::io::ErrorKind::TimedOut));
+    let mut near = TestPeer::connect_with(node.bgp_addr(), ASN, router_id, PATIENCE, &with_ttl(255)).expect("TTL 255");
+    node.wait_state("h2", "Established");
+    near.keepalive().expect("keepalive");
+    // A peer without GTSM joins: the listener accepts any TTL again.
+    node.reload_with(&format!("{gtsm_peer}{}", ibgp_peer("h3", "127.0.0.3")))
+        .expect("reload");
+    let plain = TestPeer::connect_with(
+        node.bgp_addr(),
+        ASN,
+        "127.0.0.3".parse().unwrap(),
+        PATIENCE,
+        &ConnectOptions {
+            local: Some("127.0.0.3".parse().unwrap()),
+            ttl: Some(64),
+            ..ConnectOptions::default()
+        },
+    );
+    assert!(plain.is_ok(), "{:?}", plain.err());
+}

@@ -698,7 +698,20 @@ impl Fsm {
     /// Events 21, 22, 28: the decode error's NOTIFICATION, then Idle.
     fn decode_failed(&mut self, id: ConnId, err: DecodeError, now: Instant, out: &mut Vec<Action>) {
         if self.phase(id).is_some_and(|p| p > Phase::Connecting) {
-            let n = err.to_notification();
+            let mut n = err.to_notification();
+            // 7/1 exists only with Enhanced Route Refresh (RFC 7313 §5); without
+            // it a bad length is a Message Header Error (RFC 4271 §6.1).
+            let enhanced = self
+                .conn(id)
+                .and_then(|c| c.negotiated.as_ref())
+                .is_some_and(|n| n.enhanced_route_refresh);
+            if let (crate::error::Reason::RouteRefreshLength(len), false) = (&err.reason, enhanced) {
+                n = Notification {
+                    code: code::MESSAGE_HEADER,
+                    subcode: 2,
+                    data: len.to_be_bytes().to_vec(),
+                };
+            }
             let reason = DownReason::InvalidMessage(err);
             self.conn_failed(id, Some(n), reason, After::Idle, now, out);
         }

@@ -429,3 +429,42 @@ fn finding_19_reserved_bits_do_not_hide_graceful_restart_and_the_last_instance_c
     assert_eq!(gr.restart_time, 90, "the last instance counts, reserved bits ignored");
     assert!(gr.families.iter().all(|x| x.forwarding_preserved));
 }
+
+/// Review finding 24: a ROUTE-REFRESH of the wrong length is answered 7/1
+/// (data: the message) only when Enhanced Route Refresh was negotiated (RFC
+/// 7313 §5); otherwise it is a Message Header Error / Bad Message Length with
+/// the length (RFC 4271 §6.1).
+#[test]
+fn finding_24_route_refresh_length_error_uses_7_1_only_with_enhanced_route_refresh() {
+    for enhanced in [false, true] {
+        let clock = Clock::new();
+        let mut cfg = ibgp();
+        let mut open = peer_open(cfg.peer_asn, PEER_ID, 90);
+        if enhanced {
+            cfg.capabilities.push(Capability::EnhancedRouteRefresh);
+            open.capability_groups.push(vec![Capability::EnhancedRouteRefresh]);
+        }
+        let mut f = to_open_confirm(cfg, &clock, open);
+        f.handle(Event::KeepAliveMsg(C1), clock.at(2));
+        assert_eq!(f.negotiated().map(|n| n.enhanced_route_refresh), Some(enhanced));
+        let err = crate::route_refresh::RouteRefresh::decode(&[0, 1, 0]).unwrap_err();
+        let a = f.handle(Event::BgpHeaderErr(C1, err), clock.at(3));
+        let sent = a.iter().find_map(|x| match x {
+            Action::SendNotification(_, n) => Some((n.code, n.subcode, n.data.len())),
+            _ => None,
+        });
+        // 19 octets of header and 3 of body: 22.
+        let expected = if enhanced { (7, 1, 22) } else { (1, 2, 2) };
+        assert_eq!(sent, Some(expected), "{a:?}");
+        if !enhanced {
+            assert!(a.contains(&Action::SendNotification(
+                C1,
+                Notification {
+                    code: 1,
+                    subcode: 2,
+                    data: vec![0, 22]
+                }
+            )));
+        }
+    }
+}
