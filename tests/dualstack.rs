@@ -204,3 +204,42 @@ fn ipv4_blocks_over_ipv6_next_hops_with_bird() {
     let text = bird.birdc("show route 10.244.1.0/26 all");
     assert!(text.contains(&format!("BGP.next_hop: {TERN6}")), "BIRD's view:\n{text}");
 }
+
+/// Review finding 15a with a real peer: BIRD announces its IPv6 block with
+/// its link-local address as the only next hop (set by its export filter);
+/// ternd installs it `via fe80::12 dev eth0`, the link it shares with BIRD
+/// (before the fix: "link-local gateway fe80::12 needs a device", not installed).
+#[test]
+fn a_link_local_next_hop_from_bird_is_installed_on_the_shared_link() {
+    let test = "a_link_local_next_hop_from_bird_is_installed_on_the_shared_link";
+    if !require(test, &["bird", "birdc"]) {
+        return;
+    }
+    let topo = Topology::single_segment(2);
+    let (h1, h2) = (topo.host(1), topo.host(2));
+    h2.ns.ip("-6 addr add fe80::12/64 dev eth0 nodad");
+    let bird_conf = bird_config("10.244.2.0/26", "fd00:244:2::/64").replace(
+        "ipv6 { import all; export all; next hop self; };",
+        "ipv6 { import all; export filter { if net = fd00:244:2::/64 then bgp_next_hop = fe80::12; accept; }; };",
+    );
+    assert!(bird_conf.contains("fe80::12"), "config rewrite failed:\n{bird_conf}");
+    let (tern, bird) = ipv6_session(h1, h2, &bird_conf);
+    wait_until_diag(
+        Duration::from_secs(30),
+        "ternd installing fd00:244:2::/64 via fe80::12 dev eth0",
+        || {
+            h1.ns
+                .ip("-6 route show fd00:244:2::/64")
+                .contains("via fe80::12 dev eth0 proto bird")
+        },
+        || {
+            format!(
+                "{}\n{}\n{}\n{}",
+                h1.ns.ip("-6 route show"),
+                serde_json::to_string(&tern.show("routes")).unwrap_or_default(),
+                bird.birdc("show route export T all"),
+                tern.log_tail(20)
+            )
+        },
+    );
+}
