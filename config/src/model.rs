@@ -61,6 +61,8 @@ pub struct Config {
     pub kernel: Kernel,
     /// `[[originate]]`: our own prefixes.
     pub originate: Vec<Originate>,
+    /// `[learn]`: routes other programs put in the kernel, announced too.
+    pub learn: Learn,
     /// `[control]`: local sockets.
     pub control: Control,
     /// `[metrics]`: Prometheus endpoint, if any.
@@ -133,6 +135,19 @@ pub struct Kernel {
     pub metric: u32,
     /// Seconds after start before unconfirmed adopted routes are removed.
     pub sweep_after: u32,
+}
+
+/// `[learn]`: kernel routes of other programs (Calico's Felix writes pod
+/// routes with protocol 3 "boot" and 80) announced like originated ones, as
+/// BIRD's kernel protocol with `learn` does. Empty `prefixes`: nothing learned.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Learn {
+    /// rtnetlink protocol numbers to learn: never 0..=2 or our own.
+    pub protocols: Vec<u8>,
+    /// Only routes inside one of these.
+    pub prefixes: Vec<IpNetwork>,
+    /// Only routes whose output device matches one of these globs; empty: any.
+    pub interfaces: Vec<String>,
 }
 
 /// `[[originate]]`: a prefix this host announces.

@@ -17,6 +17,7 @@ pub(crate) struct RawConfig {
     pub graceful_restart: Opt<RawGracefulRestart>,
     pub kernel: Opt<RawKernel>,
     pub originate: Option<Vec<S<RawOriginate>>>,
+    pub learn: Opt<RawLearn>,
     pub control: Opt<RawControl>,
     pub metrics: Opt<RawMetrics>,
     pub mesh: Opt<RawMesh>,
@@ -42,6 +43,7 @@ impl RawConfig {
         take(&mut self.graceful_restart, other.graceful_restart);
         take(&mut self.kernel, other.kernel);
         extend(&mut self.originate, other.originate);
+        take(&mut self.learn, other.learn);
         take(&mut self.control, other.control);
         take(&mut self.metrics, other.metrics);
         take(&mut self.mesh, other.mesh);
@@ -95,6 +97,14 @@ pub(crate) struct RawOriginate {
     pub blackhole: Option<bool>,
     pub communities: Option<Vec<S<String>>>,
     pub large_communities: Option<Vec<S<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLearn {
+    pub protocols: Option<Vec<S<i64>>>,
+    pub prefixes: Option<Vec<S<String>>>,
+    pub interfaces: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

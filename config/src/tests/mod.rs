@@ -184,6 +184,7 @@ fn reference_config_sets_every_key() {
         "[graceful_restart]",
         "[kernel]",
         "[[originate]]",
+        "[learn]",
         "[control]",
         "[metrics]",
         "[mesh]",
@@ -231,6 +232,7 @@ fn minimal_config_gets_every_default() {
             sweep_after: 120,
         },
         originate: vec![],
+        learn: Learn::default(),
         control: Control {
             socket: PathBuf::from("/run/tern/tern.sock"),
             bird_socket: None,

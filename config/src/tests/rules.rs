@@ -625,3 +625,50 @@ fn rule_max_prefixes() {
         })
     );
 }
+
+#[test]
+fn rule_learn() {
+    let learn = |body: &str| base(&format!("[learn]\n{body}\n"));
+    invalid(
+        &learn("protocols = [3, 2]"),
+        5,
+        17,
+        "learn.protocols[1]",
+        "never learned",
+    );
+    invalid(
+        &learn("protocols = [12]"),
+        5,
+        14,
+        "learn.protocols[0]",
+        "our own routes",
+    );
+    invalid(&learn("protocols = [256]"), 5, 14, "learn.protocols[0]", "out of range");
+    invalid(
+        &learn("prefixes = [\"10.244.0.1/16\"]"),
+        5,
+        13,
+        "learn.prefixes[0]",
+        "host bits",
+    );
+    invalid(
+        &learn("interfaces = [\"\"]"),
+        5,
+        15,
+        "learn.interfaces[0]",
+        "empty interface glob",
+    );
+    invalid(
+        &learn("interfaces = [\"cali[\"]"),
+        5,
+        15,
+        "learn.interfaces[0]",
+        "not a valid glob",
+    );
+    let c = ok(&learn(
+        "protocols = [3, 80]\nprefixes = [\"10.244.0.0/16\"]\ninterfaces = [\"cali*\"]",
+    ));
+    assert_eq!(c.learn.protocols, vec![3, 80]);
+    assert_eq!(c.learn.prefixes, vec!["10.244.0.0/16".parse().unwrap()]);
+    assert_eq!(c.learn.interfaces, vec!["cali*".to_string()]);
+}

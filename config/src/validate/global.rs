@@ -211,3 +211,48 @@ pub(super) fn validate_control(v: &mut Validator<'_>, c: Option<&Spanned<RawCont
     out.bird6_socket = path(&c.bird6_socket, "control.bird6_socket");
     out
 }
+
+/// `[learn]`: protocols 0..=2 (unspec, redirect, kernel) and our own are
+/// never learned; prefixes without host bits; non-empty, valid globs.
+pub(super) fn validate_learn(v: &mut Validator<'_>, l: Option<&Spanned<RawLearn>>, own_protocol: u8) -> Learn {
+    let mut out = Learn::default();
+    let Some(l) = l.map(Spanned::get_ref) else {
+        return out;
+    };
+    for (i, p) in l.protocols.iter().flatten().enumerate() {
+        let key = format!("learn.protocols[{i}]");
+        let n = *p.get_ref();
+        if (0..=2).contains(&n) {
+            v.err(
+                p.span(),
+                &key,
+                format!("protocol {n} is the kernel's own (0 unspec, 1 redirect, 2 kernel): never learned"),
+            );
+        } else if n == i64::from(own_protocol) {
+            v.err(
+                p.span(),
+                &key,
+                format!("protocol {n} marks our own routes (kernel.protocol): never learned"),
+            );
+        } else if let Some(n) = v.int(p, &key, 3, 255) {
+            out.protocols.push(n as u8);
+        }
+    }
+    for (i, p) in l.prefixes.iter().flatten().enumerate() {
+        if let Some(n) = v.net(p, &format!("learn.prefixes[{i}]")) {
+            out.prefixes.push(n);
+        }
+    }
+    for (i, g) in l.interfaces.iter().flatten().enumerate() {
+        let key = format!("learn.interfaces[{i}]");
+        let glob = g.get_ref();
+        if glob.is_empty() {
+            v.err(g.span(), &key, "an empty interface glob matches nothing");
+        } else if let Err(e) = glob::Pattern::new(glob) {
+            v.err(g.span(), &key, format!("`{glob}` is not a valid glob: {e}"));
+        } else {
+            out.interfaces.push(glob.clone());
+        }
+    }
+    out
+}

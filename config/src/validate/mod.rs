@@ -20,7 +20,7 @@ use toml::Spanned;
 use crate::error::{ConfigError, ErrorKind, Locator};
 use crate::model::*;
 use crate::raw::*;
-use global::{validate_bgp, validate_control, validate_gr, validate_kernel};
+use global::{validate_bgp, validate_control, validate_gr, validate_kernel, validate_learn};
 use peers::{check_peer_uniqueness, validate_dynamic, validate_mesh, validate_peers};
 use policy::validate_policy;
 
@@ -325,6 +325,7 @@ pub(crate) fn validate(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec
         }
     }
 
+    let learn = validate_learn(&mut v, raw.learn.as_ref(), kernel.protocol);
     let control = validate_control(&mut v, raw.control.as_ref());
     let metrics = raw.metrics.as_ref().and_then(|m| {
         let listen = v.parse(&m.get_ref().listen, "metrics.listen", "a socket address")?;
@@ -360,6 +361,7 @@ pub(crate) fn validate(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec
             graceful_restart,
             kernel,
             originate,
+            learn,
             control,
             metrics,
             mesh,
