@@ -12,6 +12,7 @@ mod cover;
 pub mod error;
 pub mod fib;
 mod intern;
+pub mod learn;
 pub mod memory;
 pub mod model;
 #[allow(unsafe_code)] // the netlink socket: setsockopt, socket filter, AsyncFd
@@ -23,6 +24,7 @@ pub mod sync;
 
 pub use error::FibError;
 pub use fib::{Fib, FibEvent, OpResult};
+pub use learn::{LearnChange, LearnFilter, LearnedRoute};
 pub use memory::{MemoryFib, MemoryKernel};
 pub use model::{
     Change, Desired, Errno, Hop, KernelRoute, Link, LinkTable, NextHop, Op, RouteKey, RouteKind, RTPROT_BIRD,

@@ -5,7 +5,8 @@ mod common;
 
 use common::*;
 use fib_sync::{
-    Change, Desired, FibConfig, FibHandle, FibSync, FibTask, Mode, NextHop, RouteState, ShutdownMode, Unresolved,
+    Change, Desired, FibConfig, FibHandle, FibSync, FibTask, LearnChange, LearnFilter, Mode, NextHop, RouteState,
+    ShutdownMode, Unresolved,
 };
 
 /// eth0 in 192.168.1.0/24 (and fd00::/64), plus a veth named tunl0 standing in for IPIP.
@@ -351,6 +352,63 @@ async fn link_local_v6_on_the_peers_link<K: Kernel>(k: K) {
     h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
 }
 
+/// The next report of learned routes, sorted (waits at most 10 s).
+async fn next_learned(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<LearnChange>>) -> Vec<String> {
+    let report = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a report of learned routes")
+        .expect("reports open");
+    let mut lines: Vec<String> = report
+        .iter()
+        .map(|c| match c {
+            LearnChange::Set(r) => format!("+{} {} {}", r.prefix, r.protocol, r.devices.join(",")),
+            LearnChange::Remove(p) => format!("-{p}"),
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Issue 12: routes other programs write (Felix: proto 3 and 80 out of
+/// cali* devices) are reported from the table at start, then as they come
+/// and go — also when their device is deleted, which the kernel does not
+/// announce for IPv4 — and a filter change reports the difference.
+async fn learn_follows_pod_routes<K: Kernel>(k: K) {
+    base(&k);
+    k.add_link("cali1");
+    k.add_link("cali2");
+    let pod = |prefix: &'static str, dev: &'static str, proto: u8| Spec {
+        prefix,
+        via: "",
+        dev,
+        proto,
+        metric: 0,
+    };
+    k.add_route(&pod("10.244.9.7/32", "cali1", 3));
+    let (h, _task) = start(&k, Mode::Plain).await;
+    let calico = || LearnFilter::new(vec![3, 80], vec![net("10.244.0.0/16")], &["cali*".to_string()]).unwrap();
+    let mut rx = h.learn(calico()).unwrap();
+    assert_eq!(next_learned(&mut rx).await, ["+10.244.9.7/32 3 cali1"]);
+    k.add_route(&pod("10.244.9.8/32", "cali2", 80));
+    assert_eq!(next_learned(&mut rx).await, ["+10.244.9.8/32 80 cali2"]);
+    // Out of eth0 and of another protocol: not learned, so the next report is the deletion.
+    k.add_route(&pod("10.244.9.9/32", "eth0", 3));
+    k.add_route(&pod("10.244.9.10/32", "cali1", 4));
+    k.del_route("10.244.9.7/32", 0);
+    assert_eq!(next_learned(&mut rx).await, ["-10.244.9.7/32"]);
+    k.del_link("cali2");
+    assert_eq!(next_learned(&mut rx).await, ["-10.244.9.8/32"]);
+    k.add_route(&pod("10.244.9.11/32", "cali1", 3));
+    assert_eq!(next_learned(&mut rx).await, ["+10.244.9.11/32 3 cali1"]);
+    // Reload: protocol 4 too, then nothing at all.
+    h.set_learn_filter(LearnFilter::new(vec![3, 4], vec![net("10.244.0.0/16")], &["cali*".to_string()]).unwrap())
+        .unwrap();
+    assert_eq!(next_learned(&mut rx).await, ["+10.244.9.10/32 4 cali1"]);
+    h.set_learn_filter(LearnFilter::default()).unwrap();
+    assert_eq!(next_learned(&mut rx).await, ["-10.244.9.10/32", "-10.244.9.11/32"]);
+    h.shutdown(ShutdownMode::RemoveOwned).await.unwrap();
+}
+
 async fn many_routes<K: Kernel>(k: K) {
     base(&k);
     let (h, _task) = start(&k, Mode::Plain).await;
@@ -596,6 +654,7 @@ suite!(
     adopt_stale_then_sweep,
     link_local_v6_with_device_hint,
     link_local_v6_on_the_peers_link,
+    learn_follows_pod_routes,
     many_routes,
     recursive_next_hop_follows_the_covering_route,
     recursive_next_hop_through_default_route,

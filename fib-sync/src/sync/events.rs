@@ -65,6 +65,7 @@ impl<F: Fib> Worker<F> {
         );
         // A route of another protocol may cover tracked next hops (recursive
         // resolution): those inside its prefix are checked again.
+        self.learn_event(&e);
         let covering = match &e {
             FibEvent::RouteAdded(r) if r.table == self.cfg.table => self.cover_route(r, true).then_some(r.prefix),
             FibEvent::RouteDeleted(r) if r.table == self.cfg.table => self.cover_route(r, false).then_some(r.prefix),
@@ -199,6 +200,7 @@ impl<F: Fib> Worker<F> {
             l
         }));
         self.res.links_changed();
+        self.relearn(&routes);
         if self.res.recursive {
             // The old index goes first: the peak holds one, not two.
             self.res.covers = CoverIndex::default();

@@ -141,6 +141,10 @@ pub(super) enum Command {
     Shutdown(ShutdownMode, oneshot::Sender<()>),
     Track(Vec<crate::model::NextHop>),
     WatchNextHops(mpsc::UnboundedSender<Vec<(crate::model::NextHop, bool)>>),
+    Learn(
+        crate::learn::LearnFilter,
+        Option<mpsc::UnboundedSender<Vec<crate::learn::LearnChange>>>,
+    ),
 }
 
 /// Cheap, cloneable handle to the sync worker.
@@ -211,6 +215,23 @@ impl FibHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         self.send(Command::WatchNextHops(tx))?;
         Ok(rx)
+    }
+
+    /// Reports the kernel routes of other programs that `filter` takes
+    /// (BIRD's kernel `learn`): the current set at once, then every change.
+    /// One subscriber: a second call replaces the first.
+    pub fn learn(
+        &self,
+        filter: crate::learn::LearnFilter,
+    ) -> Result<mpsc::UnboundedReceiver<Vec<crate::learn::LearnChange>>, FibError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.send(Command::Learn(filter, Some(tx)))?;
+        Ok(rx)
+    }
+
+    /// A new filter for [`FibHandle::learn`] (reload): the differences are reported.
+    pub fn set_learn_filter(&self, filter: crate::learn::LearnFilter) -> Result<(), FibError> {
+        self.send(Command::Learn(filter, None))
     }
 
     pub fn stats(&self) -> Stats {

@@ -10,6 +10,7 @@ mod batch;
 mod dirty;
 mod events;
 mod handle;
+mod learn;
 mod snapshot;
 #[cfg(test)]
 #[allow(unsafe_code)] // a counting global allocator for the allocation tests
@@ -68,6 +69,8 @@ struct Worker<F> {
     hints: HashMap<String, usize>,
     /// Next hops whose resolvability the daemon follows.
     tracked: tracked::TrackedNextHops,
+    /// Kernel routes of other programs the daemon announces.
+    learning: learn::Learning,
     /// Prefixes (at our metric) waiting to be reconciled; each slot with `dirty` set is
     /// here exactly once.
     dirty: DirtyQueue,
@@ -129,6 +132,7 @@ impl<F: Fib> Worker<F> {
             res: Resolver::new(recursive),
             hints: HashMap::new(),
             tracked: tracked::TrackedNextHops::default(),
+            learning: learn::Learning::default(),
             dirty: DirtyQueue::default(),
             dirty_other: HashSet::new(),
             blocked: 0,
@@ -276,6 +280,12 @@ impl<F: Fib> Worker<F> {
             Command::Settle(reply) => self.settle.push(reply),
             Command::Track(next_hops) => self.track(next_hops),
             Command::WatchNextHops(subscriber) => self.watch_next_hops(subscriber),
+            Command::Learn(filter, subscriber) => {
+                if let Err(e) = self.set_learn(filter, subscriber).await {
+                    tracing::error!("reading the routing table for [learn]: {e}; retrying at the next resync");
+                    self.resync_needed = true;
+                }
+            }
             Command::Shutdown(mode, reply) => {
                 if mode == ShutdownMode::RemoveOwned {
                     self.remove_all_owned().await;

@@ -39,6 +39,8 @@ pub trait Kernel {
     fn fib(&self) -> Self::F;
     fn add_link(&self, name: &str);
     fn set_up(&self, name: &str, up: bool);
+    /// Delete a link (its IPv4 routes go without a notification).
+    fn del_link(&self, name: &str);
     fn add_addr(&self, name: &str, cidr: &str);
     fn del_addr(&self, name: &str, cidr: &str);
     fn add_route(&self, s: &Spec);
@@ -84,6 +86,9 @@ impl Kernel for MemoryKernel {
     }
     fn set_up(&self, name: &str, up: bool) {
         assert!(MemoryKernel::set_up(self, name, up));
+    }
+    fn del_link(&self, name: &str) {
+        assert!(MemoryKernel::del_link(self, name));
     }
     fn add_addr(&self, name: &str, cidr: &str) {
         assert!(MemoryKernel::add_addr(self, name, net(cidr)));
@@ -256,6 +261,9 @@ impl Kernel for NsKernel {
     }
     fn set_up(&self, name: &str, up: bool) {
         self.ip(&format!("link set {name} {}", if up { "up" } else { "down" }));
+    }
+    fn del_link(&self, name: &str) {
+        self.ip(&format!("link del {name}"));
     }
     fn add_addr(&self, name: &str, cidr: &str) {
         self.ip(&format!("addr add {cidr} dev {name}"));
