@@ -35,6 +35,15 @@ impl std::fmt::Display for PeerId {
 
 /// The "peer" that originated routes belong to.
 pub const LOCAL: PeerId = PeerId(0);
+/// The "peer" that routes learned from the kernel (`[learn]`) belong to.
+pub const KERNEL: PeerId = PeerId(u32::MAX);
+
+impl PeerId {
+    /// Routes of this host: originated or learned from its kernel, not from a peer.
+    pub fn is_this_host(self) -> bool {
+        self == LOCAL || self == KERNEL
+    }
+}
 /// LOCAL_PREF assumed when a route has none (RFC 4271 §5.1.5 leaves it local; 100 is universal).
 pub const DEFAULT_LOCAL_PREF: u32 = 100;
 
@@ -175,6 +184,16 @@ pub struct Originated {
     pub large_communities: Vec<bgp_proto::attributes::LargeCommunity>,
 }
 
+/// A kernel route of another program that this host announces (`[learn]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Learned {
+    /// `rtm_protocol` of the program that wrote it (Felix: 3 "boot", 80).
+    pub protocol: u8,
+    /// Its output devices (none for a blackhole).
+    pub devices: Vec<String>,
+    pub blackhole: bool,
+}
+
 /// Messages to the RIB task.
 #[derive(Debug)]
 pub enum RibMsg {
@@ -201,6 +220,8 @@ pub enum RibMsg {
     EndOfRib(PeerId, Family),
     /// The full set of originated prefixes (config load and reload).
     Originate(Vec<Originated>),
+    /// Kernel routes learned (`Some`) or gone (`None`).
+    Learn(Vec<(IpNetwork, Option<Learned>)>),
     /// The peer's queue has room again.
     Writable(PeerId),
     /// Next hops that stopped or started resolving (from the kernel side).
@@ -214,10 +235,12 @@ pub enum RibMsg {
 }
 
 /// Where a path in the RIB came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteSource {
     /// Originated by this host (`[[originate]]`).
     Local,
+    /// Learned from this host's kernel (`[learn]`).
+    Kernel(Arc<Learned>),
     /// Received from a peer on its current session.
     Peer(PeerId),
     /// Kept from a peer's ended session during graceful restart (RFC 4724 §4.2).
@@ -242,6 +265,8 @@ pub struct RibSummary {
     pub paths: usize,
     pub attribute_sets: usize,
     pub kernel_routes: usize,
+    /// Kernel routes of other programs announced (`[learn]`).
+    pub learned: usize,
     pub peers: Vec<PeerCounts>,
     /// Paths kept for peers in graceful restart.
     pub stale: Vec<StaleSet>,

@@ -173,6 +173,11 @@ pub fn render(s: &Snapshot) -> String {
                 rib.kernel_routes,
             ),
             (
+                "tern_rib_learned_routes",
+                "Kernel routes of other programs announced ([learn]).",
+                rib.learned,
+            ),
+            (
                 "tern_rib_stale_paths",
                 "Paths kept as stale for peers in graceful restart (RFC 4724).",
                 rib.stale.iter().map(|s| s.paths).sum(),
@@ -405,6 +410,7 @@ mod tests {
                 paths: 5,
                 attribute_sets: 2,
                 kernel_routes: 3,
+                learned: 2,
                 peers: vec![PeerCounts {
                     peer: PeerId(1),
                     received: 3,
@@ -470,6 +476,7 @@ mod tests {
         let t = render(&sample());
         let m = "peer=\"Mesh_192_168_1_12\",address=\"192.168.1.12\"";
         assert_eq!(value(&t, "tern_up").as_deref(), Some("1"));
+        assert_eq!(value(&t, "tern_rib_learned_routes").as_deref(), Some("2"));
         assert_eq!(value(&t, "tern_uptime_seconds").as_deref(), Some("12.500"));
         assert_eq!(value(&t, &format!("tern_peer_up{{{m}}}")).as_deref(), Some("1"));
         assert_eq!(

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fib_sync::{Change, Desired, FibHandle, NextHop};
+use fib_sync::{Change, Desired, FibHandle, LearnChange, LearnFilter, NextHop};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::messages::{Gateway, KernelOp, KernelWork, RibMsg};
+use crate::messages::{Gateway, KernelOp, KernelWork, Learned, RibMsg};
 use crate::registry::Registry;
 use crate::sys::release_free_memory;
 
@@ -104,6 +104,33 @@ pub(super) async fn next_hop_reports(fib: FibHandle, rib: mpsc::Sender<RibMsg>) 
             })
             .collect();
         if rib.send(RibMsg::NextHops(changes)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Hands the kernel routes of other programs that `[learn]` takes to the
+/// RIB, which announces them: the current set first, then every change.
+pub(super) async fn learned_reports(fib: FibHandle, filter: LearnFilter, rib: mpsc::Sender<RibMsg>) {
+    let Ok(mut reports) = fib.learn(filter) else {
+        return;
+    };
+    while let Some(changes) = reports.recv().await {
+        let changes = changes
+            .into_iter()
+            .map(|c| match c {
+                LearnChange::Set(r) => {
+                    let learned = Learned {
+                        protocol: r.protocol,
+                        devices: r.devices,
+                        blackhole: r.blackhole,
+                    };
+                    (r.prefix, Some(learned))
+                }
+                LearnChange::Remove(prefix) => (prefix, None),
+            })
+            .collect();
+        if rib.send(RibMsg::Learn(changes)).await.is_err() {
             return;
         }
     }

@@ -159,6 +159,11 @@ impl Daemon {
         if let Some(fib) = &fib {
             tokio::spawn(kernel::kernel_task(fib.clone(), kernel_rx, kernel_frozen.clone()));
             tokio::spawn(kernel::next_hop_reports(fib.clone(), rib_tx.clone()));
+            tokio::spawn(kernel::learned_reports(
+                fib.clone(),
+                settings::learn_filter(&cfg.learn),
+                rib_tx.clone(),
+            ));
             tokio::spawn(kernel::sweeper(
                 registry.clone(),
                 kernel_tx,

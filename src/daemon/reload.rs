@@ -28,6 +28,12 @@ impl Supervisor {
         if old.bgp != new.bgp || old.kernel != new.kernel || old.control != new.control {
             warn!("changes to [bgp], [kernel] or [control] take effect at the next restart");
         }
+        if old.learn != new.learn {
+            info!("reload: [learn] changed");
+            if let Some(fib) = &self.registry.fib {
+                let _ = fib.set_learn_filter(super::settings::learn_filter(&new.learn));
+            }
+        }
         if old.originate != new.originate {
             info!("reload: originated prefixes changed");
             let _ = self.registry.rib.send(RibMsg::Originate(originated(&new))).await;

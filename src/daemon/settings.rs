@@ -297,3 +297,11 @@ pub fn chains(
 
 #[cfg(test)]
 mod policy_tests;
+
+/// `[learn]` as fib-sync's filter (the globs were checked when the file was read).
+pub(super) fn learn_filter(learn: &config::Learn) -> fib_sync::LearnFilter {
+    fib_sync::LearnFilter::new(learn.protocols.clone(), learn.prefixes.clone(), &learn.interfaces).unwrap_or_else(|e| {
+        tracing::error!("[learn] interfaces: {e}; learning nothing");
+        fib_sync::LearnFilter::default()
+    })
+}

@@ -9,7 +9,7 @@ use ipnetwork::IpNetwork;
 
 use super::table::Path;
 use super::Rib;
-use crate::messages::{Gateways, DEFAULT_LOCAL_PREF, LOCAL};
+use crate::messages::{Gateways, DEFAULT_LOCAL_PREF, KERNEL, LOCAL};
 use crate::route::LLGR_STALE;
 
 /// Identifies the best path (its peer, path id and attribute set) so a
@@ -33,10 +33,12 @@ impl Rib {
     /// finding 10). What survives the eBGP/iBGP step shares the forwarding
     /// (ECMP); the best is chosen among them by the tie-breaks.
     fn candidates<'a>(&self, paths: &'a [Path]) -> Vec<&'a Path> {
-        let usable = |p: &&Path| p.peer == LOCAL || self.next_hop_usable(p);
+        let usable = |p: &&Path| p.peer.is_this_host() || self.next_hop_usable(p);
         let mut c: Vec<&Path> = paths.iter().filter(usable).collect();
-        // Our own routes win over learned ones (like BIRD's preference).
+        // Our own routes win over BGP-learned ones (like BIRD's preference),
+        // and so does what this host's kernel says about a prefix ([learn]).
         keep_min(&mut c, |p| p.peer != LOCAL);
+        keep_min(&mut c, |p| p.peer != KERNEL);
         // RFC 9494 §4.4: LLGR_STALE routes are least preferred.
         keep_min(&mut c, |p| p.attrs.communities.contains(&LLGR_STALE));
         // A live path beats a stale one kept for a restarting peer (RFC 4724).
@@ -82,7 +84,7 @@ impl Rib {
         let best = (*multipath.iter().min_by(|a, b| self.tie_break(a, b))?).clone();
         let mut gateways: Gateways = multipath
             .iter()
-            .filter(|p| p.peer != LOCAL)
+            .filter(|p| !p.peer.is_this_host())
             .filter_map(|p| self.gateway(p))
             .collect();
         gateways.sort();

@@ -10,7 +10,7 @@ use ipnetwork::IpNetwork;
 
 use super::table::Path;
 use super::{family_of, Rib};
-use crate::messages::{NextHopMode, PeerId, PeerInfo, DEFAULT_LOCAL_PREF, LOCAL};
+use crate::messages::{NextHopMode, PeerId, PeerInfo, DEFAULT_LOCAL_PREF};
 use crate::route::policy::{Chain, RouteContext};
 use crate::route::{RouteAttrs, LLGR_STALE};
 
@@ -79,7 +79,7 @@ impl Rib {
         }
         if peer.ibgp() {
             out.local_pref = Some(attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF));
-            let own = best.peer == LOCAL;
+            let own = best.peer.is_this_host();
             if own || peer.next_hop == NextHopMode::SelfAddress {
                 out.next_hop = None;
             }
@@ -107,7 +107,7 @@ impl Rib {
             }
             out.originator_id = None;
             out.cluster_list.clear();
-            if peer.next_hop != NextHopMode::Keep || best.peer == LOCAL {
+            if peer.next_hop != NextHopMode::Keep || best.peer.is_this_host() {
                 out.next_hop = None;
             }
         }

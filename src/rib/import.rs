@@ -238,6 +238,7 @@ impl Rib {
             self.dirty.insert(*prefix);
         }
         self.originated = new;
+        self.cover_learned();
     }
 }
 

@@ -20,6 +20,7 @@ mod export;
 mod graceful;
 mod import;
 mod kernel;
+mod learned;
 mod nexthop;
 #[cfg(test)]
 mod review_tests;
@@ -106,6 +107,9 @@ pub struct Rib {
     /// Where kernel changes go as soon as a chunk is ready (the daemon's kernel task).
     kernel_sink: Option<mpsc::UnboundedSender<KernelWork>>,
     originated: Map<IpNetwork, Originated>,
+    /// Kernel routes of other programs (`[learn]`); those outside every
+    /// originated block are paths of [`KERNEL`](crate::messages::KERNEL).
+    learned: Map<IpNetwork, Arc<crate::messages::Learned>>,
     /// Every peer that came up has sent End-of-RIB (or none is configured to).
     converged: bool,
     released_since_purge: usize,
@@ -145,10 +149,11 @@ impl Rib {
             encode_cache: EncodeCache::default(),
             kernel_sink: None,
             originated: Map::default(),
+            learned: Map::default(),
             converged: false,
             released_since_purge: 0,
             stale_peers: Map::default(),
-            next_stale_id: PeerId(u32::MAX),
+            next_stale_id: PeerId(u32::MAX - 1),
             deferring,
             next_hops: Map::default(),
             new_next_hops: Vec::new(),
@@ -213,6 +218,7 @@ impl Rib {
             RibMsg::Withdraw { peer, nlri, .. } => self.withdraw(peer, &nlri),
             RibMsg::EndOfRib(peer, family) => self.end_of_rib(peer, family),
             RibMsg::Originate(list) => self.set_originated(list),
+            RibMsg::Learn(changes) => self.learn(changes),
             RibMsg::Writable(peer) => self.drain_backlog(peer),
             RibMsg::RouteRefresh(peer, family) => self.route_refresh(peer, family),
             RibMsg::NextHops(changes) => self.next_hops_changed(changes),

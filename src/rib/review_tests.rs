@@ -13,7 +13,7 @@ fn best(rib: &Rib, prefix: &str) -> Vec<RouteSource> {
     rib.routes(Some(prefix.parse().unwrap()))
         .iter()
         .filter(|r| r.best)
-        .map(|r| r.source)
+        .map(|r| r.source.clone())
         .collect()
 }
 

@@ -232,7 +232,11 @@ fn decision_prefers_local_pref_then_path_length_and_multipaths_ties() {
     );
     let routes = rib.routes(Some(p.parse().unwrap()));
     assert_eq!(
-        routes.iter().filter(|r| r.best).map(|r| r.source).collect::<Vec<_>>(),
+        routes
+            .iter()
+            .filter(|r| r.best)
+            .map(|r| r.source.clone())
+            .collect::<Vec<_>>(),
         vec![RouteSource::Peer(PeerId(3))]
     );
 }
@@ -769,7 +773,7 @@ fn an_llgr_stale_route_is_least_preferred_and_only_sent_to_llgr_peers() {
         .routes(Some("10.244.2.0/26".parse().unwrap()))
         .iter()
         .filter(|r| r.best)
-        .map(|r| r.source)
+        .map(|r| r.source.clone())
         .collect();
     assert_eq!(best, vec![RouteSource::Peer(PeerId(5))]);
 }

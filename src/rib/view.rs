@@ -6,7 +6,7 @@ use ipnetwork::IpNetwork;
 
 use super::table::Path;
 use super::Rib;
-use crate::messages::{PeerCounts, RibSummary, RouteSource, RouteView, LOCAL};
+use crate::messages::{PeerCounts, RibSummary, RouteSource, RouteView, KERNEL, LOCAL};
 
 impl Rib {
     /// Every path of the prefixes within `filter` (all without one), sorted by prefix.
@@ -46,6 +46,7 @@ impl Rib {
             paths: self.loc.values().map(|v| v.len()).sum(),
             attribute_sets: self.interned.len(),
             kernel_routes: self.loc.values().filter(|e| e.kernel != 0).count(),
+            learned: self.learned_in_use(),
             peers,
             stale: self.stale_sets(std::time::Instant::now()),
             converged: self.converged,
@@ -56,6 +57,8 @@ impl Rib {
     fn view(&self, prefix: &IpNetwork, path: &Path, best: bool) -> RouteView {
         let source = if path.peer == LOCAL {
             RouteSource::Local
+        } else if let Some(learned) = self.learned.get(prefix).filter(|_| path.peer == KERNEL) {
+            RouteSource::Kernel(learned.clone())
         } else if let Some(stale) = self.stale_peers.get(&path.peer) {
             RouteSource::Stale(stale.of)
         } else {

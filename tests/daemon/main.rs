@@ -5,6 +5,7 @@ mod adversarial;
 mod api;
 mod dynamic;
 mod graceful;
+mod learn;
 mod limits;
 mod nexthops;
 mod reload;

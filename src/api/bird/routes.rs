@@ -22,6 +22,9 @@ pub struct RouteRow {
     /// `unicast` or `blackhole`.
     pub kind: &'static str,
     pub bgp: Option<BgpRoute>,
+    /// A route learned from the kernel (`[learn]`), shown as BIRD shows its
+    /// kernel protocol's learned routes (`kernel1`).
+    pub learned: Option<std::sync::Arc<crate::messages::Learned>>,
 }
 
 /// The BGP part of a path.
@@ -136,15 +139,30 @@ fn route_lines(r: &mut Reply, rt: &RouteRow, first_of_net: bool, all: bool, now:
                 }
             }
         }
-        None => {
-            r.line(
-                code::ROUTE_LIST,
-                format!("{net:<20} {} [{} {time}]{star} (200)", rt.kind, rt.proto),
-            );
-            if all {
-                r.line(code::ROUTE_DETAILS, "\tType: static univ");
+        None => match &rt.learned {
+            Some(l) => {
+                r.line(
+                    code::ROUTE_LIST,
+                    format!("{net:<20} {} [{} {time}]{star} (10)", rt.kind, rt.proto),
+                );
+                for d in &l.devices {
+                    r.line(code::ROUTE_LIST, format!("\tdev {d}"));
+                }
+                if all {
+                    r.line(code::ROUTE_DETAILS, "\tType: inherit univ");
+                    r.line(code::ROUTE_ATTRIBUTES, format!("\tKernel.source: {}", l.protocol));
+                }
             }
-        }
+            None => {
+                r.line(
+                    code::ROUTE_LIST,
+                    format!("{net:<20} {} [{} {time}]{star} (200)", rt.kind, rt.proto),
+                );
+                if all {
+                    r.line(code::ROUTE_DETAILS, "\tType: static univ");
+                }
+            }
+        },
     }
 }
 

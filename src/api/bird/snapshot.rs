@@ -81,7 +81,7 @@ pub(super) async fn route_devices(registry: &Registry) -> HashMap<(IpNetwork, Ip
 /// The peer a path came from: on its current session, or stale from an ended one.
 fn source_peer(source: &RouteSource) -> Option<PeerId> {
     match source {
-        RouteSource::Local => None,
+        RouteSource::Local | RouteSource::Kernel(_) => None,
         RouteSource::Peer(id) | RouteSource::Stale(id) => Some(*id),
     }
 }
@@ -105,17 +105,22 @@ pub(super) fn route_rows(
                 if let Some(id) = source_peer(&v.source) {
                     return bgp_row(v, &format!("peer_{id}"), None, started, devices);
                 }
+                let learned = match &v.source {
+                    RouteSource::Kernel(l) => Some(l.clone()),
+                    _ => None,
+                };
+                let blackhole = match &learned {
+                    Some(l) => l.blackhole,
+                    None => blackholes.contains(&net),
+                };
                 return RouteRow {
                     net,
                     best: v.best,
-                    proto: "static1".into(),
+                    proto: if learned.is_some() { "kernel1" } else { "static1" }.into(),
                     since: started,
-                    kind: if blackholes.contains(&net) {
-                        "blackhole"
-                    } else {
-                        "unicast"
-                    },
+                    kind: if blackhole { "blackhole" } else { "unicast" },
                     bgp: None,
+                    learned,
                 };
             };
             bgp_row(v, &peer.name, Some(peer.address), peer.since, devices)
@@ -137,6 +142,7 @@ fn bgp_row(
         proto: proto.to_string(),
         since,
         kind: "unicast",
+        learned: None,
         bgp: Some(BgpRoute {
             next_hop: a.next_hop.map(|n| n.to_string()),
             from,

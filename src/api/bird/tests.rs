@@ -340,6 +340,7 @@ fn bgp_route(net: &str, best: bool, proto: &str, nh: &str) -> RouteRow {
             originator_id: None,
             cluster_list: vec![],
         }),
+        learned: None,
     }
 }
 
@@ -352,6 +353,7 @@ fn routes() -> Vec<RouteRow> {
             since: at(12, 0, 0, 0),
             kind: "blackhole",
             bgp: None,
+            learned: None,
         },
         bgp_route("10.244.2.0/26", true, "Mesh_192_168_1_12", "192.168.1.12"),
         bgp_route("10.244.2.0/26", false, "Mesh_192_168_1_13", "192.168.1.13"),
@@ -370,6 +372,39 @@ fn routes_render_like_bird() {
          \tvia 192.168.1.12 on eth0\n                      \
          unicast [Mesh_192_168_1_13 12:00:01.123 from 192.168.1.12] (100/0) [i]\n \
          \tvia 192.168.1.13 on eth0\n\
+         0000 \n"
+    );
+}
+
+/// A route learned from the kernel (`[learn]`) as BIRD shows its kernel
+/// protocol's learned routes.
+#[test]
+fn learned_routes_render_like_birds_kernel_protocol() {
+    let learned = RouteRow {
+        net: "10.244.9.7/32".parse().expect("net"),
+        best: true,
+        proto: "kernel1".into(),
+        since: at(12, 0, 0, 0),
+        kind: "unicast",
+        bgp: None,
+        learned: Some(std::sync::Arc::new(crate::messages::Learned {
+            protocol: 3,
+            devices: vec!["cali1234".into()],
+            blackhole: false,
+        })),
+    };
+    let all = RouteArgs {
+        all: true,
+        ..RouteArgs::default()
+    };
+    let r = render_routes(&[learned], &all, at(12, 0, 2, 0)).encode();
+    assert_eq!(
+        r,
+        "1007-Table master4:\n \
+         10.244.9.7/32        unicast [kernel1 12:00:00.000] * (10)\n \
+         \tdev cali1234\n\
+         1008-\tType: inherit univ\n\
+         1012-\tKernel.source: 3\n\
          0000 \n"
     );
 }

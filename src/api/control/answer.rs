@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use bgp_proto::fsm::State;
 use fib_sync::{Desired, RouteKind, RouteState};
 
-use super::proto::{FibCounters, FibReply, GracefulRestartReply, PeerReply, RouteReply, ShutdownReply, StatusReply};
+use super::proto::{
+    FibCounters, FibReply, GracefulRestartReply, LearnedReply, PeerReply, RouteReply, ShutdownReply, StatusReply,
+};
 use crate::messages::{PeerId, RouteSource, RouteView};
 use crate::registry::{Registry, StopMode};
 
@@ -80,6 +82,7 @@ fn route_reply(v: &RouteView, names: &HashMap<PeerId, String>) -> RouteReply {
         best: v.best,
         from: match &v.source {
             RouteSource::Local => "local".into(),
+            RouteSource::Kernel(_) => "kernel".into(),
             RouteSource::Peer(id) => name(id),
             RouteSource::Stale(id) => format!("{} (stale)", name(id)),
         },
@@ -93,6 +96,14 @@ fn route_reply(v: &RouteView, names: &HashMap<PeerId, String>) -> RouteReply {
         originator_id: a.originator_id,
         cluster_list: a.cluster_list.clone(),
         path_id: v.path_id,
+        learned: match &v.source {
+            RouteSource::Kernel(l) => Some(LearnedReply {
+                protocol: l.protocol,
+                devices: l.devices.clone(),
+                blackhole: l.blackhole,
+            }),
+            _ => None,
+        },
     }
 }
 
@@ -173,6 +184,7 @@ pub async fn status(registry: &Registry) -> Result<StatusReply, String> {
         paths: summary.paths,
         attribute_sets: summary.attribute_sets,
         kernel_routes: summary.kernel_routes,
+        learned_routes: summary.learned,
         selection_deferred: summary.deferring,
         fib: registry.fib.as_ref().map(|f| {
             let s = f.stats();

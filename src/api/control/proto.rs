@@ -80,7 +80,8 @@ pub struct RouteReply {
     pub prefix: String,
     /// The best path of its prefix.
     pub best: bool,
-    /// `local`, a peer name, or `NAME (stale)` for a graceful-restart stale path.
+    /// `local`, `kernel` (learned, `[learn]`), a peer name, or `NAME (stale)`
+    /// for a graceful-restart stale path.
     pub from: String,
     pub next_hop: Option<IpAddr>,
     pub as_path: String,
@@ -92,6 +93,18 @@ pub struct RouteReply {
     pub originator_id: Option<Ipv4Addr>,
     pub cluster_list: Vec<Ipv4Addr>,
     pub path_id: Option<u32>,
+    /// For a route learned from the kernel: who wrote it and where it goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<LearnedReply>,
+}
+
+/// A kernel route of another program that ternd announces (`[learn]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LearnedReply {
+    /// rtnetlink protocol number (Felix: 3 "boot", 80).
+    pub protocol: u8,
+    pub devices: Vec<String>,
+    pub blackhole: bool,
 }
 
 /// One route tern keeps in the kernel (`show fib`).
@@ -122,6 +135,9 @@ pub struct StatusReply {
     pub paths: usize,
     pub attribute_sets: usize,
     pub kernel_routes: usize,
+    /// Kernel routes of other programs announced (`[learn]`).
+    #[serde(default)]
+    pub learned_routes: usize,
     /// After our own restart: routes are not sent until peers' End-of-RIB (RFC 4724 §4.1).
     pub selection_deferred: bool,
     pub fib: Option<FibCounters>,

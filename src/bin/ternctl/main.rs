@@ -155,7 +155,12 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                             if r.best { "*".into() } else { String::new() },
                             r.prefix.clone(),
                             opt(&r.next_hop),
-                            r.from.clone(),
+                            // A learned route: "kernel (proto 3, cali1234)".
+                            match &r.learned {
+                                Some(l) if l.blackhole => format!("{} (proto {}, blackhole)", r.from, l.protocol),
+                                Some(l) => format!("{} (proto {}, {})", r.from, l.protocol, l.devices.join(",")),
+                                None => r.from.clone(),
+                            },
                             r.as_path.clone(),
                             opt(&r.local_pref),
                             opt(&r.med),
@@ -202,6 +207,7 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                 ("paths", status.paths.to_string()),
                 ("attribute_sets", status.attribute_sets.to_string()),
                 ("kernel_routes", status.kernel_routes.to_string()),
+                ("learned_routes", status.learned_routes.to_string()),
                 ("selection_deferred", status.selection_deferred.to_string()),
             ];
             for (k, v) in rows {
