@@ -56,9 +56,17 @@ impl Host {
     /// 10.244.INDEX.(2+k)/32 and a default route via 169.254.1.1, the host end
     /// `cali<INDEX><k>` with proxy ARP and a /32 route to the pod.
     pub fn add_pod(&self, k: u8) -> Pod {
+        self.add_pod_at(
+            Ipv4Addr::new(10, 244, self.index, 2 + k),
+            &format!("cali{}x{k}", self.index),
+        )
+    }
+
+    /// A pod with any address (e.g. one borrowed from another host's block)
+    /// and host-side interface `cali`, wired as [`Host::add_pod`] does; its
+    /// /32 route has `ip route`'s default protocol, 3 ("boot"), as Felix's.
+    pub fn add_pod_at(&self, addr: Ipv4Addr, cali: &str) -> Pod {
         let ns = Netns::new("p");
-        let addr = Ipv4Addr::new(10, 244, self.index, 2 + k);
-        let cali = format!("cali{}x{k}", self.index);
         must(&mut command(
             "ip",
             &[
@@ -71,7 +79,7 @@ impl Host {
                 "veth",
                 "peer",
                 "name",
-                &cali,
+                cali,
                 "netns",
                 self.ns.name(),
             ],
