@@ -115,7 +115,11 @@ pub(super) async fn learned_reports(fib: FibHandle, filter: LearnFilter, rib: mp
     let Ok(mut reports) = fib.learn(filter) else {
         return;
     };
-    while let Some(changes) = reports.recv().await {
+    while let Some(mut changes) = reports.recv().await {
+        // What piled up while the RIB was busy goes as one message.
+        while let Ok(more) = reports.try_recv() {
+            changes.extend(more);
+        }
         let changes = changes
             .into_iter()
             .map(|c| match c {

@@ -108,3 +108,29 @@ fn a_deleted_pod_interface_and_a_reload_withdraw_without_resetting_the_session()
     let peer = node.peer("h2");
     assert_eq!((peer.state.as_str(), peer.since_unix), ("Established", since));
 }
+
+/// Issue 12: a burst of 30,000 pod routes is announced in few UPDATEs (they
+/// share one attribute set, so each UPDATE carries as many as fit).
+#[test]
+fn a_burst_of_30000_pod_routes_leaves_in_few_updates() {
+    let node = Node::start(&format!("{}{LEARN}", ibgp_peer("h2", "127.0.0.2")));
+    let mut h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    read_until(&mut h2, "the initial table", |s| s.end_of_rib);
+    node.kernel.add_link("cali1");
+    let routes: Vec<KernelRoute> = (0..30_000u32)
+        .map(|i| {
+            let a = std::net::Ipv4Addr::from(0x0af4_4000 + i); // 10.244.64.0 onwards
+            pod_route(&node, &format!("{a}/32"), "cali1", 3)
+        })
+        .collect();
+    for r in routes {
+        node.kernel.add_route(r).expect("pod route");
+    }
+    let seen = read_until(&mut h2, "30,000 /32s", |s| s.announced.len() >= 30_000);
+    let updates = seen.updates.iter().filter(|u| !u.nlri.is_empty()).count();
+    println!("30,000 learned routes in {updates} UPDATEs");
+    // 4,096-byte UPDATEs hold about 800 /32s: 38 at best; 59-60 here, as the
+    // routes arrive while earlier ones are sent. One UPDATE per route or per
+    // few routes (thousands) is what this guards against.
+    assert!(updates <= 300, "{updates} UPDATEs");
+}

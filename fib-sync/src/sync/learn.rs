@@ -11,6 +11,8 @@ use crate::learn::{LearnChange, LearnFilter, Learned};
 pub(super) struct Learning {
     learned: Learned,
     subscriber: Option<mpsc::UnboundedSender<Vec<LearnChange>>>,
+    /// Changes not yet reported: a burst of notifications leaves as one report.
+    pending: Vec<LearnChange>,
 }
 
 impl<F: Fib> Worker<F> {
@@ -56,13 +58,20 @@ impl<F: Fib> Worker<F> {
             }
             _ => Vec::new(),
         };
-        self.report_learned(changes);
+        self.learning.pending.extend(changes);
     }
 
     fn report_learned(&mut self, changes: Vec<LearnChange>) {
-        if changes.is_empty() {
+        self.learning.pending.extend(changes);
+        self.flush_learned();
+    }
+
+    /// Reports what piled up (called once the queued notifications are folded in).
+    pub(super) fn flush_learned(&mut self) {
+        if self.learning.pending.is_empty() {
             return;
         }
+        let changes = std::mem::take(&mut self.learning.pending);
         if let Some(s) = &self.learning.subscriber {
             if s.send(changes).is_err() {
                 self.learning.subscriber = None;

@@ -155,6 +155,7 @@ impl<F: Fib> Worker<F> {
             while let Ok(e) = self.events.try_recv() {
                 self.event(e);
             }
+            self.flush_learned();
             if self.resync_needed {
                 if let Err(e) = self.resync().await {
                     tracing::error!("fib resync failed: {e}; retrying");
@@ -181,7 +182,10 @@ impl<F: Fib> Worker<F> {
                     None => return Ok(()),
                 },
                 e = self.events.recv(), if self.events_open => match e {
-                    Some(e) => self.event(e),
+                    Some(e) => {
+                        self.event(e);
+                        // More usually follow: they are reported together at the loop's top.
+                    }
                     None => {
                         tracing::error!("kernel event stream ended; fib-sync no longer repairs routes");
                         self.events_open = false;
