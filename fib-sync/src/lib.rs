@@ -13,6 +13,7 @@ pub mod error;
 pub mod fib;
 mod intern;
 pub mod learn;
+mod linkmsg;
 pub mod memory;
 pub mod model;
 #[allow(unsafe_code)] // the netlink socket: setsockopt, socket filter, AsyncFd

@@ -147,22 +147,32 @@ async fn send_all(sock: &AsyncFd<Socket>, buf: &[u8]) -> io::Result<()> {
     }
 }
 
-/// Split a datagram into netlink messages; undecodable ones are skipped (never panic).
-fn messages(buf: &[u8]) -> Vec<NetlinkMessage<RouteNetlinkMessage>> {
-    let mut out = Vec::new();
+/// The netlink messages of a datagram, as byte slices (header included).
+fn raw_messages(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut off = 0usize;
-    while buf.len().saturating_sub(off) >= 16 {
+    std::iter::from_fn(move || {
+        if buf.len().saturating_sub(off) < 16 {
+            return None;
+        }
         let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
         if len < 16 || off + len > buf.len() {
-            break;
+            return None;
         }
-        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..off + len]) {
-            Ok(m) => out.push(m),
-            Err(e) => tracing::debug!("skipping undecodable netlink message: {e}"),
-        }
+        let msg = &buf[off..off + len];
         off += (len + 3) & !3;
-    }
-    out
+        Some(msg)
+    })
+}
+
+fn decode(msg: &[u8]) -> Option<NetlinkMessage<RouteNetlinkMessage>> {
+    NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg)
+        .map_err(|e| tracing::debug!("skipping undecodable netlink message: {e}"))
+        .ok()
+}
+
+/// Split a datagram into netlink messages; undecodable ones are skipped (never panic).
+fn messages(buf: &[u8]) -> Vec<NetlinkMessage<RouteNetlinkMessage>> {
+    raw_messages(buf).filter_map(decode).collect()
 }
 
 fn encode(out: &mut Vec<u8>, msg: RouteNetlinkMessage, flags: u16, seq: u32) {
@@ -403,38 +413,69 @@ fn to_event(msg: RouteNetlinkMessage, table: u32, parser: &mut RouteParser) -> O
     }
 }
 
+/// After a wake-up, how long the monitor lets notifications collect before
+/// reading on: in a burst (thousands of pod veths created at once) a wake-up
+/// per notification cost more than handling them; an isolated change is
+/// seen this much later.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(2);
+
 async fn monitor(sock: AsyncFd<Socket>, tx: mpsc::UnboundedSender<FibEvent>, table: u32) {
     let mut buf = Vec::with_capacity(RECV_BUF);
     let mut parser = RouteParser::default();
     while !tx.is_closed() {
-        match recv_into(&sock, &mut buf).await {
-            Ok(_) => {
-                for m in messages(&buf) {
-                    if let NetlinkPayload::InnerMessage(inner) = m.payload {
-                        if let Some(ev) = to_event(inner, table, &mut parser) {
-                            if tx.send(ev).is_err() {
-                                return;
-                            }
-                        }
+        let mut received = recv_into(&sock, &mut buf).await;
+        loop {
+            match received {
+                Ok(_) => {
+                    if !forward(&buf, table, &mut parser, &tx) {
+                        return;
                     }
                 }
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                tracing::warn!("netlink notifications lost (ENOBUFS): full resync");
-                if tx.send(FibEvent::Overrun).is_err() {
-                    return;
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    tracing::warn!("netlink notifications lost (ENOBUFS): full resync");
+                    if tx.send(FibEvent::Overrun).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("netlink listener failed: {e}; requesting resync");
+                    if tx.send(FibEvent::Overrun).is_err() {
+                        return;
+                    }
+                    // Avoid a hot loop on a persistently failing socket.
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    break;
                 }
             }
-            Err(e) => {
-                tracing::error!("netlink listener failed: {e}; requesting resync");
-                if tx.send(FibEvent::Overrun).is_err() {
-                    return;
-                }
-                // Avoid a hot loop on a persistently failing socket.
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            // Drain what is already queued without waiting for readiness;
+            // the socket is non-blocking, so an empty queue is WouldBlock.
+            buf.clear();
+            received = match sock.get_ref().recv(&mut buf, 0) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                r => r,
+            };
+        }
+        tokio::time::sleep(COALESCE).await;
+    }
+}
+
+/// Hands the notifications of one datagram on as events; false once nobody listens.
+fn forward(buf: &[u8], table: u32, parser: &mut RouteParser, tx: &mpsc::UnboundedSender<FibEvent>) -> bool {
+    for raw in raw_messages(buf) {
+        let event = match crate::linkmsg::link_event(raw) {
+            Some(link) => link,
+            None => decode(raw).and_then(|m| match m.payload {
+                NetlinkPayload::InnerMessage(inner) => to_event(inner, table, parser),
+                _ => None,
+            }),
+        };
+        if let Some(ev) = event {
+            if tx.send(ev).is_err() {
+                return false;
             }
         }
     }
+    true
 }
 
 /// [`Fib`] over the kernel of the calling thread's network namespace.
