@@ -18,8 +18,12 @@
 //! for Demand mode is honoured, §6.8.7).
 
 pub mod packet;
+pub mod session;
+pub mod timers;
 
-pub use packet::{decode, encode, ControlPacket, DecodeError, Diagnostic, State};
+pub use packet::{check, decode, encode, ControlPacket, DecodeError, Diagnostic, State};
+pub use session::{ConfigError, Discard, Event, Session, SessionConfig};
+pub use timers::{jittered, RandomSource, XorShift64, SLOW_TX_INTERVAL};
 
 /// UDP transport constants for the daemon (RFC 5881, RFC 5883).
 pub mod udp {

@@ -296,6 +296,15 @@ pub fn decode(buf: &[u8]) -> Result<ControlPacket, DecodeError> {
         required_min_rx: be32(buf, 16),
         required_min_echo_rx: be32(buf, 20),
     };
+    check(&packet)?;
+    Ok(packet)
+}
+
+/// The RFC 5880 §6.8.6 checks on the fields of a packet, in the RFC's order:
+/// Detect Mult, M bit, My Discriminator, Your Discriminator against State,
+/// and the A bit. [`decode`] runs them; [`crate::Session::receive`] runs them
+/// again so a packet built in code cannot skip them.
+pub fn check(packet: &ControlPacket) -> Result<(), DecodeError> {
     if packet.detect_mult == 0 {
         return Err(DecodeError::ZeroDetectMult);
     }
@@ -311,7 +320,7 @@ pub fn decode(buf: &[u8]) -> Result<ControlPacket, DecodeError> {
     if packet.authentication {
         return Err(DecodeError::AuthenticationNotSupported);
     }
-    Ok(packet)
+    Ok(())
 }
 
 /// Encodes the mandatory section, Length 24. Every field is written as given
