@@ -319,7 +319,9 @@ impl<R: RandomSource> Session<R> {
 
     /// The next packet to send at `now`, if any: an answer with Final or a
     /// state change at once, otherwise a periodic one when due (§6.8.7).
-    /// Call until None; each packet sent re-arms the jittered periodic timer.
+    /// Call until None. Immediate packets leave the periodic schedule alone
+    /// (§6.5: a Final is "independent of any periodic BFD Control packets");
+    /// a periodic one re-arms it with a fresh jittered interval.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<ControlPacket> {
         if !self.may_transmit() {
             return None;
@@ -348,7 +350,9 @@ impl<R: RandomSource> Session<R> {
         };
         self.send_final = false;
         self.send_now = false;
-        self.next_tx = now + self.jittered_interval();
+        if periodic_due {
+            self.next_tx = now + self.jittered_interval();
+        }
         Some(packet)
     }
 
