@@ -16,7 +16,13 @@
 //! Not supported: authentication (packets with the A bit are discarded, RFC
 //! 5880 §6.8.6), the Echo function, and local Demand mode (a remote asking
 //! for Demand mode is honoured, §6.8.7).
+//!
+//! No input makes [`decode`] or a [`Session`] panic; `fuzzing.rs` holds the
+//! entry point that checks it, run by cargo-fuzz (`fuzz/`, target
+//! `bfd_control`) and, on stable, by `tests/fuzz_corpus.rs`.
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod packet;
 pub mod session;
 pub mod timers;
