@@ -354,6 +354,25 @@ pub enum PeerCmd {
     /// Close the connections without a NOTIFICATION and end the task: this
     /// daemon stops for a graceful restart (RFC 4724 §4.1).
     CloseForRestart,
+    /// An operator's command (`ternctl peer …`); the reply says whether it was done.
+    Act(PeerAction, tokio::sync::oneshot::Sender<Result<(), String>>),
+}
+
+/// What an operator asks of one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerAction {
+    /// Cease / Administrative Shutdown (RFC 9003 text if given); the session
+    /// stays down, across reloads too, until enabled.
+    Disable(Option<String>),
+    Enable,
+    /// Cease / Administrative Reset (RFC 4486), then connect again.
+    Reset,
+    /// `inbound`: ask the peer for its routes again (ROUTE-REFRESH, RFC 2918);
+    /// `outbound`: send it ours again.
+    Refresh {
+        inbound: bool,
+        outbound: bool,
+    },
 }
 
 /// Events from a session's connection helpers (connect, reader, writer) to its task.

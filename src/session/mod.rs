@@ -6,6 +6,7 @@
 
 mod conn;
 mod inbound;
+mod operator;
 mod settings;
 #[allow(unsafe_code)]
 pub mod sockopt;

@@ -32,6 +32,8 @@ pub struct PeerStatus {
     pub updates_in: u64,
     /// UPDATEs that got an RFC 7606 treatment.
     pub malformed_updates: u64,
+    /// Disabled by an operator (`ternctl peer disable`).
+    pub disabled: bool,
 }
 
 impl Default for PeerStatus {
@@ -51,6 +53,7 @@ impl Default for PeerStatus {
             messages_out: 0,
             updates_in: 0,
             malformed_updates: 0,
+            disabled: false,
         }
     }
 }

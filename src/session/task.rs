@@ -28,15 +28,15 @@ use crate::messages::{
 use bgp_proto::capability::LlgrFamily;
 
 pub(super) struct PeerTask {
-    settings: PeerSettings,
-    fsm: Fsm,
-    rib: mpsc::Sender<RibMsg>,
-    status: StatusCell,
-    conns: HashMap<ConnId, Conn>,
+    pub(super) settings: PeerSettings,
+    pub(super) fsm: Fsm,
+    pub(super) rib: mpsc::Sender<RibMsg>,
+    pub(super) status: StatusCell,
+    pub(super) conns: HashMap<ConnId, Conn>,
     events_tx: mpsc::Sender<ConnEvent>,
     events_rx: mpsc::Receiver<ConnEvent>,
     /// The connection carrying the established session.
-    session: Option<Session>,
+    pub(super) session: Option<Session>,
     stopping: bool,
     signals_tx: mpsc::UnboundedSender<PeerSignal>,
     signals_rx: mpsc::UnboundedReceiver<PeerSignal>,
@@ -48,16 +48,18 @@ pub(super) struct PeerTask {
     local_restart: Arc<LocalRestart>,
     /// The R bit the FSM's OPEN carries now.
     announced_restarting: bool,
+    /// Disabled by an operator: no connection until enabled.
+    pub(super) disabled: bool,
 }
 
 /// The connection an Established session runs on, and how to decode what it carries.
-struct Session {
-    conn: ConnId,
+pub(super) struct Session {
+    pub(super) conn: ConnId,
     rx: Context,
     /// The peer speaks 4-octet AS numbers (RFC 6793): no AS4_PATH merging.
     four_octet_as: bool,
     /// Families negotiated (and configured): UPDATEs for others are ignored.
-    families: FamilySet,
+    pub(super) families: FamilySet,
 }
 
 /// Graceful restart negotiated on a session (RFC 4724 §3, RFC 9494): what
@@ -161,13 +163,18 @@ impl PeerTask {
             events_rx,
             session: None,
             stopping: false,
+            disabled: false,
         }
     }
 
     /// Runs the session until it is stopped (or, for a dynamic peer, until
     /// its session ends); returns connections that arrived too late to serve.
     pub(super) async fn run(&mut self, mut cmds: mpsc::Receiver<PeerCmd>) -> Vec<TcpStream> {
-        self.feed(Event::ManualStart).await;
+        if self.disabled {
+            self.status.update(|st| st.disabled = true);
+        } else {
+            self.feed(Event::ManualStart).await;
+        }
         let mut cmds_open = true;
         loop {
             let deadline = self.fsm.next_timer().map(|(_, d)| d);
@@ -182,6 +189,9 @@ impl PeerTask {
                     Some(PeerCmd::Incoming(stream)) => self.incoming(stream).await,
                     Some(PeerCmd::Stop(msg)) => self.stop(msg).await,
                     Some(PeerCmd::CloseForRestart) => self.close_for_restart(),
+                    Some(PeerCmd::Act(action, reply)) => {
+                        let _ = reply.send(self.act_on(action).await);
+                    }
                     None => {
                         cmds_open = false;
                         self.stop(None).await;
@@ -305,7 +315,7 @@ impl PeerTask {
     }
 
     /// Feeds the FSM and carries out what it asks.
-    async fn feed(&mut self, event: Event) {
+    pub(super) async fn feed(&mut self, event: Event) {
         let actions = self.fsm.handle(event, Instant::now());
         for action in actions {
             self.act(action).await;
@@ -357,7 +367,7 @@ impl PeerTask {
         }
     }
 
-    fn send(&mut self, id: ConnId, msg: &Message) {
+    pub(super) fn send(&mut self, id: ConnId, msg: &Message) {
         let ctx = match &self.session {
             Some(s) if s.conn == id => self.fsm.negotiated().map(|n| n.tx_context()).unwrap_or_default(),
             _ => Context::default(),
@@ -374,7 +384,7 @@ impl PeerTask {
         }
     }
 
-    fn close(&mut self, id: ConnId) {
+    pub(super) fn close(&mut self, id: ConnId) {
         if let Some(conn) = self.conns.remove(&id) {
             let _ = conn.writer.send(WriterMsg::Close);
             conn.reader.abort();
@@ -382,7 +392,7 @@ impl PeerTask {
     }
 
     async fn incoming(&mut self, stream: TcpStream) {
-        if self.stopping {
+        if self.stopping || self.disabled {
             return;
         }
         let id = self.fsm.new_conn_id();

@@ -1,0 +1,80 @@
+//! What an operator asks of one session (`ternctl peer disable|enable|reset|refresh`).
+
+use bgp_proto::fsm::Event;
+use bgp_proto::notification::{cease, Notification};
+use bgp_proto::route_refresh::RouteRefresh;
+use bgp_proto::Message;
+use tracing::info;
+
+use super::task::PeerTask;
+use crate::messages::{PeerAction, RibMsg};
+
+impl PeerTask {
+    /// Carries out `action`; an error says why it could not be done.
+    pub(super) async fn act_on(&mut self, action: PeerAction) -> Result<(), String> {
+        let name = self.settings.name.clone();
+        match action {
+            PeerAction::Disable(message) => {
+                info!(peer = %name, "disabled by the operator");
+                self.disabled = true;
+                self.status.update(|st| st.disabled = true);
+                let message = message.or_else(|| self.settings.shutdown_message.clone());
+                self.feed(match message {
+                    Some(m) => Event::ManualStopWithMessage(m),
+                    None => Event::ManualStop,
+                })
+                .await;
+                let ids: Vec<_> = self.conns.keys().copied().collect();
+                for id in ids {
+                    self.close(id);
+                }
+                Ok(())
+            }
+            PeerAction::Enable => {
+                if !self.disabled {
+                    return Err(format!("peer {name} is not disabled"));
+                }
+                info!(peer = %name, "enabled by the operator");
+                self.disabled = false;
+                self.status.update(|st| st.disabled = false);
+                self.feed(Event::ManualStart).await;
+                Ok(())
+            }
+            PeerAction::Reset => {
+                if self.disabled {
+                    return Err(format!("peer {name} is disabled; enable it instead"));
+                }
+                info!(peer = %name, "reset by the operator");
+                // RFC 4486 §4: Administrative Reset; the FSM connects again after its idle hold time.
+                let n = Notification::new(bgp_proto::error::code::CEASE, cease::ADMINISTRATIVE_RESET);
+                self.feed(Event::AutomaticStop(n)).await;
+                Ok(())
+            }
+            PeerAction::Refresh { inbound, outbound } => self.refresh(inbound, outbound).await,
+        }
+    }
+
+    /// ROUTE-REFRESH to the peer for each family of the session (RFC 2918 §3,
+    /// only if it announced the capability), and/or our routes sent again.
+    async fn refresh(&mut self, inbound: bool, outbound: bool) -> Result<(), String> {
+        let name = self.settings.name.clone();
+        let (Some(session), Some(negotiated)) = (&self.session, self.fsm.negotiated()) else {
+            return Err(format!("peer {name} is not Established"));
+        };
+        if inbound && !negotiated.route_refresh {
+            return Err(format!("peer {name} did not announce route refresh (RFC 2918)"));
+        }
+        let conn = session.conn;
+        let families: Vec<_> = session.families.iter().collect();
+        for family in families {
+            if inbound {
+                self.send(conn, &Message::RouteRefresh(RouteRefresh::request(family)));
+            }
+            if outbound {
+                let _ = self.rib.send(RibMsg::RouteRefresh(self.settings.id, family)).await;
+            }
+        }
+        info!(peer = %name, inbound, outbound, "route refresh by the operator");
+        Ok(())
+    }
+}
