@@ -68,9 +68,9 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(tern::daemon::run(args.config, cfg)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Logged once (the log goes to stderr), not printed again.
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("ternd: {e}");
             ExitCode::from(1)
         }
     }
