@@ -1,5 +1,6 @@
 //! `ternd --check` against the shipped example configs and a broken file.
-//! Needs no root: `--check` only reads and validates the file.
+//! Needs no root: `--check` only reads and validates the file; a second
+//! ternd refusing to start stops before it would need any.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -116,4 +117,27 @@ fn ternd_check_reports_syntax_error_and_missing_file() {
         "stderr does not name the file:\n{stderr}"
     );
     assert!(!stderr.contains("panicked"), "ternd panicked:\n{stderr}");
+}
+
+/// A second `ternd` with the running one's configuration exits 1 with one
+/// line naming the control socket, and the running one keeps answering.
+#[test]
+fn a_second_ternd_process_refuses_with_one_line() {
+    let node = tern_testkit::inproc::Node::start("");
+    let out = Command::new(ternd_bin())
+        .arg("--config")
+        .arg(&node.config_path)
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", ternd_bin()));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "printed once: {stderr}");
+    let socket = node.control_socket().display().to_string();
+    assert!(
+        lines[0].contains(&format!("control socket {socket}: a running daemon answers on it")),
+        "{stderr}"
+    );
+    assert_eq!(node.status().router_id.to_string(), tern_testkit::inproc::ROUTER_ID);
 }
