@@ -132,8 +132,8 @@ impl Daemon {
         };
         if let Some(peers) = &previous {
             info!(
-                "graceful restart: restarting (forwarding state kept for {:?}); deferring route selection for {} peers",
-                forwarding,
+                "graceful restart: restarting (forwarding state kept for [{}]); deferring route selection for {} peers",
+                forwarding.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", "),
                 peers.len()
             );
         }
