@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::{UnixListener, UnixStream};
+use tokio::task::JoinHandle;
 
 use crate::accept::AcceptBackoff;
 use crate::registry::Registry;
@@ -63,19 +64,20 @@ pub fn bind(path: &Path, found: SocketPath) -> std::io::Result<StdUnixListener> 
     Ok(listener)
 }
 
-/// Runs `handler` for every connection to a socket bound by [`bind`].
+/// Runs `handler` for every connection to a socket bound by [`bind`]; the
+/// accept loop's handle, aborted (closing the socket) when the daemon stops.
 pub fn serve_unix<F, Fut>(
     listener: StdUnixListener,
     registry: Arc<Registry>,
     what: &'static str,
     handler: F,
-) -> std::io::Result<()>
+) -> std::io::Result<JoinHandle<()>>
 where
     F: Fn(UnixStream, Arc<Registry>) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
 {
     let listener = UnixListener::from_std(listener)?;
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         let mut backoff = AcceptBackoff::default();
         loop {
             match listener.accept().await {
@@ -90,6 +92,5 @@ where
                 Err(e) => backoff.after_error(what, &e).await,
             }
         }
-    });
-    Ok(())
+    }))
 }

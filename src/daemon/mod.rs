@@ -75,6 +75,9 @@ pub struct Daemon {
     state_path: PathBuf,
     /// Keeps that file current while running; stopped before the last write.
     heartbeat: Option<tokio::task::JoinHandle<()>>,
+    /// The control and BIRD sockets: their accept loops and paths, closed
+    /// and removed on stop, so the next start finds them free.
+    unix_sockets: Vec<(tokio::task::JoinHandle<()>, PathBuf)>,
 }
 
 /// Families of the routes fib-sync adopted at start: the forwarding state a
@@ -185,16 +188,18 @@ impl Daemon {
             ));
         }
         let _ = rib_tx.send(RibMsg::Originate(settings::originated(&cfg))).await;
+        let mut unix_sockets = Vec::new();
         for sock in claimed.unix {
             let served = match sock.front {
                 claim::Front::Control => crate::api::control::serve(sock.listener, registry.clone()),
                 claim::Front::Bird | claim::Front::Bird6 => crate::api::bird::serve(sock.listener, registry.clone()),
             };
-            served.map_err(|source| DaemonError::Control {
+            let task = served.map_err(|source| DaemonError::Control {
                 path: sock.path.clone(),
                 source,
             })?;
             info!("{} on {}", sock.front.what(), sock.path.display());
+            unix_sockets.push((task, sock.path));
         }
         let metrics_addr = match (claimed.metrics, &cfg.metrics) {
             (Some(l), Some(m)) => {
@@ -238,6 +243,7 @@ impl Daemon {
             metrics_addr,
             state_path,
             heartbeat,
+            unix_sockets,
         })
     }
 
@@ -269,7 +275,7 @@ impl Daemon {
     /// Stops. Graceful (SIGTERM): the state file names the peers to wait for
     /// next time, sessions close without a NOTIFICATION, the kernel keeps
     /// every route. Hard: Cease to every peer, our kernel routes removed, the
-    /// state file too. Either way the control socket goes.
+    /// state file too. Either way the control and BIRD sockets go.
     pub async fn stop(self, mode: StopMode) {
         let registry = self.supervisor.registry.clone();
         let cfg = registry.config();
@@ -323,7 +329,10 @@ impl Daemon {
         if mode == StopMode::Hard {
             restart::remove(&self.state_path);
         }
-        let _ = std::fs::remove_file(&cfg.control.socket);
+        for (task, path) in &self.unix_sockets {
+            task.abort();
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

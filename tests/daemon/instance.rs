@@ -1,6 +1,6 @@
 //! One ternd per socket: a second daemon started by mistake refuses, naming
 //! what is in use, and the running one keeps its sockets and sessions; a
-//! stale socket file left by a crash is replaced.
+//! stale socket file left by a crash is replaced; a stop removes ours.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -83,10 +83,14 @@ fn stale_socket_files_left_by_a_crash_are_replaced() {
         drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
         assert!(path.exists(), "a dropped listener leaves its file");
     }
-    let node = Node::try_start_in(dir, "").expect("ternd starts over stale sockets");
+    let mut node = Node::try_start_in(dir, "").expect("ternd starts over stale sockets");
     assert_eq!(node.status().router_id.to_string(), ROUTER_ID);
     let lines = node.birdc("show status");
     assert!(lines[0].starts_with("1000-BIRD"), "{lines:?}");
+    node.stop();
+    for path in [node.control_socket(), node.bird_socket()] {
+        assert!(!path.exists(), "{} removed on stop", path.display());
+    }
 }
 
 #[test]

@@ -120,7 +120,7 @@ pub async fn execute(line: &str, registry: &Registry) -> Option<Reply> {
 }
 
 /// Spawns the task serving the BIRD CLI socket (bound by `unix::bind`).
-pub fn serve(listener: StdUnixListener, registry: Arc<Registry>) -> std::io::Result<()> {
+pub fn serve(listener: StdUnixListener, registry: Arc<Registry>) -> std::io::Result<tokio::task::JoinHandle<()>> {
     serve_unix(listener, registry, "BIRD socket", client)
 }
 

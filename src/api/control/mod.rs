@@ -20,7 +20,7 @@ use crate::registry::Registry;
 use proto::{Request, Response};
 
 /// Spawns the task serving the control socket (bound by `unix::bind`).
-pub fn serve(listener: StdUnixListener, registry: Arc<Registry>) -> std::io::Result<()> {
+pub fn serve(listener: StdUnixListener, registry: Arc<Registry>) -> std::io::Result<tokio::task::JoinHandle<()>> {
     serve_unix(listener, registry, "control socket", client)
 }
 
