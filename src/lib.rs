@@ -25,6 +25,7 @@
 mod accept;
 pub mod api;
 pub mod daemon;
+pub mod log;
 pub mod messages;
 pub mod registry;
 pub mod rib;

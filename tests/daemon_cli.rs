@@ -1,5 +1,6 @@
 //! `ternd --check` against the shipped example configs and a broken file.
-//! Needs no root: `--check` only reads and validates the file.
+//! Needs no root: `--check` only reads and validates the file; a second
+//! ternd refusing to start stops before it would need any.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -116,4 +117,47 @@ fn ternd_check_reports_syntax_error_and_missing_file() {
         "stderr does not name the file:\n{stderr}"
     );
     assert!(!stderr.contains("panicked"), "ternd panicked:\n{stderr}");
+}
+
+/// Runs `ternd` with `node`'s configuration, its stderr in a file; with
+/// `journal` set, `JOURNAL_STREAM` names that file as systemd names the
+/// journal stream. Checks it exits 1 having written one line, and returns it.
+fn second_ternd_refusal(node: &tern_testkit::inproc::Node, journal: bool) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let err_path = node.dir.path().join("second.err");
+    let err = std::fs::File::create(&err_path).expect("stderr file");
+    let meta = err.metadata().expect("stat");
+    let mut cmd = Command::new(ternd_bin());
+    cmd.arg("--config").arg(&node.config_path).stderr(err);
+    match journal {
+        true => cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino())),
+        false => cmd.env_remove("JOURNAL_STREAM"),
+    };
+    let status = cmd.status().unwrap_or_else(|e| panic!("run {}: {e}", ternd_bin()));
+    let stderr = std::fs::read_to_string(&err_path).expect("stderr");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "printed once: {stderr}");
+    lines[0].to_string()
+}
+
+/// A second `ternd` with the running one's configuration exits 1 with one
+/// line naming the control socket, and the running one keeps answering.
+#[test]
+fn a_second_ternd_process_refuses_with_one_line() {
+    let node = tern_testkit::inproc::Node::start("");
+    let line = second_ternd_refusal(&node, false);
+    let socket = node.control_socket().display().to_string();
+    let want = format!("control socket {socket}: a running daemon answers on it");
+    assert!(line.contains(&want), "{line}");
+    assert_eq!(node.status().router_id.to_string(), tern_testkit::inproc::ROUTER_ID);
+}
+
+/// Under systemd the same refusal is one `<3>` (error) line without a
+/// timestamp, so `journalctl -p err` shows it.
+#[test]
+fn under_systemd_the_refusal_is_an_error_priority_line() {
+    let node = tern_testkit::inproc::Node::start("");
+    let line = second_ternd_refusal(&node, true);
+    assert!(line.starts_with("<3>ERROR ternd: control socket "), "{line}");
 }

@@ -28,6 +28,19 @@ impl MessageType {
     }
 }
 
+/// The RFC's name of the type, e.g. `UPDATE`, for log lines.
+impl std::fmt::Display for MessageType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MessageType::Open => "OPEN",
+            MessageType::Update => "UPDATE",
+            MessageType::Notification => "NOTIFICATION",
+            MessageType::Keepalive => "KEEPALIVE",
+            MessageType::RouteRefresh => "ROUTE-REFRESH",
+        })
+    }
+}
+
 /// Writes a header with a zero length; [`finish_header`] fills it in once the
 /// body is written.
 pub(crate) fn write_header(out: &mut Vec<u8>, ty: MessageType) {

@@ -360,6 +360,28 @@ pub fn errno_name(e: i32) -> &'static str {
     }
 }
 
+/// `add 10.244.2.0/26 via 192.168.1.12 ifindex 2 table 254 metric 0`, for log lines.
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (verb, r) = match self {
+            Op::Add(r) => ("add", r),
+            Op::Replace(r) => ("replace", r),
+            Op::Delete(r) => ("delete", r),
+        };
+        write!(f, "{verb} {} ", r.prefix)?;
+        match &r.kind {
+            RouteKind::Blackhole => write!(f, "blackhole")?,
+            RouteKind::Unicast(hops) => {
+                for (i, h) in hops.iter().enumerate() {
+                    write!(f, "{}{h}", if i == 0 { "" } else { ", " })?;
+                }
+            }
+            RouteKind::Other(t) => write!(f, "type {t}")?,
+        }
+        write!(f, " table {} metric {}", r.table, r.metric)
+    }
+}
+
 impl fmt::Display for Hop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(g) = self.gateway {
@@ -376,6 +398,26 @@ impl fmt::Display for Hop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_op_reads_like_ip_route() {
+        let hop = Hop {
+            gateway: Some("192.168.1.12".parse().unwrap()),
+            ifindex: 2,
+            onlink: false,
+        };
+        let route = KernelRoute {
+            prefix: "10.244.2.0/26".parse().unwrap(),
+            table: 254,
+            protocol: 12,
+            metric: 0,
+            kind: RouteKind::unicast(vec![hop]),
+        };
+        assert_eq!(
+            Op::Add(route).to_string(),
+            "add 10.244.2.0/26 via 192.168.1.12 ifindex 2 table 254 metric 0"
+        );
+    }
 
     #[test]
     fn via_shares_equal_gateway_sets() {

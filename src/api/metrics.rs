@@ -349,10 +349,9 @@ async fn client(mut stream: TcpStream, registry: Arc<Registry>) -> std::io::Resu
     stream.shutdown().await
 }
 
-/// Binds `addr`, spawns the task serving `GET /metrics` and returns the
+/// Spawns the task serving `GET /metrics` on `listener` and returns the
 /// bound address (the port is the kernel's choice when 0).
-pub async fn serve(addr: SocketAddr, registry: Arc<Registry>) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
+pub fn serve(listener: TcpListener, registry: Arc<Registry>) -> std::io::Result<SocketAddr> {
     let bound = listener.local_addr()?;
     info!("metrics on http://{bound}/metrics");
     tokio::spawn(async move {

@@ -5,4 +5,4 @@
 pub mod bird;
 pub mod control;
 pub mod metrics;
-mod unix;
+pub mod unix;

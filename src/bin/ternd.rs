@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
+use tern::log::Journald;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
@@ -28,19 +29,9 @@ struct Args {
     log_level: Option<String>,
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    let cfg = match config::load(&args.config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
-    };
-    if args.check {
-        println!("{}: configuration is valid", args.config.display());
-        return ExitCode::SUCCESS;
-    }
+/// Logs to stderr: today's format on a terminal or file; under systemd
+/// (stderr is the journal) priority-prefixed lines without a timestamp.
+fn init_logging(args: &Args) {
     let filter = args
         .log_level
         .clone()
@@ -50,27 +41,58 @@ fn main() -> ExitCode {
     let filter = format!("{filter},netlink_packet_route=error");
     let filter =
         tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let journal = tern::log::stderr_is_journal();
+    let ansi = !journal && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let format = tracing_subscriber::fmt::format().without_time().with_ansi(false);
+    match (args.log_format, journal) {
+        (LogFormat::Human, false) => builder.init(),
+        (LogFormat::Json, false) => builder.json().init(),
+        (LogFormat::Human, true) => builder.event_format(Journald::new(format)).init(),
+        (LogFormat::Json, true) => builder.json().event_format(Journald::new(format.json())).init(),
     }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.check {
+        return match config::load(&args.config) {
+            Ok(_) => {
+                println!("{}: configuration is valid", args.config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    init_logging(&args);
+    let cfg = match config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            // One event per error: one line (and journal entry) each.
+            for err in e.errors() {
+                tracing::error!("{err}");
+            }
+            return ExitCode::from(1);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("ternd: cannot start the runtime: {e}");
+            tracing::error!("cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
     match runtime.block_on(tern::daemon::run(args.config, cfg)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Logged once (the log goes to stderr), not printed again.
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("ternd: {e}");
             ExitCode::from(1)
         }
     }

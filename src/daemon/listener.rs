@@ -10,31 +10,33 @@ use tokio::sync::mpsc::error::SendError;
 use tracing::{info, warn};
 
 use super::peers::{write, Supervisor};
-use super::DaemonError;
 use crate::accept::AcceptBackoff;
 use crate::messages::PeerCmd;
 
-/// Listens on `addr` and hands connections from peers to their sessions;
-/// returns the bound address (the port is the kernel's choice when 0).
-pub(super) fn listen(addr: SocketAddr, supervisor: Arc<Supervisor>) -> Result<SocketAddr, DaemonError> {
+/// Binds and listens on `addr` (accepting nothing yet): done before anything
+/// else at start, so a BGP port in use stops a second daemon early.
+pub(super) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let domain = if addr.is_ipv4() {
         socket2::Domain::IPV4
     } else {
         socket2::Domain::IPV6
     };
-    let setup = || -> std::io::Result<TcpListener> {
-        let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
-        if addr.is_ipv6() {
-            sock.set_only_v6(true)?;
-        }
-        sock.set_reuse_address(true)?;
-        sock.bind(&addr.into())?;
-        sock.listen(1024)?;
-        sock.set_nonblocking(true)?;
-        TcpListener::from_std(std::net::TcpListener::from(sock))
-    };
-    let listener = Arc::new(setup().map_err(|e| DaemonError::Listen(addr, e))?);
-    let bound = listener.local_addr().map_err(|e| DaemonError::Listen(addr, e))?;
+    let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.set_reuse_address(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    sock.set_nonblocking(true)?;
+    TcpListener::from_std(std::net::TcpListener::from(sock))
+}
+
+/// Hands connections on `listener` (from [`bind`]) to their peers' sessions;
+/// returns the bound address (the port is the kernel's choice when 0).
+pub(super) fn serve(listener: TcpListener, supervisor: Arc<Supervisor>) -> std::io::Result<SocketAddr> {
+    let bound = listener.local_addr()?;
+    let listener = Arc::new(listener);
     write(&supervisor.listeners).push(listener.clone());
     info!("listening on {bound}");
     tokio::spawn(async move {

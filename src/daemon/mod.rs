@@ -6,6 +6,7 @@
 //! [`Daemon::start`] runs the same daemon inside a test, over an in-memory
 //! kernel and loopback sockets; [`run`] adds the signal loop for `ternd`.
 
+mod claim;
 mod kernel;
 mod listener;
 mod peers;
@@ -40,8 +41,17 @@ pub enum DaemonError {
     Fib(#[from] fib_sync::FibError),
     #[error("listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
-    #[error("control socket {0}: {1}")]
-    Control(PathBuf, std::io::Error),
+    #[error("cannot listen on {addr}: address in use (is another ternd or BGP daemon running?); stop it first, or change {key}")]
+    AddrInUse { addr: SocketAddr, key: &'static str },
+    #[error("{what} {}: {why}; {}", path.display(), claim::advice(why, key))]
+    SocketTaken {
+        what: &'static str,
+        key: &'static str,
+        path: PathBuf,
+        why: crate::api::unix::PathTaken,
+    },
+    #[error("socket {}: {source}", path.display())]
+    Control { path: PathBuf, source: std::io::Error },
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -65,6 +75,9 @@ pub struct Daemon {
     state_path: PathBuf,
     /// Keeps that file current while running; stopped before the last write.
     heartbeat: Option<tokio::task::JoinHandle<()>>,
+    /// The control and BIRD sockets: their accept loops and paths, closed
+    /// and removed on stop, so the next start finds them free.
+    unix_sockets: Vec<(tokio::task::JoinHandle<()>, PathBuf)>,
 }
 
 /// Families of the routes fib-sync adopted at start: the forwarding state a
@@ -88,7 +101,10 @@ async fn adopted_families(fib: &FibHandle) -> Vec<Family> {
 
 impl Daemon {
     /// Starts every part of the daemon and returns once it listens.
+    /// Refuses, changing nothing, when a socket of `cfg` belongs to a
+    /// running daemon (see `claim`).
     pub async fn start(config_path: PathBuf, cfg: Config, kernel: Kernel) -> Result<Daemon, DaemonError> {
+        let claimed = claim::claim(&cfg).await?;
         crate::sys::raise_nofile_limit();
         let (fib, fib_task) = if cfg.kernel.enabled {
             let fib_cfg = settings::fib_config(&cfg);
@@ -119,8 +135,8 @@ impl Daemon {
         };
         if let Some(peers) = &previous {
             info!(
-                "graceful restart: restarting (forwarding state kept for {:?}); deferring route selection for {} peers",
-                forwarding,
+                "graceful restart: restarting (forwarding state kept for [{}]); deferring route selection for {} peers",
+                forwarding.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", "),
                 peers.len()
             );
         }
@@ -172,29 +188,28 @@ impl Daemon {
             ));
         }
         let _ = rib_tx.send(RibMsg::Originate(settings::originated(&cfg))).await;
-        crate::api::control::serve(cfg.control.socket.clone(), registry.clone())
-            .map_err(|e| DaemonError::Control(cfg.control.socket.clone(), e))?;
-        for (path, what) in [
-            (&cfg.control.bird_socket, "BIRD socket"),
-            (&cfg.control.bird6_socket, "BIRD6 socket"),
-        ] {
-            if let Some(path) = path {
-                crate::api::bird::serve(path.clone(), registry.clone())
-                    .map_err(|e| DaemonError::Control(path.clone(), e))?;
-                info!("{what} on {}", path.display());
-            }
+        let mut unix_sockets = Vec::new();
+        for sock in claimed.unix {
+            let served = match sock.front {
+                claim::Front::Control => crate::api::control::serve(sock.listener, registry.clone()),
+                claim::Front::Bird | claim::Front::Bird6 => crate::api::bird::serve(sock.listener, registry.clone()),
+            };
+            let task = served.map_err(|source| DaemonError::Control {
+                path: sock.path.clone(),
+                source,
+            })?;
+            info!("{} on {}", sock.front.what(), sock.path.display());
+            unix_sockets.push((task, sock.path));
         }
-        let metrics_addr = match &cfg.metrics {
-            Some(m) => Some(
-                crate::api::metrics::serve(m.listen, registry.clone())
-                    .await
-                    .map_err(|e| DaemonError::Listen(m.listen, e))?,
-            ),
-            None => None,
+        let metrics_addr = match (claimed.metrics, &cfg.metrics) {
+            (Some(l), Some(m)) => {
+                Some(crate::api::metrics::serve(l, registry.clone()).map_err(|e| DaemonError::Listen(m.listen, e))?)
+            }
+            _ => None,
         };
         let mut bgp_addrs = Vec::new();
-        for addr in &cfg.bgp.listen {
-            bgp_addrs.push(listener::listen(*addr, supervisor.clone())?);
+        for (l, addr) in claimed.bgp.into_iter().zip(&cfg.bgp.listen) {
+            bgp_addrs.push(listener::serve(l, supervisor.clone()).map_err(|e| DaemonError::Listen(*addr, e))?);
         }
         for d in &cfg.dynamic_peers {
             if let Some(key) = &d.password {
@@ -228,6 +243,7 @@ impl Daemon {
             metrics_addr,
             state_path,
             heartbeat,
+            unix_sockets,
         })
     }
 
@@ -259,7 +275,7 @@ impl Daemon {
     /// Stops. Graceful (SIGTERM): the state file names the peers to wait for
     /// next time, sessions close without a NOTIFICATION, the kernel keeps
     /// every route. Hard: Cease to every peer, our kernel routes removed, the
-    /// state file too. Either way the control socket goes.
+    /// state file too. Either way the control and BIRD sockets go.
     pub async fn stop(self, mode: StopMode) {
         let registry = self.supervisor.registry.clone();
         let cfg = registry.config();
@@ -313,7 +329,10 @@ impl Daemon {
         if mode == StopMode::Hard {
             restart::remove(&self.state_path);
         }
-        let _ = std::fs::remove_file(&cfg.control.socket);
+        for (task, path) in &self.unix_sockets {
+            task.abort();
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

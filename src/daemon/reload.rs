@@ -20,7 +20,10 @@ impl Supervisor {
         let new = match config::load(&self.registry.config_path) {
             Ok(c) => c,
             Err(e) => {
-                error!("reload failed, keeping the running configuration:\n{e}");
+                // One event per error: each is one line (and journal entry).
+                for err in e.errors() {
+                    error!("reload failed, keeping the running configuration: {err}");
+                }
                 return Err(e);
             }
         };

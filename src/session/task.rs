@@ -380,7 +380,7 @@ impl PeerTask {
                 let _ = conn.writer.send(WriterMsg::Send(Bytes::from(b)));
                 self.status.update(|st| st.messages_out += 1);
             }
-            Err(e) => warn!(peer = %self.settings.name, "cannot encode {:?}: {e}", msg.message_type()),
+            Err(e) => warn!(peer = %self.settings.name, "cannot encode {}: {e}", msg.message_type()),
         }
     }
 
@@ -469,7 +469,8 @@ impl PeerTask {
         let decoded = match bgp_proto::decode(&bytes, &ctx) {
             Ok(d) => d,
             Err(e) => {
-                warn!(peer = %self.settings.name, "malformed {:?} message: {e}", ty);
+                let what = ty.map_or_else(|| "message of unknown type".to_string(), |t| format!("{t} message"));
+                warn!(peer = %self.settings.name, "malformed {what}: {e}");
                 let event = match ty {
                     Some(MessageType::Open) => Event::BgpOpenMsgErr(id, e),
                     Some(MessageType::Update) => Event::UpdateMsgErr(id, e),

@@ -64,6 +64,14 @@ pub fn ebgp_peer(name: &str, address: &str, asn: u32) -> String {
     format!("[[peer]]\nname = \"{name}\"\naddress = \"{address}\"\nasn = {asn}\npassive = true\n")
 }
 
+/// What a second node takes from the first ([`Node::try_start_sharing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shared {
+    ControlSocket,
+    BirdSocket,
+    BgpListen,
+}
+
 /// One ternd, running in this test process.
 pub struct Node {
     pub dir: TempDir,
@@ -82,9 +90,45 @@ impl Node {
     }
 
     pub fn try_start(extra: &str) -> Result<Node, String> {
-        let dir = TempDir::new("inproc");
+        Node::try_start_in(TempDir::new("inproc"), extra)
+    }
+
+    /// Starts a node in `dir`, which may already hold files (stale sockets).
+    pub fn try_start_in(dir: TempDir, extra: &str) -> Result<Node, String> {
+        let text = config_text(dir.path(), extra);
+        Node::try_start_with(dir, &text)
+    }
+
+    /// Starts a second node with the base configuration, its sockets in
+    /// [`Node::second_dir`], except for `shared`, which it takes from this node.
+    pub fn try_start_sharing(&self, shared: Shared) -> Result<Node, String> {
+        let dir = self.second_dir();
+        let text = config_text(&dir, "");
+        let path = |p: PathBuf| p.display().to_string();
+        let (mine, theirs) = match shared {
+            Shared::ControlSocket => (path(dir.join("tern.sock")), path(self.control_socket())),
+            Shared::BirdSocket => (path(dir.join("bird.ctl")), path(self.bird_socket())),
+            Shared::BgpListen => (
+                r#"listen = ["127.0.0.1:0"]"#.to_string(),
+                format!(r#"listen = ["{}"]"#, self.bgp_addr()),
+            ),
+        };
+        assert!(text.contains(&mine), "the base configuration has {mine}");
+        let text = text.replace(&mine, &theirs);
+        Node::try_start_with(TempDir::new("inproc-second"), &text)
+    }
+
+    /// Where a second node ([`Node::try_start_sharing`]) keeps its own
+    /// sockets: inside this node's directory, so a test can look at what a
+    /// refused start left there.
+    pub fn second_dir(&self) -> PathBuf {
+        self.dir.path().join("second")
+    }
+
+    /// Starts a node in `dir` whose whole configuration is `text`.
+    fn try_start_with(dir: TempDir, text: &str) -> Result<Node, String> {
         let config_path = dir.path().join("tern.toml");
-        std::fs::write(&config_path, config_text(dir.path(), extra)).map_err(|e| e.to_string())?;
+        std::fs::write(&config_path, text).map_err(|e| e.to_string())?;
         let kernel = MemoryKernel::new();
         kernel.add_link("eth0");
         kernel.add_addr("eth0", "192.168.1.11/24".parse().expect("net"));

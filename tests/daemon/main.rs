@@ -5,6 +5,7 @@ mod adversarial;
 mod api;
 mod dynamic;
 mod graceful;
+mod instance;
 mod learn;
 mod limits;
 mod nexthops;

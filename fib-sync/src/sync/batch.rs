@@ -146,7 +146,7 @@ impl<F: Fib> Worker<F> {
                         self.resync_needed = true;
                     }
                     let attempts = self.failed.get(&key).map_or(0, |f| f.attempts) + 1;
-                    tracing::warn!(prefix = %key.prefix, error = %e, attempts, "route op failed: {op:?}");
+                    tracing::warn!(prefix = %key.prefix, error = %e, attempts, "route op failed: {op}");
                     self.failed.insert(key, Failure { error: e, attempts });
                     let exp = self
                         .cfg

@@ -23,7 +23,7 @@ mod tests;
 #[allow(unsafe_code)] // localtime_r
 mod time;
 
-use std::path::PathBuf;
+use std::os::unix::net::UnixListener as StdUnixListener;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -119,10 +119,9 @@ pub async fn execute(line: &str, registry: &Registry) -> Option<Reply> {
     })
 }
 
-/// Binds the BIRD CLI socket at `path` (replacing a stale one), spawns the
-/// task serving it and returns.
-pub fn serve(path: PathBuf, registry: Arc<Registry>) -> std::io::Result<()> {
-    serve_unix(path, registry, "BIRD socket", client)
+/// Spawns the task serving the BIRD CLI socket (bound by `unix::bind`).
+pub fn serve(listener: StdUnixListener, registry: Arc<Registry>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    serve_unix(listener, registry, "BIRD socket", client)
 }
 
 async fn client(stream: UnixStream, registry: Arc<Registry>) -> std::io::Result<()> {

@@ -6,7 +6,8 @@
 pub mod answer;
 pub mod proto;
 
-use std::path::{Path, PathBuf};
+use std::os::unix::net::UnixListener as StdUnixListener;
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -18,9 +19,9 @@ use super::unix::serve_unix;
 use crate::registry::Registry;
 use proto::{Request, Response};
 
-/// Binds the socket (replacing a stale one) and spawns the task serving it.
-pub fn serve(path: PathBuf, registry: Arc<Registry>) -> std::io::Result<()> {
-    serve_unix(path, registry, "control socket", client)
+/// Spawns the task serving the control socket (bound by `unix::bind`).
+pub fn serve(listener: StdUnixListener, registry: Arc<Registry>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    serve_unix(listener, registry, "control socket", client)
 }
 
 fn line<T: Serialize>(result: Result<T, String>) -> String {
