@@ -44,7 +44,30 @@ pub struct Registry {
     recovery_done: AtomicBool,
     /// A stop asked for over the control socket (`ternctl shutdown`).
     stop_request: watch::Sender<Option<StopMode>>,
+    /// Where `ternctl reload` asks the supervisor to reload.
+    reloads: std::sync::OnceLock<mpsc::UnboundedSender<ReloadRequest>>,
+    /// Peers an operator disabled, by name, with their shutdown text: they
+    /// stay down across reloads until enabled (`ternctl peer disable`).
+    disabled: std::sync::Mutex<HashMap<String, Option<String>>>,
 }
+
+/// What a reload changed (`ternctl reload` prints it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReloadReport {
+    pub peers_added: Vec<String>,
+    pub peers_removed: Vec<String>,
+    /// Restarted because something that needs a new OPEN changed.
+    pub peers_changed: Vec<String>,
+    pub originated_changed: bool,
+    pub policies_changed: bool,
+    pub learn_changed: bool,
+    /// Sections whose changes wait for the next restart.
+    pub restart_needed: Vec<String>,
+}
+
+/// A reload asked for over the control socket, and where its outcome goes
+/// (on a bad file: its `FILE:LINE:COLUMN` errors).
+pub type ReloadRequest = oneshot::Sender<Result<ReloadReport, Vec<String>>>;
 
 /// How the daemon stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -89,7 +112,47 @@ impl Registry {
             started: Instant::now(),
             recovery_done: AtomicBool::new(false),
             stop_request: watch::channel(None).0,
+            reloads: std::sync::OnceLock::new(),
+            disabled: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The supervisor's end of `ternctl reload` (taken once).
+    pub(crate) fn serve_reloads(&self) -> mpsc::UnboundedReceiver<ReloadRequest> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = self.reloads.set(tx);
+        rx
+    }
+
+    /// Reloads the configuration file, as SIGHUP does, and says what changed.
+    pub async fn reload(&self) -> Result<ReloadReport, Vec<String>> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.reloads.get().is_some_and(|r| r.send(tx).is_ok());
+        if !sent {
+            return Err(vec!["the daemon does not take reloads now".into()]);
+        }
+        rx.await.map_err(|_| vec!["the reload did not finish".to_string()])?
+    }
+
+    fn disabled_peers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
+        self.disabled.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether an operator disabled the peer `name` (and with what text).
+    pub fn disabled(&self, name: &str) -> Option<Option<String>> {
+        self.disabled_peers().get(name).cloned()
+    }
+
+    pub(crate) fn set_disabled(&self, name: &str, message: Option<Option<String>>) {
+        match message {
+            Some(m) => self.disabled_peers().insert(name.to_string(), m),
+            None => self.disabled_peers().remove(name),
+        };
+    }
+
+    /// The running peer called `name`.
+    pub fn peer_named(&self, name: &str) -> Option<PeerHandle> {
+        self.peers().into_iter().find(|h| h.settings.name == name)
     }
 
     /// Asks the supervisor to stop.

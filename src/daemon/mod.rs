@@ -171,6 +171,15 @@ impl Daemon {
         let registry = Arc::new(Registry::new(config_path, cfg.clone(), rib_tx.clone(), fib.clone()));
         let (supervisor, returned) = Supervisor::new(registry.clone(), &cfg, local_restart);
         let supervisor = Arc::new(supervisor);
+        // `ternctl reload`: one at a time, as SIGHUP's.
+        let mut reloads = registry.serve_reloads();
+        let reloader = supervisor.clone();
+        tokio::spawn(async move {
+            while let Some(reply) = reloads.recv().await {
+                let outcome = reloader.reload().await;
+                let _ = reply.send(outcome.map_err(|e| e.errors().iter().map(|e| e.to_string()).collect()));
+            }
+        });
         tokio::spawn(listener::serve_returned(supervisor.clone(), returned));
         if let Some(fib) = &fib {
             tokio::spawn(kernel::kernel_task(fib.clone(), kernel_rx, kernel_frozen.clone()));
@@ -263,7 +272,7 @@ impl Daemon {
     }
 
     /// Re-reads the configuration file and applies what changed (SIGHUP).
-    pub async fn reload(&self) -> Result<(), config::ConfigErrors> {
+    pub async fn reload(&self) -> Result<crate::registry::ReloadReport, config::ConfigErrors> {
         self.supervisor.reload().await
     }
 

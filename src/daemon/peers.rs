@@ -36,6 +36,8 @@ pub(crate) struct Supervisor {
     /// Connections a dynamic peer's task received as its session ended; the
     /// listener hands them to a new session (`listener::serve_returned`).
     returned: mpsc::UnboundedSender<TcpStream>,
+    /// One reload at a time (SIGHUP and `ternctl reload` may meet).
+    pub(super) reload_lock: tokio::sync::Mutex<()>,
 }
 
 pub(super) fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -62,6 +64,7 @@ impl Supervisor {
             dynamic_ids: RwLock::new(HashMap::new()),
             local_restart,
             returned,
+            reload_lock: tokio::sync::Mutex::new(()),
         };
         (supervisor, returned_rx)
     }
@@ -76,7 +79,10 @@ impl Supervisor {
         }
         let settings = peer_settings(cfg, &read(&self.policies), p, self.next_id());
         self.set_listener_key(p.address, None, settings.password.as_deref());
-        let handle = session::spawn(settings, self.registry.rib.clone(), &self.local_restart);
+        let handle = match self.registry.disabled(&p.name) {
+            Some(_) => session::spawn_disabled(settings, self.registry.rib.clone(), &self.local_restart),
+            None => session::spawn(settings, self.registry.rib.clone(), &self.local_restart),
+        };
         self.registry.peers_mut().insert(p.address, handle);
     }
 
@@ -155,6 +161,7 @@ impl Supervisor {
             self.registry.rib.clone(),
             &self.local_restart,
             Some(self.returned.clone()),
+            false,
         );
         peers.insert(addr, handle.clone());
         Some(handle)

@@ -11,12 +11,14 @@ use tracing::{error, info, warn};
 use super::peers::{write, Supervisor};
 use super::settings::{compile, originated, peer_settings};
 use crate::messages::{PeerCmd, RibMsg};
+use crate::registry::ReloadReport;
 use crate::session::PeerHandle;
 
 impl Supervisor {
     /// Re-reads the configuration and applies what changed. On a file that
     /// does not validate, returns its errors and keeps everything as it is.
-    pub(crate) async fn reload(&self) -> Result<(), config::ConfigErrors> {
+    pub(crate) async fn reload(&self) -> Result<ReloadReport, config::ConfigErrors> {
+        let _one_at_a_time = self.reload_lock.lock().await;
         let new = match config::load(&self.registry.config_path) {
             Ok(c) => c,
             Err(e) => {
@@ -28,9 +30,20 @@ impl Supervisor {
             }
         };
         let old = self.registry.config();
-        if old.bgp != new.bgp || old.kernel != new.kernel || old.control != new.control {
-            warn!("changes to [bgp], [kernel] or [control] take effect at the next restart");
+        let mut report = ReloadReport::default();
+        for (changed, section) in [
+            (old.bgp != new.bgp, "[bgp]"),
+            (old.kernel != new.kernel, "[kernel]"),
+            (old.control != new.control, "[control]"),
+        ] {
+            if changed {
+                warn!("changes to {section} take effect at the next restart");
+                report.restart_needed.push(section.to_string());
+            }
         }
+        report.learn_changed = old.learn != new.learn;
+        report.originated_changed = old.originate != new.originate;
+        report.policies_changed = old.policies != new.policies;
         if old.learn != new.learn {
             info!("reload: [learn] changed");
             if let Some(fib) = &self.registry.fib {
@@ -60,6 +73,10 @@ impl Supervisor {
                 continue;
             }
             info!(peer = %handle.settings.name, "reload: peer removed or changed, stopping it");
+            match wanted.get(&addr).filter(|p| p.enabled) {
+                Some(_) => report.peers_changed.push(handle.settings.name.clone()),
+                None => report.peers_removed.push(handle.settings.name.clone()),
+            }
             self.registry.peers_mut().remove(&addr);
             if handle.settings.password.is_some() {
                 self.set_listener_key(addr, None, None);
@@ -75,11 +92,14 @@ impl Supervisor {
         for (addr, p) in &wanted {
             if self.registry.peer(*addr).is_none() && p.enabled {
                 info!(peer = %p.name, "reload: starting peer");
+                if !report.peers_changed.contains(&p.name) {
+                    report.peers_added.push(p.name.clone());
+                }
                 self.start_peer(&new, p);
             }
         }
         self.set_listener_min_ttl(&new);
         self.registry.set_config(new);
-        Ok(())
+        Ok(report)
     }
 }

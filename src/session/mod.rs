@@ -40,7 +40,16 @@ impl PeerHandle {
 
 /// Starts the task of one peer.
 pub fn spawn(settings: PeerSettings, rib: mpsc::Sender<RibMsg>, local_restart: &Arc<LocalRestart>) -> PeerHandle {
-    spawn_with_return(settings, rib, local_restart, None)
+    spawn_with_return(settings, rib, local_restart, None, false)
+}
+
+/// Like [`spawn`], for a peer an operator disabled: it stays down until enabled.
+pub fn spawn_disabled(
+    settings: PeerSettings,
+    rib: mpsc::Sender<RibMsg>,
+    local_restart: &Arc<LocalRestart>,
+) -> PeerHandle {
+    spawn_with_return(settings, rib, local_restart, None, true)
 }
 
 /// Like [`spawn`], for a dynamic peer whose task ends with its session:
@@ -51,6 +60,7 @@ pub fn spawn_with_return(
     rib: mpsc::Sender<RibMsg>,
     local_restart: &Arc<LocalRestart>,
     returned: Option<mpsc::UnboundedSender<TcpStream>>,
+    disabled: bool,
 ) -> PeerHandle {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let status = StatusCell::default();
@@ -60,6 +70,7 @@ pub fn spawn_with_return(
         status: status.clone(),
     };
     let mut task = PeerTask::new(settings, rib, status, local_restart.clone());
+    task.disabled = disabled;
     tokio::spawn(async move {
         let unserved = task.run(cmd_rx).await;
         if let Some(returned) = returned {

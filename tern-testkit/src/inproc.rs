@@ -286,14 +286,19 @@ impl Node {
 
     /// Rewrites the configuration (base plus `extra`) and reloads, as SIGHUP does.
     pub fn reload_with(&self, extra: &str) -> Result<(), config::ConfigErrors> {
+        self.write_config(extra);
+        self.block_on(self.daemon().reload()).map(|_| ())
+    }
+
+    /// Writes the configuration file with `extra`, without reloading.
+    pub fn write_config(&self, extra: &str) {
         std::fs::write(&self.config_path, config_text(self.dir.path(), extra)).expect("write config");
-        self.block_on(self.daemon().reload())
     }
 
     /// Writes `text` as the whole configuration file and reloads.
     pub fn reload_raw(&self, text: &str) -> Result<(), config::ConfigErrors> {
         std::fs::write(&self.config_path, text).expect("write config");
-        self.block_on(self.daemon().reload())
+        self.block_on(self.daemon().reload()).map(|_| ())
     }
 
     /// Connects a scripted peer from `from` (127.0.0.x) in `asn`.

@@ -9,6 +9,7 @@ mod instance;
 mod learn;
 mod limits;
 mod nexthops;
+mod operate;
 mod reload;
 mod restart;
 mod sessions;

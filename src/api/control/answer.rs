@@ -27,6 +27,7 @@ pub async fn peers(registry: &Registry) -> Result<Vec<PeerReply>, String> {
                 state: st.state.as_str().to_string(),
                 uptime_secs: st.since.elapsed().as_secs(),
                 since_unix: st.since_unix,
+                disabled: st.disabled,
                 last_error: st.last_error,
                 hold_time: st.hold_time,
                 peer_router_id: st.peer_router_id,

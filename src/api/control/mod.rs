@@ -3,6 +3,7 @@
 //! (status cells, RIB queries answered between batches), so the socket never
 //! blocks the RIB.
 
+pub mod act;
 pub mod answer;
 pub mod proto;
 
@@ -42,6 +43,8 @@ async fn answer(registry: &Registry, text: &str) -> String {
         Ok(Request::Fib) => line(answer::fib(registry).await),
         Ok(Request::Status) => line(answer::status(registry).await),
         Ok(Request::Shutdown { hard }) => line(Ok(answer::shutdown(registry, hard))),
+        Ok(Request::Peer { name, action }) => line(act::peer(registry, &name, action).await),
+        Ok(Request::Reload) => line(act::reload(registry).await),
         Err(e) => line::<()>(Err(format!("bad request: {e}"))),
     }
 }

@@ -21,7 +21,43 @@ pub enum Request {
     Shutdown {
         hard: bool,
     },
+    /// `peer disable|enable|reset|refresh NAME`.
+    Peer {
+        name: String,
+        action: PeerRequest,
+    },
+    /// Re-read the configuration file, as SIGHUP does.
+    Reload,
 }
+
+/// What to do to one peer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerRequest {
+    /// Cease / Administrative Shutdown with the RFC 9003 text; stays down until enabled.
+    Disable {
+        message: Option<String>,
+    },
+    Enable,
+    /// Cease / Administrative Reset, then connect again.
+    Reset,
+    /// ROUTE-REFRESH to the peer (`inbound`) and/or our routes again (`outbound`).
+    Refresh {
+        inbound: bool,
+        outbound: bool,
+    },
+}
+
+/// Where a peer stands after a `peer …` command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerActionReply {
+    pub name: String,
+    pub state: String,
+    pub disabled: bool,
+}
+
+/// What `reload` changed.
+pub use crate::registry::ReloadReport as ReloadReply;
 
 /// The answer line: a reply or an error.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -44,6 +80,9 @@ pub struct PeerReply {
     /// When the current state began, seconds since the Unix epoch.
     pub since_unix: u64,
     pub last_error: Option<String>,
+    /// Disabled by an operator (`ternctl peer disable`).
+    #[serde(default)]
+    pub disabled: bool,
     pub hold_time: Option<u16>,
     pub peer_router_id: Option<Ipv4Addr>,
     pub peer_hostname: Option<String>,

@@ -1,5 +1,6 @@
 //! ternctl: inspect a running ternd and decode BGP messages.
 
+mod change;
 mod decode;
 
 use std::path::PathBuf;
@@ -40,6 +41,21 @@ enum Command {
     Shutdown {
         #[arg(long)]
         hard: bool,
+    },
+    /// Change one peer: disable, enable, reset, refresh.
+    Peer {
+        #[command(subcommand)]
+        command: change::PeerCommand,
+        /// Print JSON instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Re-read the configuration file, as SIGHUP does, and print what changed;
+    /// exit 1 with its FILE:LINE:COLUMN errors if it does not validate.
+    Reload {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -82,6 +98,8 @@ fn main() -> ExitCode {
         Command::Decode(args) => run_decode(args),
         Command::Show { what, json } => run_show(&cli.socket, what, json),
         Command::Shutdown { hard } => run_shutdown(&cli.socket, hard),
+        Command::Peer { command, json } => change::run_peer(&cli.socket, command, json),
+        Command::Reload { json } => change::run_reload(&cli.socket, json),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,140 @@
+//! Issue 15: commands that change things — `ternctl peer
+//! disable|enable|reset|refresh NAME` and `ternctl reload` — over the
+//! control socket, as ternctl sends them.
+
+use std::time::Instant;
+
+use bgp_proto::notification::cease;
+use bgp_proto::Message;
+use tern::api::control::proto::{PeerActionReply, PeerRequest, ReloadReply, Request};
+use tern_testkit::inproc::*;
+
+fn act(node: &Node, name: &str, action: PeerRequest) -> Result<PeerActionReply, String> {
+    node.ternctl(Request::Peer {
+        name: name.into(),
+        action,
+    })
+}
+
+#[test]
+fn a_disabled_peer_stays_down_across_reloads_until_enabled() {
+    let h2_conf = ibgp_peer("h2", "127.0.0.2");
+    let node = Node::start(&h2_conf);
+    let mut h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    node.wait_state("h2", "Established");
+    let disable = PeerRequest::Disable {
+        message: Some("maintenance".into()),
+    };
+    let reply = act(&node, "h2", disable).expect("disable");
+    assert!(reply.disabled, "{reply:?}");
+    let n = h2
+        .expect_notification(Instant::now() + PATIENCE)
+        .expect("read")
+        .expect("a NOTIFICATION");
+    assert_eq!((n.code, n.subcode), (6, cease::ADMINISTRATIVE_SHUTDOWN));
+    assert_eq!(n.shutdown_message(), Some("maintenance"), "RFC 9003 text");
+    // Knocking again gets nowhere, also after a reload that restarts h2's session.
+    assert!(node.connect("127.0.0.2", ASN).is_err(), "a disabled peer is not served");
+    node.reload_with(&h2_conf.replace("passive = true", "passive = true\nhold_time = 30"))
+        .expect("reload");
+    let peer = node.peer("h2");
+    assert!(peer.disabled && peer.state == "Idle", "{peer:?}");
+    assert!(
+        node.connect("127.0.0.2", ASN).is_err(),
+        "still disabled after the reload"
+    );
+    act(&node, "h2", PeerRequest::Enable).expect("enable");
+    let _h2 = node.connect("127.0.0.2", ASN).expect("h2 again");
+    node.wait_state("h2", "Established");
+    assert!(!node.peer("h2").disabled);
+    let again = act(&node, "h2", PeerRequest::Enable);
+    assert!(again.is_err_and(|e| e.contains("not disabled")));
+    let nobody = act(&node, "h9", PeerRequest::Reset);
+    assert!(nobody.is_err_and(|e| e.contains("no peer named")));
+}
+
+#[test]
+fn reset_and_refresh_in_and_out() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    read_until(&mut h2, "our block and End-of-RIB", |s| s.end_of_rib);
+    // --in: a ROUTE-REFRESH for the session's family (RFC 2918 §3).
+    act(
+        &node,
+        "h2",
+        PeerRequest::Refresh {
+            inbound: true,
+            outbound: false,
+        },
+    )
+    .expect("refresh --in");
+    let deadline = Instant::now() + PATIENCE;
+    let refresh = loop {
+        match h2.recv(deadline).expect("read").map(|d| d.message) {
+            Some(Message::RouteRefresh(rr)) => break rr,
+            Some(_) => {}
+            None => panic!("no ROUTE-REFRESH"),
+        }
+    };
+    assert_eq!(refresh.family, bgp_proto::Family::IPV4_UNICAST);
+    // --out: our routes again.
+    act(
+        &node,
+        "h2",
+        PeerRequest::Refresh {
+            inbound: false,
+            outbound: true,
+        },
+    )
+    .expect("refresh --out");
+    read_until(&mut h2, "our block again", |s| {
+        s.announced.contains(&OWN_BLOCK.to_string())
+    });
+    // Reset: Cease / Administrative Reset (RFC 4486), and the peer may come back.
+    act(&node, "h2", PeerRequest::Reset).expect("reset");
+    let n = h2
+        .expect_notification(Instant::now() + PATIENCE)
+        .expect("read")
+        .expect("a NOTIFICATION");
+    assert_eq!((n.code, n.subcode), (6, cease::ADMINISTRATIVE_RESET));
+    // After the FSM's idle hold time it takes the peer again.
+    let mut again = None;
+    node.wait_until("h2 connected again", || {
+        again = node.connect("127.0.0.2", ASN).ok();
+        again.is_some()
+    });
+    node.wait_state("h2", "Established");
+}
+
+#[test]
+fn reload_reports_what_changed_and_a_bad_file_changes_nothing() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let _h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    node.wait_state("h2", "Established");
+    let since = node.peer("h2").since_unix;
+    node.write_config(&format!(
+        "{}{}",
+        ibgp_peer("h2", "127.0.0.2"),
+        ibgp_peer("h3", "127.0.0.3")
+    ));
+    let report: ReloadReply = node.ternctl(Request::Reload).expect("reload");
+    assert_eq!(report.peers_added, vec!["h3".to_string()]);
+    assert!(
+        report.peers_removed.is_empty() && report.peers_changed.is_empty(),
+        "{report:?}"
+    );
+    node.write_config("[[peer]]\nname = \"h2\"\naddress = \"not an address\"\nasn = 64512\n");
+    let refused: Result<ReloadReply, String> = node.ternctl(Request::Reload);
+    let errors = refused.expect_err("a bad file is refused");
+    assert!(
+        errors.contains("tern.toml:") && errors.contains("not an address"),
+        "{errors}"
+    );
+    let peer = node.peer("h2");
+    assert_eq!(
+        (peer.state.as_str(), peer.since_unix),
+        ("Established", since),
+        "unchanged"
+    );
+    assert_eq!(node.peers().len(), 2, "h3 still configured");
+}
