@@ -241,6 +241,29 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_routes_are_learned_inside_ipv6_prefixes_only() {
+        let filter = LearnFilter::new(vec![3], vec!["fd00:10:244::/48".parse().unwrap()], &[]).unwrap();
+        let mut l = Learned {
+            filter,
+            routes: HashMap::new(),
+        };
+        let pod6 = route("fd00:10:244:9::7/128", 3, 1024, Some(7));
+        assert!(matches!(l.added(&pod6, &links()), Some(LearnChange::Set(r)) if r.metric == 1024));
+        assert_eq!(l.added(&route("fd00:10:245::1/128", 3, 0, Some(7)), &links()), None);
+        assert_eq!(
+            l.added(&route("10.244.9.7/32", 3, 0, Some(7)), &links()),
+            None,
+            "other family"
+        );
+        // An IPv6 route stays when its link goes down (the kernel reports its deletion).
+        assert!(l.link_gone(7, true).is_empty());
+        assert_eq!(
+            l.deleted(&pod6),
+            Some(LearnChange::Remove("fd00:10:244:9::7/128".parse().unwrap()))
+        );
+    }
+
+    #[test]
     fn deletion_replacement_and_a_vanished_device_unlearn() {
         let mut l = calico(&["cali*"]);
         l.added(&route("10.244.9.7/32", 3, 0, Some(7)), &links());
