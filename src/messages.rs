@@ -230,6 +230,8 @@ pub enum RibMsg {
     RouteRefresh(PeerId, Family),
     /// Every path within a prefix (all when `None`), for the front ends.
     Routes(Option<IpNetwork>, oneshot::Sender<Vec<RouteView>>),
+    /// The paths of the longest prefix that contains an address.
+    LongestMatch(IpAddr, oneshot::Sender<Vec<RouteView>>),
     /// Table sizes, per-peer counts and convergence.
     Summary(oneshot::Sender<RibSummary>),
 }

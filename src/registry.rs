@@ -244,6 +244,11 @@ impl Registry {
         self.ask(|tx| RibMsg::Routes(filter, tx)).await
     }
 
+    /// The paths of the longest prefix containing `addr`.
+    pub async fn rib_longest_match(&self, addr: IpAddr) -> Result<Vec<RouteView>, QueryError> {
+        self.ask(|tx| RibMsg::LongestMatch(addr, tx)).await
+    }
+
     /// Graceful-restart recovery, while it runs (`None` once over or when
     /// there is none: graceful restart off, or no kernel sync).
     pub async fn recovery(&self) -> Option<Recovery> {

@@ -222,6 +222,9 @@ impl Rib {
             RibMsg::Writable(peer) => self.drain_backlog(peer),
             RibMsg::RouteRefresh(peer, family) => self.route_refresh(peer, family),
             RibMsg::NextHops(changes) => self.next_hops_changed(changes),
+            RibMsg::LongestMatch(addr, reply) => {
+                let _ = reply.send(self.longest_match(addr));
+            }
             RibMsg::Routes(filter, reply) => {
                 let _ = reply.send(self.routes(filter));
             }

@@ -10,6 +10,20 @@ use crate::messages::{PeerCounts, RibSummary, RouteSource, RouteView, KERNEL, LO
 
 impl Rib {
     /// Every path of the prefixes within `filter` (all without one), sorted by prefix.
+    /// The paths of the longest prefix containing `addr` (`show routes ADDRESS`).
+    pub(super) fn longest_match(&self, addr: std::net::IpAddr) -> Vec<RouteView> {
+        let longest = (self.loc.keys())
+            .filter(|p| p.is_ipv4() == addr.is_ipv4() && p.contains(addr))
+            .max_by_key(|p| p.prefix());
+        let Some(prefix) = longest else {
+            return Vec::new();
+        };
+        let best = self.select(prefix).map(|(b, _)| (b.peer, b.path_id));
+        (self.loc[prefix].iter())
+            .map(|path| self.view(prefix, path, best == Some((path.peer, path.path_id))))
+            .collect()
+    }
+
     pub(super) fn routes(&self, filter: Option<IpNetwork>) -> Vec<RouteView> {
         let mut prefixes: Vec<&IpNetwork> = match filter {
             Some(f) => self

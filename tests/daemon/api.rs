@@ -183,3 +183,31 @@ fn a_stop_keeps_the_kernel_routes_for_graceful_restart_and_removes_the_control_s
         "the session was closed"
     );
 }
+
+/// Issue 15: `show routes ADDRESS` is a longest-match lookup (it used to
+/// print an empty table); a prefix still lists itself and its more-specifics.
+#[test]
+fn show_routes_for_an_address_is_a_longest_match() {
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    h2.announce(
+        &[net("10.244.0.0/16"), net("10.244.2.0/26")],
+        "192.168.1.12".parse().unwrap(),
+        vec![],
+    )
+    .expect("announce");
+    node.wait_until("both learned", || node.routes().len() == 3);
+    let show = |what: &str| -> Vec<String> {
+        let routes: Vec<tern::api::control::proto::RouteReply> = node
+            .ternctl(tern::api::control::proto::Request::Routes {
+                prefix: Some(what.into()),
+            })
+            .expect("show routes");
+        routes.into_iter().map(|r| r.prefix).collect()
+    };
+    assert_eq!(show("10.244.2.7"), ["10.244.2.0/26"]);
+    assert_eq!(show("10.244.9.9"), ["10.244.0.0/16"]);
+    assert_eq!(show("10.244.1.1"), [OWN_BLOCK], "our own block");
+    assert!(show("192.0.2.1").is_empty());
+    assert_eq!(show("10.244.2.0/26"), ["10.244.2.0/26"]);
+}

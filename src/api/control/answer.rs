@@ -65,12 +65,21 @@ pub fn peer_names(registry: &Registry) -> HashMap<PeerId, String> {
 }
 
 /// `show routes [PREFIX]`.
+/// `show routes [PREFIX|ADDRESS]`: a prefix lists it and its more-specifics;
+/// an address (no `/`) the longest prefix that contains it.
 pub async fn routes(registry: &Registry, prefix: Option<String>) -> Result<Vec<RouteReply>, String> {
-    let filter = match prefix {
-        Some(p) => Some(p.parse().map_err(|e| format!("bad prefix {p:?}: {e}"))?),
-        None => None,
-    };
-    let views = registry.rib_routes(filter).await.map_err(|e| e.to_string())?;
+    let views = match prefix {
+        Some(a) if !a.contains('/') => {
+            let addr = a.parse().map_err(|e| format!("bad address {a:?}: {e}"))?;
+            registry.rib_longest_match(addr).await
+        }
+        Some(p) => {
+            let filter = p.parse().map_err(|e| format!("bad prefix {p:?}: {e}"))?;
+            registry.rib_routes(Some(filter)).await
+        }
+        None => registry.rib_routes(None).await,
+    }
+    .map_err(|e| e.to_string())?;
     let names = peer_names(registry);
     Ok(views.iter().map(|v| route_reply(v, &names)).collect())
 }

@@ -63,7 +63,7 @@ enum Command {
 enum Show {
     /// Sessions: state, uptime, prefixes received and advertised, last error.
     Peers,
-    /// Routes in the RIB (all paths; `*` marks the best), optionally within PREFIX.
+    /// Routes in the RIB (all paths; `*` marks the best): within PREFIX, or for ADDRESS the longest prefix containing it.
     Routes { prefix: Option<String> },
     /// Routes tern keeps in the kernel and their state.
     Fib,
