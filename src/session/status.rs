@@ -12,11 +12,15 @@ use bgp_proto::Family;
 #[derive(Clone, Debug)]
 pub struct PeerStatus {
     pub state: State,
-    /// When the current state began.
+    /// When the session last came up or went down: connect retries of a
+    /// down peer do not move it (as BIRD's and FRR's up/down time).
     pub since: Instant,
     /// The same moment as seconds since the Unix epoch.
     pub since_unix: u64,
     pub last_error: Option<String>,
+    /// The last NOTIFICATION sent or received and why, kept while retries
+    /// set `last_error` (a connect error does not hide why the session ended).
+    pub last_notification: Option<String>,
     /// Negotiated hold time (RFC 4271 §4.2), once Established.
     pub hold_time: Option<u16>,
     pub peer_router_id: Option<Ipv4Addr>,
@@ -43,6 +47,7 @@ impl Default for PeerStatus {
             since: Instant::now(),
             since_unix: unix_now(),
             last_error: None,
+            last_notification: None,
             hold_time: None,
             peer_router_id: None,
             peer_hostname: None,
@@ -59,13 +64,13 @@ impl Default for PeerStatus {
 }
 
 impl PeerStatus {
-    /// Moves to `state`, restarting the clock only when it changes.
+    /// Moves to `state`; the clock restarts when the session comes up or goes down.
     pub(crate) fn set_state(&mut self, state: State) {
-        if self.state != state {
-            self.state = state;
+        if (self.state == State::Established) != (state == State::Established) {
             self.since = Instant::now();
             self.since_unix = unix_now();
         }
+        self.state = state;
     }
 }
 
@@ -89,4 +94,31 @@ pub(crate) fn unix_now() -> u64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15: a down peer's connect retries (Idle, Connect, Active, …) do
+    /// not move SINCE; coming up and going down do.
+    #[test]
+    fn since_moves_only_when_the_session_comes_up_or_goes_down() {
+        let mut st = PeerStatus::default();
+        let start = st.since;
+        for s in [State::Connect, State::Active, State::OpenSent, State::OpenConfirm] {
+            st.set_state(s);
+            assert_eq!(st.since, start, "{s:?}");
+        }
+        st.set_state(State::Established);
+        let up = st.since;
+        assert!(up >= start);
+        st.set_state(State::Idle);
+        let down = st.since;
+        assert!(down >= up);
+        for s in [State::Connect, State::Idle, State::Active, State::Idle] {
+            st.set_state(s);
+            assert_eq!((st.since, st.state), (down, s));
+        }
+    }
 }

@@ -641,6 +641,13 @@ impl PeerTask {
         } else {
             debug!(peer = %self.settings.name, "session attempt failed: {reason}");
         }
-        self.status.update(|st| st.last_error = Some(reason.to_string()));
+        let notification =
+            reason.notification_sent().is_some() || matches!(reason, DownReason::NotificationReceived(_));
+        self.status.update(|st| {
+            st.last_error = Some(reason.to_string());
+            if notification {
+                st.last_notification = Some(reason.to_string());
+            }
+        });
     }
 }

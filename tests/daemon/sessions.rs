@@ -290,3 +290,28 @@ fn finding_24_gtsm_applies_to_the_handshake_when_every_peer_uses_it() {
     );
     assert!(plain.is_ok(), "{:?}", plain.err());
 }
+
+/// Issue 15: the NOTIFICATION that ended a session stays visible while
+/// connect retries fail with other errors, and SINCE stays when it went down
+/// (to the second here; `session::status` tests it exactly).
+#[test]
+fn a_down_peer_keeps_its_since_and_the_notification_that_ended_it() {
+    // Not passive: ternd keeps trying to connect to 127.0.0.2:179, where nothing listens.
+    let node = Node::start(&format!(
+        "[[peer]]\nname = \"h2\"\naddress = \"127.0.0.2\"\nasn = {ASN}\n"
+    ));
+    let mut h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    node.wait_state("h2", "Established");
+    let cease = bgp_proto::notification::Notification::new(6, cease::ADMINISTRATIVE_SHUTDOWN);
+    h2.send_message(&Message::Notification(cease)).expect("NOTIFICATION");
+    drop(h2);
+    node.wait_until("the session is down", || node.peer("h2").state != "Established");
+    let down = node.peer("h2");
+    node.wait_until("a failed connect retry", || {
+        node.peer("h2").last_error.is_some_and(|e| e.starts_with("connect"))
+    });
+    let later = node.peer("h2");
+    assert_eq!(later.since_unix, down.since_unix, "SINCE is when it went down");
+    let notification = later.last_notification.expect("kept");
+    assert!(notification.contains("received NOTIFICATION 6/2"), "{notification}");
+}

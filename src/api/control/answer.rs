@@ -28,6 +28,7 @@ pub async fn peers(registry: &Registry) -> Result<Vec<PeerReply>, String> {
                 uptime_secs: st.since.elapsed().as_secs(),
                 since_unix: st.since_unix,
                 disabled: st.disabled,
+                last_notification: st.last_notification.clone(),
                 last_error: st.last_error,
                 hold_time: st.hold_time,
                 peer_router_id: st.peer_router_id,

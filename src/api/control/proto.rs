@@ -75,11 +75,15 @@ pub struct PeerReply {
     pub asn: u32,
     /// RFC 4271 §8.2.2 state name, e.g. `Established`.
     pub state: String,
-    /// Seconds in the current state.
+    /// Seconds since the session came up (Established) or went down; a
+    /// down peer's connect retries do not reset it.
     pub uptime_secs: u64,
-    /// When the current state began, seconds since the Unix epoch.
+    /// That moment, seconds since the Unix epoch.
     pub since_unix: u64,
     pub last_error: Option<String>,
+    /// The last NOTIFICATION sent or received, and why (kept across retries).
+    #[serde(default)]
+    pub last_notification: Option<String>,
     /// Disabled by an operator (`ternctl peer disable`).
     #[serde(default)]
     pub disabled: bool,
