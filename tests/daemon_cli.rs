@@ -161,3 +161,37 @@ fn under_systemd_the_refusal_is_an_error_priority_line() {
     let line = second_ternd_refusal(&node, true);
     assert!(line.starts_with("<3>ERROR ternd: control socket "), "{line}");
 }
+
+/// The `ternctl` binary's commands that change things and `show peer NAME`,
+/// against an in-process daemon: what an operator types.
+#[test]
+fn ternctl_show_peer_disable_and_a_refused_reload() {
+    use tern_testkit::inproc::{ibgp_peer, Node, ASN};
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let _h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    node.wait_state("h2", "Established");
+    let ternctl = |args: &[&str]| {
+        let out = Command::new(tern_testkit::ternctl_bin())
+            .arg("--socket")
+            .arg(node.control_socket())
+            .args(args)
+            .output()
+            .expect("run ternctl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, shown) = ternctl(&["show", "peer", "h2"]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("state              Established"), "{shown}");
+    assert!(shown.contains("capability         route refresh (RFC 2918)"), "{shown}");
+    assert!(shown.contains("keepalive_time     30"), "{shown}");
+    let (code, done) = ternctl(&["peer", "disable", "h2", "--message", "maintenance"]);
+    assert_eq!((code, done.trim()), (Some(0), "h2 disabled: Idle"));
+    let (code, refused) = ternctl(&["peer", "refresh", "h2", "--in"]);
+    assert_eq!(code, Some(2), "not Established: {refused}");
+    std::fs::write(&node.config_path, "[bgp]\nasn = 0\nrouter_id = \"192.168.1.11\"\n").expect("write");
+    let (code, errors) = ternctl(&["reload"]);
+    assert_eq!(code, Some(1), "{errors}");
+    assert!(errors.contains("tern.toml:2:7: bgp.asn"), "{errors}");
+    assert_eq!(node.peer("h2").name, "h2", "ternd runs on unchanged");
+}

@@ -28,6 +28,10 @@ pub struct PeerStatus {
     pub peer_hostname: Option<String>,
     /// Families negotiated on the session.
     pub families: Vec<Family>,
+    /// Capabilities both sides use on the session, readable (`show peer NAME`).
+    pub capabilities: Vec<String>,
+    /// Our KEEPALIVE interval on the session, seconds.
+    pub keepalive_time: Option<u16>,
     /// Both sides announced graceful restart on the session (RFC 4724).
     pub graceful_restart: bool,
     pub local_address: Option<IpAddr>,
@@ -52,6 +56,8 @@ impl Default for PeerStatus {
             peer_router_id: None,
             peer_hostname: None,
             families: Vec::new(),
+            capabilities: Vec::new(),
+            keepalive_time: None,
             graceful_restart: false,
             local_address: None,
             messages_in: 0,
@@ -72,6 +78,34 @@ impl PeerStatus {
         }
         self.state = state;
     }
+}
+
+/// The capabilities a session runs with, as `show peer NAME` lists them.
+pub(crate) fn capability_names(n: &bgp_proto::fsm::Negotiated) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut flag = |on: bool, name: &str| {
+        if on {
+            out.push(name.to_string());
+        }
+    };
+    flag(n.four_octet_as, "4-octet AS (RFC 6793)");
+    flag(n.route_refresh, "route refresh (RFC 2918)");
+    flag(n.enhanced_route_refresh, "enhanced route refresh (RFC 7313)");
+    flag(n.extended_message, "extended message (RFC 8654)");
+    flag(n.graceful_restart.is_some(), "graceful restart (RFC 4724)");
+    flag(n.graceful_notification, "graceful restart notification (RFC 8538)");
+    flag(!n.llgr.is_empty(), "long-lived graceful restart (RFC 9494)");
+    flag(!n.extended_next_hop.is_empty(), "extended next hop (RFC 8950)");
+    out.extend(n.add_path_send.iter().map(|f| format!("ADD-PATH send {f} (RFC 7911)")));
+    out.extend(
+        n.add_path_receive
+            .iter()
+            .map(|f| format!("ADD-PATH receive {f} (RFC 7911)")),
+    );
+    if let Some(role) = n.peer_role {
+        out.push(format!("role: peer is {} (RFC 9234)", role.as_str()));
+    }
+    out
 }
 
 /// The shared cell: the session task writes, everyone else reads copies.

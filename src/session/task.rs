@@ -566,6 +566,8 @@ impl PeerTask {
             st.peer_router_id = Some(n.peer_id);
             st.peer_hostname = n.peer_hostname.clone();
             st.families = n.families.iter().collect();
+            st.capabilities = super::status::capability_names(&n);
+            st.keepalive_time = Some(n.keepalive_time);
             st.local_address = local.map(|l| l.ip());
             st.graceful_restart = graceful_restart;
             st.last_error = None;

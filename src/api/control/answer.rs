@@ -27,6 +27,8 @@ pub async fn peers(registry: &Registry) -> Result<Vec<PeerReply>, String> {
                 state: st.state.as_str().to_string(),
                 uptime_secs: st.since.elapsed().as_secs(),
                 since_unix: st.since_unix,
+                capabilities: st.capabilities.clone(),
+                keepalive_time: st.keepalive_time,
                 disabled: st.disabled,
                 last_notification: st.last_notification.clone(),
                 last_error: st.last_error,

@@ -92,6 +92,12 @@ pub struct PeerReply {
     pub peer_hostname: Option<String>,
     /// Negotiated families, e.g. `ipv4-unicast`.
     pub families: Vec<String>,
+    /// Capabilities the session runs with (`show peer NAME`).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Our KEEPALIVE interval on the session, seconds.
+    #[serde(default)]
+    pub keepalive_time: Option<u16>,
     pub local_address: Option<IpAddr>,
     pub messages_in: u64,
     pub messages_out: u64,

@@ -63,6 +63,8 @@ enum Command {
 enum Show {
     /// Sessions: state, uptime, prefixes received and advertised, last error.
     Peers,
+    /// One peer in detail: capabilities, timers, counters, last error and NOTIFICATION.
+    Peer { name: String },
     /// Routes in the RIB (all paths; `*` marks the best): within PREFIX, or for ADDRESS the longest prefix containing it.
     Routes { prefix: Option<String> },
     /// Routes tern keeps in the kernel and their state.
@@ -148,6 +150,16 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                     })
                     .collect(),
             );
+        }
+        Show::Peer { name } => {
+            let peers: Vec<PeerReply> = runtime.block_on(request(socket, &Request::Peers))?;
+            let peer = (peers.into_iter())
+                .find(|p| p.name == name)
+                .ok_or_else(|| format!("no peer named {name:?} (see `ternctl show peers`)"))?;
+            if json {
+                return print_json(&peer);
+            }
+            print_peer(&peer);
         }
         Show::Routes { prefix } => {
             let routes: Vec<RouteReply> = runtime.block_on(request(socket, &Request::Routes { prefix }))?;
@@ -250,6 +262,43 @@ fn run_shutdown(socket: &std::path::Path, hard: bool) -> Result<ExitCode, String
     let reply: ShutdownReply = runtime.block_on(request(socket, &Request::Shutdown { hard }))?;
     println!("ternd is stopping ({})", reply.mode);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `show peer NAME`: one `key value` line each, capabilities one per line.
+fn print_peer(p: &PeerReply) {
+    let rows = [
+        ("name", p.name.clone()),
+        ("address", p.address.to_string()),
+        ("asn", p.asn.to_string()),
+        (
+            "state",
+            if p.disabled {
+                format!("{} (disabled)", p.state)
+            } else {
+                p.state.clone()
+            },
+        ),
+        ("since", duration(p.uptime_secs)),
+        ("local_address", opt(&p.local_address)),
+        ("router_id", opt(&p.peer_router_id)),
+        ("hostname", opt(&p.peer_hostname)),
+        ("hold_time", opt(&p.hold_time)),
+        ("keepalive_time", opt(&p.keepalive_time)),
+        ("families", p.families.join(", ")),
+        ("received", p.received.to_string()),
+        ("advertised", p.advertised.to_string()),
+        ("messages", format!("{} in, {} out", p.messages_in, p.messages_out)),
+        ("updates_in", p.updates_in.to_string()),
+        ("malformed_updates", p.malformed_updates.to_string()),
+        ("last_error", opt(&p.last_error)),
+        ("last_notification", opt(&p.last_notification)),
+    ];
+    for (k, v) in rows {
+        println!("{k:<18} {v}");
+    }
+    for c in &p.capabilities {
+        println!("{:<18} {c}", "capability");
+    }
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<ExitCode, String> {
