@@ -172,6 +172,15 @@ pub struct Control {
     pub bird_socket: Option<PathBuf>,
     /// BIRD-compatible CLI socket (IPv6 view).
     pub bird6_socket: Option<PathBuf>,
+    /// Permission bits of the ternctl socket (default 0o660: owner and group).
+    pub socket_mode: u32,
+    /// Group that owns the ternctl socket (name or number); `None`: the daemon's.
+    pub socket_group: Option<String>,
+    /// A second ternctl socket that answers `show …` only (commands that
+    /// change things are refused), so reading can be allowed more widely.
+    pub read_only_socket: Option<PathBuf>,
+    /// Permission bits of the read-only socket (default 0o666).
+    pub read_only_socket_mode: u32,
 }
 
 /// `[metrics]`.

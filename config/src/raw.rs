@@ -113,6 +113,10 @@ pub(crate) struct RawControl {
     pub socket: Opt<String>,
     pub bird_socket: Opt<String>,
     pub bird6_socket: Opt<String>,
+    pub socket_mode: Opt<String>,
+    pub socket_group: Opt<String>,
+    pub read_only_socket: Opt<String>,
+    pub read_only_socket_mode: Opt<String>,
 }
 
 #[derive(Debug, Deserialize)]

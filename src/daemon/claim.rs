@@ -19,6 +19,7 @@ use crate::api::unix::{self, PathTaken};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Front {
     Control,
+    ReadOnly,
     Bird,
     Bird6,
 }
@@ -28,6 +29,7 @@ impl Front {
     pub(super) fn what(self) -> &'static str {
         match self {
             Front::Control => "control socket",
+            Front::ReadOnly => "read-only control socket",
             Front::Bird => "BIRD socket",
             Front::Bird6 => "BIRD6 socket",
         }
@@ -37,6 +39,7 @@ impl Front {
     fn key(self) -> &'static str {
         match self {
             Front::Control => "[control] socket",
+            Front::ReadOnly => "[control] read_only_socket",
             Front::Bird => "[control] bird_socket",
             Front::Bird6 => "[control] bird6_socket",
         }
@@ -70,7 +73,38 @@ fn unix_paths(cfg: &Config) -> Vec<(Front, PathBuf)> {
     let mut paths = vec![(Front::Control, cfg.control.socket.clone())];
     paths.extend(cfg.control.bird_socket.clone().map(|p| (Front::Bird, p)));
     paths.extend(cfg.control.bird6_socket.clone().map(|p| (Front::Bird6, p)));
+    paths.extend(cfg.control.read_only_socket.clone().map(|p| (Front::ReadOnly, p)));
     paths
+}
+
+/// The ternctl sockets' permissions (`[control] socket_mode`,
+/// `socket_group`, `read_only_socket_mode`); the BIRD sockets keep theirs.
+fn set_permissions(front: Front, path: &std::path::Path, cfg: &Config) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match front {
+        Front::Control => cfg.control.socket_mode,
+        Front::ReadOnly => cfg.control.read_only_socket_mode,
+        Front::Bird | Front::Bird6 => return Ok(()),
+    };
+    if front == Front::Control {
+        if let Some(group) = &cfg.control.socket_group {
+            std::os::unix::fs::chown(path, None, Some(group_id(group)?))?;
+        }
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// A group's id: a number as it is, a name from `/etc/group`.
+fn group_id(group: &str) -> std::io::Result<u32> {
+    if let Ok(gid) = group.parse() {
+        return Ok(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group")?;
+    (groups.lines())
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&group))
+        .and_then(|f| f.get(2)?.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no group {group:?} in /etc/group ([control] socket_group)")))
 }
 
 fn listen_error(addr: SocketAddr, key: &'static str, e: std::io::Error) -> DaemonError {
@@ -112,9 +146,10 @@ pub(super) async fn claim(cfg: &Config) -> Result<Claimed, DaemonError> {
     // Every check passed: stale socket files may go now.
     let mut bound: Vec<UnixSocket> = Vec::new();
     for (front, path, f) in found {
-        match unix::bind(&path, f) {
+        match unix::bind(&path, f).and_then(|l| set_permissions(front, &path, cfg).map(|_| l)) {
             Ok(listener) => bound.push(UnixSocket { front, path, listener }),
             Err(e) => {
+                let _ = std::fs::remove_file(&path);
                 for b in &bound {
                     let _ = std::fs::remove_file(&b.path);
                 }

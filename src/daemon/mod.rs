@@ -201,6 +201,7 @@ impl Daemon {
         for sock in claimed.unix {
             let served = match sock.front {
                 claim::Front::Control => crate::api::control::serve(sock.listener, registry.clone()),
+                claim::Front::ReadOnly => crate::api::control::serve_read_only(sock.listener, registry.clone()),
                 claim::Front::Bird | claim::Front::Bird6 => crate::api::bird::serve(sock.listener, registry.clone()),
             };
             let task = served.map_err(|source| DaemonError::Control {

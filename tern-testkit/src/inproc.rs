@@ -99,6 +99,15 @@ impl Node {
         Node::try_start_with(dir, &text)
     }
 
+    /// Starts a node whose `[control]` table also has `control_keys`
+    /// (lines; the socket paths may use `{dir}` for the node's directory).
+    pub fn start_with_control(control_keys: &str, extra: &str) -> Node {
+        let dir = TempDir::new("inproc");
+        let keys = control_keys.replace("{dir}", &dir.path().display().to_string());
+        let text = config_text(dir.path(), extra).replace("[control]\n", &format!("[control]\n{keys}\n"));
+        Node::try_start_with(dir, &text).expect("start")
+    }
+
     /// Starts a second node with the base configuration, its sockets in
     /// [`Node::second_dir`], except for `shared`, which it takes from this node.
     pub fn try_start_sharing(&self, shared: Shared) -> Result<Node, String> {

@@ -138,3 +138,33 @@ fn reload_reports_what_changed_and_a_bad_file_changes_nothing() {
     );
     assert_eq!(node.peers().len(), 2, "h3 still configured");
 }
+
+/// Issue 15: the ternctl socket's mode is configurable, and a read-only
+/// socket answers `show …` but refuses whatever changes the daemon.
+#[test]
+fn the_control_socket_mode_and_a_read_only_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    let node = Node::start_with_control(
+        "socket_mode = \"0600\"\nread_only_socket = \"{dir}/ro.sock\"\nread_only_socket_mode = \"0644\"",
+        &ibgp_peer("h2", "127.0.0.2"),
+    );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("socket").permissions().mode() & 0o777;
+    let read_only = node.dir.path().join("ro.sock");
+    assert_eq!((mode(&node.control_socket()), mode(&read_only)), (0o600, 0o644));
+    let ask = |req: Request| -> Result<serde_json::Value, String> {
+        node.block_on(tern::api::control::request(&read_only, &req))
+    };
+    assert!(ask(Request::Status).is_ok(), "reading is allowed");
+    for req in [
+        Request::Reload,
+        Request::Shutdown { hard: true },
+        Request::Peer {
+            name: "h2".into(),
+            action: PeerRequest::Reset,
+        },
+    ] {
+        let refused = ask(req).expect_err("changing is not");
+        assert!(refused.contains("read-only"), "{refused}");
+    }
+    assert_eq!(node.status().peers_configured, 1, "still running, unchanged");
+}

@@ -672,3 +672,37 @@ fn rule_learn() {
     assert_eq!(c.learn.prefixes, vec!["10.244.0.0/16".parse().unwrap()]);
     assert_eq!(c.learn.interfaces, vec!["cali*".to_string()]);
 }
+
+#[test]
+fn rule_control_socket_permissions() {
+    let control = |body: &str| base(&format!("[control]\n{body}\n"));
+    invalid(
+        &control("socket_mode = \"0999\""),
+        5,
+        15,
+        "control.socket_mode",
+        "not a file mode",
+    );
+    invalid(
+        &control("read_only_socket_mode = \"01777\""),
+        5,
+        25,
+        "control.read_only_socket_mode",
+        "not a file mode",
+    );
+    invalid(
+        &control("socket_group = \"\""),
+        5,
+        16,
+        "control.socket_group",
+        "must not be empty",
+    );
+    let c = ok(&control(
+        "socket_mode = \"0640\"\nsocket_group = \"tern\"\nread_only_socket = \"/run/tern/ro.sock\"",
+    ));
+    assert_eq!(
+        (c.control.socket_mode, c.control.socket_group.as_deref()),
+        (0o640, Some("tern"))
+    );
+    assert_eq!(c.control.read_only_socket_mode, 0o666);
+}

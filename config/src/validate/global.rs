@@ -192,6 +192,10 @@ pub(super) fn validate_control(v: &mut Validator<'_>, c: Option<&Spanned<RawCont
         socket: PathBuf::from("/run/tern/tern.sock"),
         bird_socket: None,
         bird6_socket: None,
+        socket_mode: 0o660,
+        socket_group: None,
+        read_only_socket: None,
+        read_only_socket_mode: 0o666,
     };
     let Some(c) = c.map(Spanned::get_ref) else {
         return out;
@@ -209,6 +213,30 @@ pub(super) fn validate_control(v: &mut Validator<'_>, c: Option<&Spanned<RawCont
     }
     out.bird_socket = path(&c.bird_socket, "control.bird_socket");
     out.bird6_socket = path(&c.bird6_socket, "control.bird6_socket");
+    out.read_only_socket = path(&c.read_only_socket, "control.read_only_socket");
+    let mut mode = |s: &Option<Spanned<String>>, key: &str, default: u32| -> u32 {
+        let Some(s) = s else { return default };
+        match u32::from_str_radix(s.get_ref().trim_start_matches("0o"), 8) {
+            Ok(m) if m <= 0o777 => m,
+            _ => {
+                v.err(
+                    s.span(),
+                    key,
+                    format!("`{}` is not a file mode: octal, e.g. \"0660\"", s.get_ref()),
+                );
+                default
+            }
+        }
+    };
+    out.socket_mode = mode(&c.socket_mode, "control.socket_mode", 0o660);
+    out.read_only_socket_mode = mode(&c.read_only_socket_mode, "control.read_only_socket_mode", 0o666);
+    if let Some(g) = &c.socket_group {
+        if g.get_ref().is_empty() {
+            v.err(g.span(), "control.socket_group", "group must not be empty");
+        } else {
+            out.socket_group = Some(g.get_ref().clone());
+        }
+    }
     out
 }
 

@@ -25,6 +25,15 @@ pub fn serve(listener: StdUnixListener, registry: Arc<Registry>) -> std::io::Res
     serve_unix(listener, registry, "control socket", client)
 }
 
+/// Serves `[control] read_only_socket`: `show …` answers, every command that
+/// changes something refused.
+pub fn serve_read_only(
+    listener: StdUnixListener,
+    registry: Arc<Registry>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    serve_unix(listener, registry, "read-only control socket", read_only_client)
+}
+
 fn line<T: Serialize>(result: Result<T, String>) -> String {
     let response = match result {
         Ok(v) => Response::Ok(v),
@@ -36,8 +45,19 @@ fn line<T: Serialize>(result: Result<T, String>) -> String {
     text
 }
 
-async fn answer(registry: &Registry, text: &str) -> String {
-    match serde_json::from_str::<Request>(text) {
+/// Whether a request changes the daemon (refused on the read-only socket).
+fn changes_something(req: &Request) -> bool {
+    matches!(req, Request::Shutdown { .. } | Request::Peer { .. } | Request::Reload)
+}
+
+async fn answer(registry: &Registry, text: &str, read_only: bool) -> String {
+    let request = serde_json::from_str::<Request>(text);
+    if read_only && request.as_ref().is_ok_and(changes_something) {
+        return line::<()>(Err(
+            "this socket is read-only ([control] read_only_socket); use the control socket".into(),
+        ));
+    }
+    match request {
         Ok(Request::Peers) => line(answer::peers(registry).await),
         Ok(Request::Routes { prefix }) => line(answer::routes(registry, prefix).await),
         Ok(Request::Fib) => line(answer::fib(registry).await),
@@ -50,10 +70,19 @@ async fn answer(registry: &Registry, text: &str) -> String {
 }
 
 async fn client(stream: UnixStream, registry: Arc<Registry>) -> std::io::Result<()> {
+    serve_client(stream, registry, false).await
+}
+
+async fn read_only_client(stream: UnixStream, registry: Arc<Registry>) -> std::io::Result<()> {
+    serve_client(stream, registry, true).await
+}
+
+async fn serve_client(stream: UnixStream, registry: Arc<Registry>, read_only: bool) -> std::io::Result<()> {
     let (rd, mut wr) = stream.into_split();
     let mut lines = BufReader::new(rd).lines();
     while let Some(text) = lines.next_line().await? {
-        wr.write_all(answer(&registry, &text).await.as_bytes()).await?;
+        wr.write_all(answer(&registry, &text, read_only).await.as_bytes())
+            .await?;
     }
     Ok(())
 }
