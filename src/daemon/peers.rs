@@ -156,12 +156,14 @@ impl Supervisor {
         let id = *write(&self.dynamic_ids).entry(addr).or_insert_with(|| self.next_id());
         let settings = dynamic_settings(&cfg, &read(&self.policies), range, addr, id);
         info!(peer = %settings.name, "accepting dynamic peer from range {} (#{index})", range.range);
+        // An operator disabled it: its task refuses the connection and ends.
+        let disabled = self.registry.disabled(&settings.name).is_some();
         let handle = session::spawn_with_return(
             settings,
             self.registry.rib.clone(),
             &self.local_restart,
             Some(self.returned.clone()),
-            false,
+            disabled,
         );
         peers.insert(addr, handle.clone());
         Some(handle)

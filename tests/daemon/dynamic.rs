@@ -69,3 +69,25 @@ fn a_dynamic_peer_coming_back_after_a_graceful_restart_ends_its_own_stale_routes
     assert!(node.kernel_gateways("10.244.9.0/26").is_some());
     assert!(node.routes().iter().all(|r| !r.from.ends_with("(stale)")));
 }
+
+/// Issue 15: a dynamic peer an operator disabled is refused when it comes
+/// back (its session task ends with its session), until enabled.
+#[test]
+fn a_disabled_dynamic_peer_is_refused_until_enabled() {
+    use tern::api::control::proto::{PeerActionReply, PeerRequest, Request};
+    let node = Node::start(&range(5));
+    let _p = node.connect("127.0.1.7", ASN).expect("admitted");
+    node.wait_state("Dynamic_127_0_1_7", "Established");
+    let act = |action| -> Result<PeerActionReply, String> {
+        node.ternctl(Request::Peer {
+            name: "Dynamic_127_0_1_7".into(),
+            action,
+        })
+    };
+    act(PeerRequest::Disable { message: None }).expect("disable");
+    assert!(node.connect("127.0.1.7", ASN).is_err(), "refused while disabled");
+    // Its task ended with the session; enabling lets it be admitted again.
+    let enabled = act(PeerRequest::Enable).expect("enable");
+    assert!(!enabled.disabled);
+    node.wait_until("admitted again", || node.connect("127.0.1.7", ASN).is_ok());
+}

@@ -9,6 +9,16 @@ use crate::registry::{Registry, ReloadReport, QUERY_TIMEOUT};
 
 /// Carries out `request` on the peer called `name` and says where it stands.
 pub async fn peer(registry: &Registry, name: &str, request: PeerRequest) -> Result<PeerActionReply, String> {
+    // A disabled dynamic peer has no session task (it ends with its session):
+    // enabling it only lets it be admitted again.
+    if request == PeerRequest::Enable && registry.peer_named(name).is_none() && registry.disabled(name).is_some() {
+        registry.set_disabled(name, None);
+        return Ok(PeerActionReply {
+            name: name.to_string(),
+            state: "Idle".into(),
+            disabled: false,
+        });
+    }
     let handle = registry
         .peer_named(name)
         .ok_or_else(|| format!("no peer named {name:?} (see `ternctl show peers`)"))?;
