@@ -232,6 +232,8 @@ pub enum RibMsg {
     Routes(Option<IpNetwork>, oneshot::Sender<Vec<RouteView>>),
     /// The paths of the longest prefix that contains an address.
     LongestMatch(IpAddr, oneshot::Sender<Vec<RouteView>>),
+    /// The best paths of the prefixes advertised to a peer (its Adj-RIB-Out).
+    Advertised(PeerId, oneshot::Sender<Vec<RouteView>>),
     /// Table sizes, per-peer counts and convergence.
     Summary(oneshot::Sender<RibSummary>),
 }

@@ -244,6 +244,11 @@ impl Registry {
         self.ask(|tx| RibMsg::Routes(filter, tx)).await
     }
 
+    /// The best paths of what `peer` was sent.
+    pub async fn rib_advertised(&self, peer: crate::messages::PeerId) -> Result<Vec<RouteView>, QueryError> {
+        self.ask(|tx| RibMsg::Advertised(peer, tx)).await
+    }
+
     /// The paths of the longest prefix containing `addr`.
     pub async fn rib_longest_match(&self, addr: IpAddr) -> Result<Vec<RouteView>, QueryError> {
         self.ask(|tx| RibMsg::LongestMatch(addr, tx)).await

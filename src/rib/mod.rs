@@ -222,6 +222,9 @@ impl Rib {
             RibMsg::Writable(peer) => self.drain_backlog(peer),
             RibMsg::RouteRefresh(peer, family) => self.route_refresh(peer, family),
             RibMsg::NextHops(changes) => self.next_hops_changed(changes),
+            RibMsg::Advertised(peer, reply) => {
+                let _ = reply.send(self.advertised_to(peer));
+            }
             RibMsg::LongestMatch(addr, reply) => {
                 let _ = reply.send(self.longest_match(addr));
             }

@@ -6,10 +6,30 @@ use ipnetwork::IpNetwork;
 
 use super::table::Path;
 use super::Rib;
-use crate::messages::{PeerCounts, RibSummary, RouteSource, RouteView, KERNEL, LOCAL};
+use crate::messages::{PeerCounts, PeerId, RibSummary, RouteSource, RouteView, KERNEL, LOCAL};
 
 impl Rib {
     /// Every path of the prefixes within `filter` (all without one), sorted by prefix.
+    /// The best paths of what `peer` was sent (`show routes --peer NAME --advertised`),
+    /// by prefix; the attributes as we hold them, before export rewrites.
+    pub(super) fn advertised_to(&self, peer: PeerId) -> Vec<RouteView> {
+        let Some(p) = self.peers.get(&peer) else {
+            return Vec::new();
+        };
+        let mut prefixes: Vec<&IpNetwork> = (self.loc.iter())
+            .filter(|(_, e)| p.advertised.get(e.id))
+            .map(|(prefix, _)| prefix)
+            .collect();
+        prefixes.sort();
+        let mut out = Vec::new();
+        for prefix in prefixes {
+            if let Some((best, _)) = self.select(prefix) {
+                out.push(self.view(prefix, &best, true));
+            }
+        }
+        out
+    }
+
     /// The paths of the longest prefix containing `addr` (`show routes ADDRESS`).
     pub(super) fn longest_match(&self, addr: std::net::IpAddr) -> Vec<RouteView> {
         let longest = (self.loc.keys())

@@ -211,3 +211,37 @@ fn show_routes_for_an_address_is_a_longest_match() {
     assert!(show("192.0.2.1").is_empty());
     assert_eq!(show("10.244.2.0/26"), ["10.244.2.0/26"]);
 }
+
+/// Issue 15: routes received from one peer, and what it was sent.
+#[test]
+fn show_routes_received_from_and_advertised_to_one_peer() {
+    use tern::api::control::proto::RouteReply;
+    let node = Node::start(&format!(
+        "{}{}",
+        ebgp_peer("tor1", "127.0.0.2", 65001),
+        ibgp_peer("h3", "127.0.0.3")
+    ));
+    let mut tor1 = node.connect("127.0.0.2", 65001).expect("tor1");
+    let mut h3 = node.connect("127.0.0.3", ASN).expect("h3");
+    read_until(&mut tor1, "tor1's table", |s| s.end_of_rib);
+    tor1.announce(&[net("10.244.9.0/26")], "192.168.1.1".parse().unwrap(), vec![65001])
+        .expect("announce");
+    read_until(&mut h3, "tor1's route passed on", |s| {
+        s.announced.contains(&"10.244.9.0/26".to_string())
+    });
+    let show = |name: &str, advertised: bool| -> Vec<String> {
+        let routes: Vec<RouteReply> = node
+            .ternctl(tern::api::control::proto::Request::PeerRoutes {
+                name: name.into(),
+                advertised,
+            })
+            .expect("show routes --peer");
+        routes.into_iter().map(|r| r.prefix).collect()
+    };
+    assert_eq!(show("tor1", false), ["10.244.9.0/26"]);
+    assert!(show("h3", false).is_empty());
+    let mut to_h3 = show("h3", true);
+    to_h3.sort();
+    assert_eq!(to_h3, [OWN_BLOCK, "10.244.9.0/26"]);
+    assert_eq!(show("tor1", true), [OWN_BLOCK], "not its own route back");
+}

@@ -87,6 +87,25 @@ pub async fn routes(registry: &Registry, prefix: Option<String>) -> Result<Vec<R
     Ok(views.iter().map(|v| route_reply(v, &names)).collect())
 }
 
+/// `show routes --peer NAME`: the paths received from it (stale ones too),
+/// or with `advertised` the best paths of what it was sent.
+pub async fn peer_routes(registry: &Registry, name: &str, advertised: bool) -> Result<Vec<RouteReply>, String> {
+    let names = peer_names(registry);
+    let id = (names.iter())
+        .find(|(_, n)| n.as_str() == name)
+        .map(|(id, _)| *id)
+        .ok_or_else(|| format!("no peer named {name:?} (see `ternctl show peers`)"))?;
+    let views = match advertised {
+        true => registry.rib_advertised(id).await,
+        false => registry.rib_routes(None).await.map(|views| {
+            let from = |v: &RouteView| matches!(v.source, RouteSource::Peer(p) | RouteSource::Stale(p) if p == id);
+            views.into_iter().filter(from).collect()
+        }),
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(views.iter().map(|v| route_reply(v, &names)).collect())
+}
+
 fn route_reply(v: &RouteView, names: &HashMap<PeerId, String>) -> RouteReply {
     let name = |id: &PeerId| names.get(id).cloned().unwrap_or_else(|| format!("peer #{id}"));
     let a = &v.attrs;

@@ -65,6 +65,7 @@ async fn answer(registry: &Registry, text: &str, read_only: bool) -> String {
         Ok(Request::Shutdown { hard }) => line(Ok(answer::shutdown(registry, hard))),
         Ok(Request::Peer { name, action }) => line(act::peer(registry, &name, action).await),
         Ok(Request::Reload) => line(act::reload(registry).await),
+        Ok(Request::PeerRoutes { name, advertised }) => line(answer::peer_routes(registry, &name, advertised).await),
         Err(e) => line::<()>(Err(format!("bad request: {e}"))),
     }
 }

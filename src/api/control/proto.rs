@@ -28,6 +28,11 @@ pub enum Request {
     },
     /// Re-read the configuration file, as SIGHUP does.
     Reload,
+    /// `show routes --peer NAME [--received|--advertised]`.
+    PeerRoutes {
+        name: String,
+        advertised: bool,
+    },
 }
 
 /// What to do to one peer.

@@ -66,7 +66,18 @@ enum Show {
     /// One peer in detail: capabilities, timers, counters, last error and NOTIFICATION.
     Peer { name: String },
     /// Routes in the RIB (all paths; `*` marks the best): within PREFIX, or for ADDRESS the longest prefix containing it.
-    Routes { prefix: Option<String> },
+    Routes {
+        prefix: Option<String>,
+        /// Only the routes received from this peer (or, with --advertised, sent to it).
+        #[arg(long, conflicts_with = "prefix")]
+        peer: Option<String>,
+        /// With --peer: the routes received from it (the default).
+        #[arg(long, requires = "peer", conflicts_with = "advertised")]
+        received: bool,
+        /// With --peer: the best paths of the routes advertised to it.
+        #[arg(long, requires = "peer")]
+        advertised: bool,
+    },
     /// Routes tern keeps in the kernel and their state.
     Fib,
     /// Daemon summary.
@@ -161,8 +172,17 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
             }
             print_peer(&peer);
         }
-        Show::Routes { prefix } => {
-            let routes: Vec<RouteReply> = runtime.block_on(request(socket, &Request::Routes { prefix }))?;
+        Show::Routes {
+            prefix,
+            peer,
+            received: _,
+            advertised,
+        } => {
+            let req = match peer {
+                Some(name) => Request::PeerRoutes { name, advertised },
+                None => Request::Routes { prefix },
+            };
+            let routes: Vec<RouteReply> = runtime.block_on(request(socket, &req))?;
             if json {
                 return print_json(&routes);
             }
