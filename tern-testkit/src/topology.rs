@@ -3,8 +3,8 @@
 
 use std::net::Ipv4Addr;
 
-use crate::netns::{KernelRoute, Netns};
-use crate::process::{command, must, CmdFailed};
+use crate::netns::{veth, KernelRoute, Netns};
+use crate::process::CmdFailed;
 
 /// One Kubernetes host: a namespace whose `eth0` is on a segment.
 pub struct Host {
@@ -30,23 +30,7 @@ impl Host {
     /// kernel lacks) with address 10.244.INDEX.1/32, its peer end in `other`.
     pub fn add_tunl0(&self, other: &Netns) {
         let peer = &format!("tl{}", self.index);
-        must(&mut command(
-            "ip",
-            &[
-                "link",
-                "add",
-                "tunl0",
-                "netns",
-                self.ns.name(),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                peer,
-                "netns",
-                other.name(),
-            ],
-        ));
+        veth(&self.ns, "tunl0", other, peer);
         other.ip(&format!("link set {peer} up"));
         self.ns.ip(&format!("addr add 10.244.{}.1/32 dev tunl0", self.index));
         self.ns.ip("link set tunl0 up");
@@ -67,23 +51,7 @@ impl Host {
     /// /32 route has `ip route`'s default protocol, 3 ("boot"), as Felix's.
     pub fn add_pod_at(&self, addr: Ipv4Addr, cali: &str) -> Pod {
         let ns = Netns::new("p");
-        must(&mut command(
-            "ip",
-            &[
-                "link",
-                "add",
-                "eth0",
-                "netns",
-                ns.name(),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                cali,
-                "netns",
-                self.ns.name(),
-            ],
-        ));
+        veth(&ns, "eth0", &self.ns, cali);
         ns.ip(&format!("addr add {addr}/32 dev eth0"));
         ns.ip("link set eth0 up");
         ns.ip("route add 169.254.1.1 dev eth0 scope link");
@@ -145,23 +113,7 @@ impl Topology {
             switch.ip(&format!("link add br{s} type bridge"));
             switch.ip(&format!("link set br{s} up"));
             let sw_end = format!("r{s}");
-            must(&mut command(
-                "ip",
-                &[
-                    "link",
-                    "add",
-                    &format!("eth{s}"),
-                    "netns",
-                    router.name(),
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    &sw_end,
-                    "netns",
-                    switch.name(),
-                ],
-            ));
+            veth(&router, &format!("eth{s}"), &switch, &sw_end);
             switch.ip(&format!("link set {sw_end} master br{s} up"));
             router.ip(&format!("addr add 192.168.{s}.1/24 dev eth{s}"));
             router.ip(&format!("link set eth{s} up"));
@@ -172,23 +124,7 @@ impl Topology {
             let ns = Netns::new(&format!("h{index}"));
             let addr = Ipv4Addr::new(192, 168, s, 10 + index);
             let sw_end = format!("h{index}");
-            must(&mut command(
-                "ip",
-                &[
-                    "link",
-                    "add",
-                    "eth0",
-                    "netns",
-                    ns.name(),
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    &sw_end,
-                    "netns",
-                    switch.name(),
-                ],
-            ));
+            veth(&ns, "eth0", &switch, &sw_end);
             switch.ip(&format!("link set {sw_end} master br{s} up"));
             ns.ip(&format!("addr add {addr}/24 dev eth0"));
             ns.ip("link set eth0 up");
