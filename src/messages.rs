@@ -122,6 +122,15 @@ pub struct PeerGracefulRestart {
     pub long_lived: bool,
 }
 
+/// The parts of a session's settings a reload may change while it runs.
+#[derive(Clone, Debug)]
+pub struct PeerPolicy {
+    pub import: Chain,
+    pub export: Chain,
+    pub next_hop: NextHopMode,
+    pub max_prefixes: Option<PrefixLimit>,
+}
+
 /// A per-peer prefix limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrefixLimit {
@@ -228,6 +237,9 @@ pub enum RibMsg {
     NextHops(Vec<(Gateway, bool)>),
     /// The peer asked for our routes of a family again (RFC 2918 §4).
     RouteRefresh(PeerId, Family),
+    /// A reload changed a running session's policies, next-hop rule or prefix
+    /// limit: what it is sent is re-evaluated (soft reconfiguration).
+    PeerPolicy(PeerId, PeerPolicy),
     /// Every path within a prefix (all when `None`), for the front ends.
     Routes(Option<IpNetwork>, oneshot::Sender<Vec<RouteView>>),
     /// The paths of the longest prefix that contains an address.
@@ -360,6 +372,9 @@ pub enum PeerCmd {
     CloseForRestart,
     /// An operator's command (`ternctl peer …`); the reply says whether it was done.
     Act(PeerAction, tokio::sync::oneshot::Sender<Result<(), String>>),
+    /// A reload changed only settings a session takes while it runs
+    /// (`SOFT_SETTINGS`): apply them without a new OPEN.
+    Reconfigure(Box<crate::session::PeerSettings>),
 }
 
 /// What an operator asks of one peer.

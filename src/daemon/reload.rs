@@ -12,7 +12,7 @@ use super::peers::{write, Supervisor};
 use super::settings::{compile, originated, peer_settings};
 use crate::messages::{PeerCmd, RibMsg};
 use crate::registry::ReloadReport;
-use crate::session::PeerHandle;
+use crate::session::{PeerHandle, SOFT_SETTINGS};
 
 impl Supervisor {
     /// Re-reads the configuration and applies what changed. On a file that
@@ -64,15 +64,31 @@ impl Supervisor {
             .map(|h| (h.settings.address, h))
             .collect();
         for (addr, handle) in running {
-            let keep = wanted.get(&addr).is_some_and(|p| {
-                let mut want = peer_settings(&new, &policies, p, handle.settings.id);
-                want.hostname = handle.settings.hostname.clone();
-                p.enabled && want == handle.settings
-            });
-            if keep || handle.settings.dynamic {
+            if handle.settings.dynamic {
                 continue;
             }
-            info!(peer = %handle.settings.name, "reload: peer removed or changed, stopping it");
+            let want = wanted.get(&addr).filter(|p| p.enabled).map(|p| {
+                let mut want = peer_settings(&new, &policies, p, handle.settings.id);
+                want.hostname = handle.settings.hostname.clone();
+                want
+            });
+            let changed = want.as_ref().map(|w| handle.settings.differences(w));
+            match (want, changed) {
+                (Some(_), Some(changed)) if changed.is_empty() => continue,
+                (Some(want), Some(changed)) if changed.iter().all(|c| SOFT_SETTINGS.contains(c)) => {
+                    report.peers_reconfigured.push(handle.settings.name.clone());
+                    if let Some(h) = self.registry.peers_mut().get_mut(&addr) {
+                        h.settings = want.clone();
+                    }
+                    let _ = handle.cmd.send(PeerCmd::Reconfigure(Box::new(want))).await;
+                    continue;
+                }
+                (Some(_), Some(changed)) => {
+                    let needs_open: Vec<_> = changed.into_iter().filter(|c| !SOFT_SETTINGS.contains(c)).collect();
+                    info!(peer = %handle.settings.name, changed = ?needs_open, "reload: a setting of the OPEN or the connection changed, restarting the session");
+                }
+                _ => info!(peer = %handle.settings.name, "reload: peer removed or disabled, stopping it"),
+            }
             match wanted.get(&addr).filter(|p| p.enabled) {
                 Some(_) => report.peers_changed.push(handle.settings.name.clone()),
                 None => report.peers_removed.push(handle.settings.name.clone()),

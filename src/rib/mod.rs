@@ -221,6 +221,7 @@ impl Rib {
             RibMsg::Learn(changes) => self.learn(changes),
             RibMsg::Writable(peer) => self.drain_backlog(peer),
             RibMsg::RouteRefresh(peer, family) => self.route_refresh(peer, family),
+            RibMsg::PeerPolicy(peer, policy) => self.peer_policy(peer, policy),
             RibMsg::NextHops(changes) => self.next_hops_changed(changes),
             RibMsg::Advertised(peer, reply) => {
                 let _ = reply.send(self.advertised_to(peer));

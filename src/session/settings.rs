@@ -86,6 +86,61 @@ impl std::fmt::Debug for PeerSettings {
     }
 }
 
+/// Settings a running session takes without a new OPEN (soft
+/// reconfiguration): the routes are re-evaluated, the session stays up.
+pub const SOFT_SETTINGS: [&str; 5] = ["import", "export", "next_hop", "max_prefixes", "shutdown_message"];
+
+impl PeerSettings {
+    /// Names of the settings that differ between `self` and `other`.
+    pub fn differences(&self, other: &PeerSettings) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        macro_rules! compare {
+            ($($field:ident),* $(,)?) => {
+                $(if self.$field != other.$field { out.push(stringify!($field)); })*
+            };
+        }
+        compare!(
+            id,
+            name,
+            address,
+            port,
+            asn,
+            local_asn,
+            router_id,
+            passive,
+            hold_time,
+            keepalive_time,
+            connect_retry,
+            source_address,
+            ttl,
+            next_hop,
+            rr_client,
+            families,
+            add_path,
+            allowas_in,
+            graceful_restart,
+            long_lived_stale_time,
+            hostname,
+            shutdown_message,
+            password,
+            gtsm_hops,
+            import,
+            export,
+            max_prefixes,
+            dynamic,
+        );
+        out
+    }
+
+    /// The prefix limit as the RIB applies it.
+    pub fn prefix_limit(&self) -> Option<crate::messages::PrefixLimit> {
+        self.max_prefixes.map(|m| crate::messages::PrefixLimit {
+            limit: m.limit,
+            warning: (m.limit as u64 * m.warning_percent as u64 / 100) as u32,
+        })
+    }
+}
+
 /// Prefix limit settings (RFC 4486).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxPrefixes {
