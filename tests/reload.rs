@@ -107,3 +107,95 @@ fn disabling_a_peer_on_reload_sends_the_shutdown_message() {
     });
     assert!(t1.peers().is_empty(), "the disabled peer is gone from h1");
 }
+
+/// Policies the soft-reconfiguration test switches to: import all but
+/// 10.244.3.0/26, export with MED 10.
+const SOFT_POLICIES: &str = r#"
+[[policy]]
+name = "no-3"
+default = "accept"
+[[policy.rule]]
+prefix = "10.244.3.0/26"
+action = "reject"
+
+[[policy]]
+name = "med10"
+default = "accept"
+[[policy.rule]]
+prefix = "10.244.0.0/16"
+le = 32
+set_med = 10
+action = "accept"
+"#;
+
+#[test]
+fn reload_with_new_policies_keeps_the_bird_session_and_re_evaluates_both_ways() {
+    if !require(
+        "reload_with_new_policies_keeps_the_bird_session_and_re_evaluates_both_ways",
+        &["bird", "birdc"],
+    ) {
+        return;
+    }
+    let topo = Topology::single_segment(2);
+    let (h1, h2) = (topo.host(1), topo.host(2));
+    let conf = |peer_keys: &str| ternd_peers_config(h1.addr, "", &h1.block(), &[(h2.addr, peer_keys)]) + SOFT_POLICIES;
+    let t1 = Ternd::start(&h1.ns, &conf(""));
+    let bird_conf = bird_mesh_config(h2.addr, &[h1.addr], "10.244.2.0/26").replace(
+        "route 10.244.2.0/26 blackhole;",
+        "route 10.244.2.0/26 blackhole;\n  route 10.244.3.0/26 blackhole;",
+    );
+    let bird = Bird::start(&h2.ns, &bird_conf);
+    wait_until_diag(
+        Duration::from_secs(30),
+        "ternd installs both of BIRD's blocks and BIRD has ternd's",
+        || has_route(h1, "10.244.2.0/26") && has_route(h1, "10.244.3.0/26") && has_route(h2, &h1.block()),
+        || t1.peers_summary(),
+    );
+    let since = t1.peers()[0]["since_unix"].clone();
+    let bird_since = bird_protocol_since(&bird);
+
+    std::fs::write(
+        &t1.config,
+        format!(
+            "{}\n[control]\nsocket = \"{}\"\n",
+            conf("import = [\"no-3\"]\nexport = [\"med10\"]"),
+            t1.socket.display()
+        ),
+    )
+    .unwrap();
+    let report = t1.ternctl(&["reload"]).expect("ternctl reload");
+    println!("{report}");
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("peers reconfigured") && l.contains("Peer_")),
+        "{report}"
+    );
+    wait_until_diag(
+        Duration::from_secs(10),
+        "BIRD's 10.244.3.0/26 leaves ternd's kernel (ROUTE-REFRESH under the new import)",
+        || !has_route(h1, "10.244.3.0/26"),
+        || t1.log_tail(20),
+    );
+    assert!(has_route(h1, "10.244.2.0/26"), "the other block stays");
+    let block = h1.block();
+    wait_until_diag(
+        Duration::from_secs(10),
+        "BIRD sees ternd's block with MED 10 (the new export)",
+        || bird.birdc(&format!("show route {block} all")).contains("BGP.med: 10"),
+        || bird.birdc(&format!("show route {block} all")),
+    );
+    assert_eq!(t1.peers()[0]["since_unix"], since, "ternd's session was reset");
+    assert_eq!(bird_protocol_since(&bird), bird_since, "BIRD's session was reset");
+}
+
+/// The "Since" column of BIRD's BGP protocol (its last state change).
+fn bird_protocol_since(bird: &Bird) -> String {
+    let out = bird.birdc("show protocols");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Mesh_"))
+        .unwrap_or_else(|| panic!("no BGP protocol in {out}"));
+    assert!(line.contains("Established"), "{line}");
+    line.split_whitespace().nth(4).unwrap_or_default().to_string()
+}
