@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bgp_proto::{Context, Family};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use tern::api::control::proto::{FibReply, PeerReply, Request, RouteReply, ShutdownReply, StatusReply};
 use tern::api::control::request;
 
@@ -57,6 +57,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, …) for ternctl.
+    Completions { shell: clap_complete::Shell },
+    /// Print ternctl(8) (roff) and exit: for packaging.
+    #[command(hide = true)]
+    ManPage,
 }
 
 #[derive(Subcommand)]
@@ -113,6 +118,15 @@ fn main() -> ExitCode {
         Command::Shutdown { hard } => run_shutdown(&cli.socket, hard),
         Command::Peer { command, json } => change::run_peer(&cli.socket, command, json),
         Command::Reload { json } => change::run_reload(&cli.socket, json),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ternctl", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ManPage => clap_mangen::Man::new(Cli::command())
+            .section("8")
+            .render(&mut std::io::stdout())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| e.to_string()),
     };
     match result {
         Ok(code) => code,
