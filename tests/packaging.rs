@@ -1,5 +1,5 @@
 //! Packaging: the systemd unit's hardening, and the Debian package built by
-//! `packaging/build-deb.sh` installed with `dpkg -i` into a scratch root
+//! `examples/build-deb.sh` installed with `dpkg -i` into a scratch root
 //! (nothing is installed on the host, nothing is started). Needs root,
 //! cargo-deb and dpkg for the package; systemd-analyze for the unit.
 
@@ -89,7 +89,7 @@ fn the_debian_package_builds_and_installs_with_dpkg() {
     ) {
         return;
     }
-    let built = run(Command::new("bash").arg("packaging/build-deb.sh").current_dir(REPO));
+    let built = run(Command::new("bash").arg("examples/build-deb.sh").current_dir(REPO));
     let deb = Path::new(REPO).join(built.trim());
     let root = TempDir::new("debroot");
     let r = root.path();

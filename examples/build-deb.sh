@@ -2,7 +2,7 @@
 # Builds the Debian package: release binaries (stripped: debug info stays in
 # target/release for profiling), manual pages and shell
 # completions generated from the CLI definitions, then `cargo deb`.
-#   bash packaging/build-deb.sh        -> prints the path of target/debian/tern_*.deb
+#   bash examples/build-deb.sh        -> prints the path of target/debian/tern_*.deb
 # Needs cargo-deb (`cargo install cargo-deb`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
