@@ -267,6 +267,9 @@ pub enum RouteSource {
 #[derive(Debug, Clone)]
 pub struct RouteView {
     pub prefix: IpNetwork,
+    /// Since the prefix last changed: a path announced, replaced or withdrawn,
+    /// or its next hop's resolution changed.
+    pub age: std::time::Duration,
     pub best: bool,
     pub source: RouteSource,
     /// ADD-PATH path identifier (RFC 7911), when the peer sent one.
@@ -309,6 +312,11 @@ impl RibSummary {
         self.stale.iter().find(|s| s.peer == peer)
     }
 
+    /// Per-family counts of `peer` (empty when it has no session).
+    pub fn family_counts(&self, peer: PeerId) -> &[FamilyCounts] {
+        self.peers.iter().find(|p| p.peer == peer).map_or(&[], |p| &p.families)
+    }
+
     /// Prefixes received from and advertised to `peer` (0, 0 when it has no session).
     pub fn counts(&self, peer: PeerId) -> (usize, usize) {
         self.peers
@@ -323,6 +331,19 @@ impl RibSummary {
 pub struct PeerCounts {
     pub peer: PeerId,
     pub received: usize,
+    pub advertised: usize,
+    /// The same per negotiated family, with the import policy's rejections.
+    pub families: Vec<FamilyCounts>,
+}
+
+/// One family of one session (`show peer NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyCounts {
+    pub family: Family,
+    /// Paths in the Loc-RIB (accepted by the import policy).
+    pub accepted: usize,
+    /// Routes the import policy rejected since the session came up.
+    pub filtered: u64,
     pub advertised: usize,
 }
 

@@ -51,6 +51,8 @@ pub(super) struct PeerState {
     /// The prefix limit tripped: further announcements are ignored until the session resets.
     pub(super) limit_tripped: bool,
     pub(super) limit_warned: bool,
+    /// Routes the import policy rejected, per family, since the session came up.
+    pub(super) filtered: Vec<(Family, u64)>,
 }
 
 impl Rib {
@@ -64,6 +66,7 @@ impl Rib {
         // A burst (a full table) must not leave a table-sized set behind.
         self.dirty.shrink_to(1024);
         let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        let now = self.clock();
         for prefix in dirty {
             let selected = self.select(&prefix);
             self.update_kernel(&prefix, selected.as_ref());
@@ -72,6 +75,7 @@ impl Rib {
                 continue;
             };
             let entry_id = entry.id;
+            entry.changed = now;
             let gone = entry.paths.is_empty();
             if entry.best != digest {
                 entry.best = digest;

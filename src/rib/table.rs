@@ -18,6 +18,9 @@ pub(super) struct Entry {
     pub(super) kernel: u64,
     /// Index into every peer's Adj-RIB-Out bitset.
     pub(super) id: u32,
+    /// When a path of the prefix last changed, seconds since the RIB started
+    /// (the route age views show); fits beside `id` at no cost.
+    pub(super) changed: u32,
     /// Which path was best at the last flush (0: none); unchanged means
     /// nothing to tell the peers.
     pub(super) best: u64,
@@ -29,6 +32,7 @@ impl Entry {
             paths: Paths::new(),
             kernel: 0,
             id,
+            changed: 0,
             best: 0,
         }
     }

@@ -112,9 +112,25 @@ pub struct PeerReply {
     pub received: usize,
     /// Prefixes advertised to it (its Adj-RIB-Out).
     pub advertised: usize,
+    /// The counts per negotiated family (`show peer NAME`).
+    #[serde(default)]
+    pub family_counts: Vec<FamilyCountsReply>,
     pub passive: bool,
     /// Graceful restart in progress for this peer (we keep its routes as stale).
     pub graceful_restart: Option<GracefulRestartReply>,
+}
+
+/// One family of one session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FamilyCountsReply {
+    /// e.g. `ipv4-unicast`.
+    pub family: String,
+    /// Paths accepted by the import policy (in the RIB).
+    pub accepted: usize,
+    /// Routes the import policy rejected since the session came up.
+    pub filtered: u64,
+    /// Prefixes advertised to the peer.
+    pub advertised: usize,
 }
 
 /// A peer's graceful restart as the helper sees it (RFC 4724 §4.2).
@@ -147,6 +163,10 @@ pub struct RouteReply {
     pub originator_id: Option<Ipv4Addr>,
     pub cluster_list: Vec<Ipv4Addr>,
     pub path_id: Option<u32>,
+    /// Route age: seconds since the prefix last changed (a path announced,
+    /// replaced or withdrawn, or its next hop's resolution changed).
+    #[serde(default)]
+    pub age_secs: u64,
     /// For a route learned from the kernel: who wrote it and where it goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learned: Option<LearnedReply>,

@@ -209,6 +209,7 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                     "AS PATH",
                     "LOCPREF",
                     "MED",
+                    "AGE",
                     "COMMUNITIES",
                 ],
                 routes
@@ -228,6 +229,7 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                             r.as_path.clone(),
                             opt(&r.local_pref),
                             opt(&r.med),
+                            duration(r.age_secs),
                             comms.join(" "),
                         ]
                     })
@@ -329,6 +331,12 @@ fn print_peer(p: &PeerReply) {
     ];
     for (k, v) in rows {
         println!("{k:<18} {v}");
+    }
+    for c in &p.family_counts {
+        println!(
+            "{:<18} {}: {} accepted, {} filtered, {} advertised",
+            "routes", c.family, c.accepted, c.filtered, c.advertised
+        );
     }
     for c in &p.capabilities {
         println!("{:<18} {c}", "capability");
