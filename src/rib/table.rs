@@ -26,6 +26,10 @@ pub(super) struct Entry {
     pub(super) best: u64,
 }
 
+// One entry per prefix: `changed` must stay in the padding beside `id`.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Entry>() == 48);
+
 impl Entry {
     pub(super) fn new(id: u32) -> Entry {
         Entry {
