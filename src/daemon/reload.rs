@@ -9,7 +9,7 @@ use config::EffectivePeer;
 use tracing::{error, info, warn};
 
 use super::peers::{write, Supervisor};
-use super::settings::{compile, originated, peer_settings};
+use super::settings::{compile, dynamic_settings, originated, peer_settings};
 use crate::messages::{PeerCmd, RibMsg};
 use crate::registry::ReloadReport;
 use crate::session::{PeerHandle, SOFT_SETTINGS};
@@ -64,14 +64,24 @@ impl Supervisor {
             .map(|h| (h.settings.address, h))
             .collect();
         for (addr, handle) in running {
-            if handle.settings.dynamic {
-                continue;
-            }
-            let want = wanted.get(&addr).filter(|p| p.enabled).map(|p| {
-                let mut want = peer_settings(&new, &policies, p, handle.settings.id);
-                want.hostname = handle.settings.hostname.clone();
-                want
+            let id = handle.settings.id;
+            let want = if handle.settings.dynamic {
+                // A configured peer at its address takes over from the range.
+                let range = new.dynamic_peers.iter().find(|d| d.range.contains(addr));
+                range
+                    .filter(|_| !wanted.contains_key(&addr))
+                    .map(|d| dynamic_settings(&new, &policies, d, addr, id))
+            } else {
+                wanted
+                    .get(&addr)
+                    .filter(|p| p.enabled)
+                    .map(|p| peer_settings(&new, &policies, p, id))
+            };
+            let want = want.map(|mut w| {
+                w.hostname = handle.settings.hostname.clone();
+                w
             });
+            let still_wanted = want.is_some();
             let changed = want.as_ref().map(|w| handle.settings.differences(w));
             match (want, changed) {
                 (Some(_), Some(changed)) if changed.is_empty() => continue,
@@ -89,9 +99,9 @@ impl Supervisor {
                 }
                 _ => info!(peer = %handle.settings.name, "reload: peer removed or disabled, stopping it"),
             }
-            match wanted.get(&addr).filter(|p| p.enabled) {
-                Some(_) => report.peers_changed.push(handle.settings.name.clone()),
-                None => report.peers_removed.push(handle.settings.name.clone()),
+            match still_wanted {
+                true => report.peers_changed.push(handle.settings.name.clone()),
+                false => report.peers_removed.push(handle.settings.name.clone()),
             }
             self.registry.peers_mut().remove(&addr);
             if handle.settings.password.is_some() {
