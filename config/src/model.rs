@@ -316,6 +316,8 @@ pub struct Peer {
     pub export: Vec<String>,
     /// Administrative shutdown text (RFC 8203), <= 255 bytes.
     pub shutdown_message: Option<String>,
+    /// Free text for operators (`show peer`, BIRD's `description`), <= 255 bytes.
+    pub description: Option<String>,
     /// Prefix limit.
     pub max_prefixes: Option<MaxPrefixes>,
 }
@@ -344,6 +346,7 @@ debug_redacted!(Peer {
     import,
     export,
     shutdown_message,
+    description,
     max_prefixes
 });
 
@@ -482,6 +485,8 @@ pub struct EffectivePeer {
     pub export: Vec<String>,
     /// Administrative shutdown text.
     pub shutdown_message: Option<String>,
+    /// Operator's free text (`[[peer]]` only).
+    pub description: Option<String>,
     /// Prefix limit.
     pub max_prefixes: Option<MaxPrefixes>,
 }
@@ -510,6 +515,7 @@ debug_redacted!(EffectivePeer {
     import,
     export,
     shutdown_message,
+    description,
     max_prefixes
 });
 

@@ -39,6 +39,8 @@ pub struct PeerSettings {
     pub long_lived_stale_time: Option<u32>,
     pub hostname: Option<String>,
     pub shutdown_message: Option<String>,
+    /// Operator's free text (`description`).
+    pub description: Option<String>,
     /// TCP-MD5 key (RFC 2385).
     pub password: Option<String>,
     /// GTSM (RFC 5082): send with TTL 255, accept only TTL >= 256 - hops.
@@ -76,6 +78,7 @@ impl std::fmt::Debug for PeerSettings {
             .field("long_lived_stale_time", &self.long_lived_stale_time)
             .field("hostname", &self.hostname)
             .field("shutdown_message", &self.shutdown_message)
+            .field("description", &self.description)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("gtsm_hops", &self.gtsm_hops)
             .field("import", &self.import)
@@ -88,7 +91,14 @@ impl std::fmt::Debug for PeerSettings {
 
 /// Settings a running session takes without a new OPEN (soft
 /// reconfiguration): the routes are re-evaluated, the session stays up.
-pub const SOFT_SETTINGS: [&str; 5] = ["import", "export", "next_hop", "max_prefixes", "shutdown_message"];
+pub const SOFT_SETTINGS: [&str; 6] = [
+    "import",
+    "export",
+    "next_hop",
+    "max_prefixes",
+    "shutdown_message",
+    "description",
+];
 
 impl PeerSettings {
     /// Names of the settings that differ between `self` and `other`.
@@ -122,6 +132,7 @@ impl PeerSettings {
             long_lived_stale_time,
             hostname,
             shutdown_message,
+            description,
             password,
             gtsm_hops,
             import,
@@ -280,6 +291,7 @@ mod tests {
             long_lived_stale_time: None,
             hostname: None,
             shutdown_message: None,
+            description: None,
             password: Some("s3cret-key".into()),
             gtsm_hops: None,
             import: Chain::AcceptAll,

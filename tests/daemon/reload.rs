@@ -208,3 +208,16 @@ fn reload_changing_the_hold_time_restarts_the_session() {
         .expect("a NOTIFICATION: the hold time is in the OPEN");
     assert_eq!(n.code, 6, "Cease");
 }
+
+#[test]
+fn reload_changing_the_description_shows_it_without_resetting_the_session() {
+    let node = Node::start(&h2_with(""));
+    let mut h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    node.wait_state("h2", "Established");
+    let since = node.peer("h2").since_unix;
+    node.reload_with(&h2_with("description = \"rack 12 ToR\"\n"))
+        .expect("reload");
+    assert_eq!(node.peer("h2").description.as_deref(), Some("rack 12 ToR"));
+    assert_eq!(node.peer("h2").since_unix, since, "h2's session was not reset");
+    h2.keepalive().expect("h2 still open");
+}

@@ -222,6 +222,16 @@ pub(super) fn validate_peers(
             }
             s.get_ref().clone()
         });
+        let description = p.description.as_ref().map(|s| {
+            if s.get_ref().len() > 255 {
+                v.err(
+                    s.span(),
+                    &key("description"),
+                    format!("description is {} bytes; at most 255", s.get_ref().len()),
+                );
+            }
+            s.get_ref().clone()
+        });
         let max_prefixes = v.max_prefixes(&p.max_prefixes, &key("max_prefixes"));
         if let (Some(address), Some(asn)) = (address, asn) {
             out.push(Peer {
@@ -247,6 +257,7 @@ pub(super) fn validate_peers(
                 import,
                 export,
                 shutdown_message,
+                description,
                 max_prefixes,
             });
         }

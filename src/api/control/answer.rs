@@ -26,6 +26,7 @@ pub async fn peers(registry: &Registry) -> Result<Vec<PeerReply>, String> {
                 address: h.settings.address,
                 asn: h.settings.asn,
                 state: st.state.as_str().to_string(),
+                description: h.settings.description.clone(),
                 uptime_secs: st.since.elapsed().as_secs(),
                 since_unix: st.since_unix,
                 capabilities: st.capabilities.clone(),

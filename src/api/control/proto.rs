@@ -80,6 +80,9 @@ pub struct PeerReply {
     pub asn: u32,
     /// RFC 4271 §8.2.2 state name, e.g. `Established`.
     pub state: String,
+    /// The operator's `description` of the peer.
+    #[serde(default)]
+    pub description: Option<String>,
     /// Seconds since the session came up (Established) or went down; a
     /// down peer's connect retries do not reset it.
     pub uptime_secs: u64,

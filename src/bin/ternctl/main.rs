@@ -306,6 +306,7 @@ fn print_peer(p: &PeerReply) {
         ("name", p.name.clone()),
         ("address", p.address.to_string()),
         ("asn", p.asn.to_string()),
+        ("description", opt(&p.description)),
         (
             "state",
             if p.disabled {
