@@ -1,5 +1,15 @@
 //! The netlink `Fib`: raw NETLINK_ROUTE sockets with batched requests (many messages
 //! per `send`, all acked before the next batch) and a multicast listener task.
+//!
+//! Why not rtnetlink / netlink-proto (measured 2026-12-04, 2-core VM, 100,000
+//! blackhole /26 adds in a fresh namespace, batches of 256, three runs each):
+//! netlink-proto 0.14's `request_batch` (as rtnetlink 0.24 re-exports it) took
+//! 0.478–0.488 s, the same batches over a plain socket 0.431–0.450 s (~10 %
+//! faster). With batches over ~270 routes netlink-proto waited forever: the
+//! acks overflow its socket's default receive buffer and the lost ones never
+//! come. The listener also depends on what a connection object hides: the
+//! socket filter on our own echoes, reading link messages from the bytes and
+//! registering with the reactor only while idle.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
