@@ -50,6 +50,7 @@ impl Config {
                 export: p.export.clone(),
                 shutdown_message: p.shutdown_message.clone(),
                 max_prefixes: p.max_prefixes.clone(),
+                bfd: p.bfd,
             });
         }
         if let Some(mesh) = &self.mesh {
@@ -80,6 +81,7 @@ impl Config {
                     export: Vec::new(),
                     shutdown_message: None,
                     max_prefixes: None,
+                    bfd: mesh.bfd,
                 });
             }
         }
