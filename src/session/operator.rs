@@ -63,10 +63,10 @@ impl PeerTask {
             return;
         }
         warn!(peer = %self.settings.name, "BFD session down ({why}): closing the BGP session");
-        self.status
-            .update(|st| st.last_error = Some(format!("BFD session down: {why}")));
         let n = Notification::new(bgp_proto::error::code::CEASE, 0);
         self.feed(Event::AutomaticStop(n)).await;
+        self.status
+            .update(|st| st.last_error = Some(format!("BFD session down ({why}), sent Cease")));
     }
 
     /// ROUTE-REFRESH to the peer for each family of the session (RFC 2918 §3,

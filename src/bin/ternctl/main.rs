@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use bgp_proto::{Context, Family};
 use clap::{Args, Parser, Subcommand};
-use tern::api::control::proto::{FibReply, PeerReply, Request, RouteReply, ShutdownReply, StatusReply};
+use tern::api::control::proto::{BfdReply, FibReply, PeerReply, Request, RouteReply, ShutdownReply, StatusReply};
 use tern::api::control::request;
 
 use decode::{decode_all, parse_hex, split_stream, Input};
@@ -82,6 +82,8 @@ enum Show {
     Fib,
     /// Daemon summary.
     Status,
+    /// BFD sessions: state, negotiated intervals, detection time, last diagnostic.
+    Bfd,
 }
 
 #[derive(Args)]
@@ -143,6 +145,7 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                     "SINCE",
                     "RECEIVED",
                     "ADVERTISED",
+                    "BFD",
                     "LAST ERROR",
                 ],
                 peers
@@ -156,6 +159,7 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                             duration(p.uptime_secs),
                             p.received.to_string(),
                             p.advertised.to_string(),
+                            opt(&p.bfd),
                             opt(&p.last_error),
                         ]
                     })
@@ -215,6 +219,42 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                             opt(&r.local_pref),
                             opt(&r.med),
                             comms.join(" "),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+        Show::Bfd => {
+            let sessions: Vec<BfdReply> = runtime.block_on(request(socket, &Request::Bfd))?;
+            if json {
+                return print_json(&sessions);
+            }
+            let ms = |us: u64| format!("{}", us as f64 / 1000.0);
+            table(
+                &[
+                    "PEER",
+                    "REMOTE",
+                    "LOCAL",
+                    "STATE",
+                    "TX MS",
+                    "RX MS",
+                    "DETECT MS",
+                    "DIAGNOSTIC",
+                    "SINCE",
+                ],
+                sessions
+                    .iter()
+                    .map(|b| {
+                        vec![
+                            b.peer.clone(),
+                            b.remote.to_string(),
+                            b.local.map_or("-".into(), |a| a.to_string()),
+                            b.state.clone(),
+                            ms(b.tx_interval_us),
+                            ms(b.rx_interval_us),
+                            b.detection_time_us.map_or("-".into(), ms),
+                            b.diagnostic.clone(),
+                            duration(b.since_secs),
                         ]
                     })
                     .collect(),
