@@ -91,6 +91,19 @@ fn bfd_comes_up_and_a_silent_neighbour_takes_bgp_down_at_once() {
     assert_eq!(neighbour.sessions()[0].state, "Up");
     let metrics = http_get(&node, "/metrics");
     assert!(metrics.contains("tern_bfd_sessions_up 1"), "{metrics}");
+    // BIRD 2's `show bfd sessions` (proto/bfd/bfd.c), code 1020.
+    let lines = node.birdc("show bfd sessions");
+    assert_eq!(lines[0], "1020-bfd1:", "{lines:#?}");
+    assert_eq!(
+        lines[1],
+        " IP address                Interface  State      Since       Interval  Timeout"
+    );
+    assert!(
+        lines[2].starts_with(" 127.0.41.2                ---        Up         "),
+        "{lines:#?}"
+    );
+    assert!(lines[2].ends_with("    0.050    0.150"), "{lines:#?}");
+    assert_eq!(lines[3], "0000 ");
 
     // The neighbour goes silent: BFD's detection time (150 ms), not BGP's
     // hold time (90 s), ends the session and takes its routes away.
