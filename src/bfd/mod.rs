@@ -101,6 +101,9 @@ pub struct BfdView {
     pub peer: String,
     pub remote: IpAddr,
     pub local: Option<IpAddr>,
+    /// The interface its packets arrive on, once heard.
+    #[serde(default)]
+    pub interface: Option<String>,
     pub multihop: bool,
     pub state: String,
     pub remote_state: String,
@@ -120,6 +123,9 @@ pub struct BfdView {
     pub since_secs: u64,
     /// The same moment, seconds since the Unix epoch.
     pub since_unix: u64,
+    /// The same moment, milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub since_unix_ms: u64,
 }
 
 /// Counters the metrics endpoint reads without asking the task.

@@ -59,6 +59,8 @@ pub(super) struct Received {
     pub dst: Option<IpAddr>,
     /// The IP TTL / IPv6 hop limit it arrived with, if the kernel said.
     pub ttl: Option<u8>,
+    /// The interface it arrived on (0: unknown).
+    pub ifindex: u32,
 }
 
 /// Aligns a control-message length as the kernel's `CMSG_ALIGN` does.
@@ -103,12 +105,14 @@ fn parse_cmsgs(control: &[u8], out: &mut Received) {
                 if let Some(a) = data.get(8..12) {
                     out.dst = Some(IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3])));
                 }
+                out.ifindex = read_i32(data, 0).and_then(|i| u32::try_from(i).ok()).unwrap_or(0);
             }
             // struct in6_pktinfo { in6_addr addr; unsigned ifindex; }
             (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
                 if let Some(a) = data.get(0..16).and_then(|a| <[u8; 16]>::try_from(a).ok()) {
                     out.dst = Some(IpAddr::V6(Ipv6Addr::from(a)));
                 }
+                out.ifindex = read_i32(data, 16).and_then(|i| u32::try_from(i).ok()).unwrap_or(0);
             }
             _ => {}
         }
@@ -144,9 +148,25 @@ pub(super) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
         src,
         dst: None,
         ttl: None,
+        ifindex: 0,
     };
     parse_cmsgs(&control[..(msg.msg_controllen as usize).min(control.len())], &mut out);
     Ok(out)
+}
+
+/// The name of interface `ifindex` (`if_indextoname`), if it exists.
+pub(super) fn interface_name(ifindex: u32) -> Option<String> {
+    if ifindex == 0 {
+        return None;
+    }
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: if_indextoname writes at most IF_NAMESIZE bytes, NUL included, into buf.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr() as *mut libc::c_char) };
+    if p.is_null() {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
 /// A `sockaddr_in` / `sockaddr_in6` from its bytes (family, port, address).
@@ -232,9 +252,11 @@ mod tests {
             src: "1.1.1.1:1".parse().unwrap(),
             dst: None,
             ttl: None,
+            ifindex: 0,
         };
         parse_cmsgs(&control, &mut r);
         assert_eq!((r.ttl, r.dst), (Some(255), Some("10.0.0.1".parse().unwrap())));
+        assert_eq!(r.ifindex, 2);
         for cut in 0..control.len() {
             parse_cmsgs(&control[..cut], &mut r);
         }

@@ -19,13 +19,14 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::socket::{open_rx, open_tx, recv};
+use super::socket::{interface_name, open_rx, open_tx, recv};
 use super::{BfdCmd, BfdCounters, BfdHandle, BfdNotice, BfdNotices, BfdPeer, BfdSettings, BfdTimers, BfdView};
 
 /// A packet that passed the socket-level checks, for the task to route.
 struct Rx {
     src: IpAddr,
     dst: Option<IpAddr>,
+    ifindex: u32,
     multihop: bool,
     packet: ControlPacket,
 }
@@ -37,10 +38,12 @@ struct Entry {
     /// Opened on first use, again after an error (a route may come later).
     tx: Option<Socket>,
     tx_failed: bool,
+    /// The interface the last accepted packet came in on (0: none yet).
+    ifindex: u32,
     /// The earliest heap entry of this session, if any.
     armed: Option<Instant>,
     since: Instant,
-    since_unix: u64,
+    since_unix_ms: u64,
 }
 
 struct Task {
@@ -53,10 +56,11 @@ struct Task {
     notices: mpsc::UnboundedSender<BfdNotice>,
 }
 
-fn unix_now() -> u64 {
+/// Milliseconds since the Unix epoch.
+fn unix_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Starts the BFD task: binds its receive sockets (a failure is logged and
@@ -118,6 +122,7 @@ async fn read_loop(sock: UdpSocket, multihop: bool, to_task: mpsc::Sender<Rx>, c
                             let rx = Rx {
                                 src: r.src.ip(),
                                 dst: r.dst,
+                                ifindex: r.ifindex,
                                 multihop,
                                 packet,
                             };
@@ -241,9 +246,10 @@ impl Task {
                 session,
                 tx: None,
                 tx_failed: false,
+                ifindex: 0,
                 armed: None,
                 since: now,
-                since_unix: unix_now(),
+                since_unix_ms: unix_now_ms(),
             },
         );
         self.counters.sessions.store(self.sessions.len(), Ordering::Relaxed);
@@ -315,7 +321,10 @@ impl Task {
         };
         let discr = entry.session.config().local_discriminator;
         let event = match entry.session.receive(now, &rx.packet) {
-            Ok(ev) => ev,
+            Ok(ev) => {
+                entry.ifindex = rx.ifindex;
+                ev
+            }
             Err(why) => {
                 debug!(peer = %entry.peer.name, "BFD: packet discarded: {why}");
                 self.counters.discarded.fetch_add(1, Ordering::Relaxed);
@@ -364,7 +373,7 @@ impl Task {
 
     fn report(&mut self, now: Instant, e: &mut Entry, ev: Event) {
         e.since = now;
-        e.since_unix = unix_now();
+        e.since_unix_ms = unix_now_ms();
         self.counters.state_changes.fetch_add(1, Ordering::Relaxed);
         let (name, remote) = (e.peer.name.clone(), e.peer.remote);
         match ev {
@@ -429,6 +438,7 @@ fn view(now: Instant, e: &Entry) -> BfdView {
         peer: e.peer.name.clone(),
         remote: e.peer.remote,
         local: e.peer.local,
+        interface: interface_name(e.ifindex),
         multihop: e.peer.multihop,
         state: s.state().to_string(),
         remote_state: s.remote_state().to_string(),
@@ -441,6 +451,7 @@ fn view(now: Instant, e: &Entry) -> BfdView {
         remote_multiplier: s.remote_detect_mult(),
         diagnostic: s.local_diag().to_string(),
         since_secs: now.saturating_duration_since(e.since).as_secs(),
-        since_unix: e.since_unix,
+        since_unix: e.since_unix_ms / 1000,
+        since_unix_ms: e.since_unix_ms,
     }
 }

@@ -96,10 +96,10 @@ fn bfd_comes_up_and_a_silent_neighbour_takes_bgp_down_at_once() {
     assert_eq!(lines[0], "1020-bfd1:", "{lines:#?}");
     assert_eq!(
         lines[1],
-        " IP address                Interface  State      Since       Interval  Timeout"
+        " IP address                Interface  State      Since         Interval  Timeout"
     );
     assert!(
-        lines[2].starts_with(" 127.0.41.2                ---        Up         "),
+        lines[2].starts_with(" 127.0.41.2                lo         Up         "),
         "{lines:#?}"
     );
     assert!(lines[2].ends_with("    0.050    0.150"), "{lines:#?}");
