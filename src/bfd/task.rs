@@ -49,7 +49,9 @@ struct Entry {
 struct Task {
     settings: BfdSettings,
     sessions: HashMap<u32, Entry>,
-    by_remote: HashMap<IpAddr, u32>,
+    /// Sessions by (remote, our address if fixed): how a packet with Your
+    /// Discriminator zero finds its session.
+    by_addr: HashMap<(IpAddr, Option<IpAddr>), u32>,
     heap: BinaryHeap<Reverse<(Instant, u32)>>,
     next_discr: u32,
     counters: Arc<BfdCounters>,
@@ -88,7 +90,7 @@ pub fn spawn(settings: BfdSettings) -> (BfdHandle, BfdNotices) {
     let task = Task {
         settings,
         sessions: HashMap::new(),
-        by_remote: HashMap::new(),
+        by_addr: HashMap::new(),
         heap: BinaryHeap::new(),
         next_discr: seed | 1,
         counters: counters.clone(),
@@ -210,11 +212,12 @@ impl Task {
     }
 
     fn add(&mut self, now: Instant, peer: BfdPeer) {
-        if let Some(d) = self.by_remote.get(&peer.remote) {
-            if self.sessions.get(d).is_some_and(|e| e.peer == peer) {
+        let key = (peer.remote, peer.local);
+        if let Some(&d) = self.by_addr.get(&key) {
+            if self.sessions.get(&d).is_some_and(|e| e.peer == peer) {
                 return;
             }
-            self.remove(now, peer.remote);
+            self.remove_session(now, key);
         }
         let discr = self.new_discriminator();
         let timers = self.settings.timers;
@@ -238,7 +241,7 @@ impl Task {
             peer.remote,
             if peer.multihop { "multihop" } else { "single hop" }
         );
-        self.by_remote.insert(peer.remote, discr);
+        self.by_addr.insert(key, discr);
         self.sessions.insert(
             discr,
             Entry {
@@ -256,12 +259,21 @@ impl Task {
         self.service(now, discr, None);
     }
 
+    /// Ends every session with `remote`.
+    fn remove(&mut self, now: Instant, remote: IpAddr) {
+        let keys: Vec<_> = self.by_addr.keys().filter(|k| k.0 == remote).copied().collect();
+        for key in keys {
+            self.remove_session(now, key);
+        }
+    }
+
     /// Ends a session with AdminDown sent once (RFC 5880 §6.8.16), so the
     /// remote does not take it for a path failure (RFC 5882 §3.2).
-    fn remove(&mut self, now: Instant, remote: IpAddr) {
-        let Some(discr) = self.by_remote.remove(&remote) else {
+    fn remove_session(&mut self, now: Instant, key: (IpAddr, Option<IpAddr>)) {
+        let Some(discr) = self.by_addr.remove(&key) else {
             return;
         };
+        let remote = key.0;
         if let Some(mut e) = self.sessions.remove(&discr) {
             if e.session.state() == State::Up {
                 self.counters.up.fetch_sub(1, Ordering::Relaxed);
@@ -275,9 +287,9 @@ impl Task {
 
     fn admin_down_all(&mut self) {
         let now = Instant::now();
-        let remotes: Vec<IpAddr> = self.by_remote.keys().copied().collect();
-        for r in remotes {
-            self.remove(now, r);
+        let keys: Vec<_> = self.by_addr.keys().copied().collect();
+        for key in keys {
+            self.remove_session(now, key);
         }
     }
 
@@ -303,7 +315,9 @@ impl Task {
     /// packet must be addressed to it (RFC 5881 §3).
     fn receive(&mut self, now: Instant, rx: Rx) {
         let discr = match rx.packet.your_discriminator {
-            0 => self.by_remote.get(&rx.src).copied(),
+            0 => (self.by_addr.get(&(rx.src, rx.dst)))
+                .or_else(|| self.by_addr.get(&(rx.src, None)))
+                .copied(),
             d => Some(d),
         };
         let entry = discr.and_then(|d| self.sessions.get_mut(&d));

@@ -172,8 +172,13 @@ impl Supervisor {
         for addr in before.keys().filter(|a| !after.contains_key(a)) {
             b.remove(*addr);
         }
-        for p in after.values() {
-            b.add(bfd_peer(new, p));
+        for (addr, p) in &after {
+            let peer = bfd_peer(new, p);
+            // A new local address or hop mode is a new session (ours is keyed by both).
+            if before.get(addr).is_some_and(|old_p| bfd_peer(old, old_p) != peer) {
+                b.remove(*addr);
+            }
+            b.add(peer);
         }
         timers_changed || before.len() != after.len() || before.keys().any(|a| !after.contains_key(a))
     }
