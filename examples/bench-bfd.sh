@@ -83,11 +83,13 @@ if [ "${n:-0}" -lt "$N" ]; then
 fi
 sleep 2   # settle: every session at its negotiated interval
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# utime and stime of a process, clock ticks.
+user() { awk '{print $14}' "/proc/$1/stat"; }
+sys() { awk '{print $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
-t0=$(ticks "$TERND"); l0=$(ticks "$LOAD"); s0=$(date +%s.%N)
+tu0=$(user "$TERND"); ts0=$(sys "$TERND"); lu0=$(user "$LOAD"); ls0=$(sys "$LOAD"); s0=$(date +%s.%N)
 sleep "$SECS"
-t1=$(ticks "$TERND"); l1=$(ticks "$LOAD"); s1=$(date +%s.%N)
+tu1=$(user "$TERND"); ts1=$(sys "$TERND"); lu1=$(user "$LOAD"); ls1=$(sys "$LOAD"); s1=$(date +%s.%N)
 up_after=$(up)
 
 pct() { awk -v d="$1" -v hz="$hz" -v s0="$s0" -v s1="$s1" 'BEGIN { printf "%.2f", 100 * d / hz / (s1 - s0) }'; }
@@ -95,7 +97,10 @@ pps=$(awk -v n="$N" -v i="$INTERVAL" 'BEGIN { printf "%d", n * 1000 / i }')
 echo
 echo "BFD: $N sessions at ${INTERVAL} ms x 3, measured over ${SECS} s (about $pps packets/s each way)"
 echo
-echo "| process | sessions Up (after) | CPU % of one core |"
-echo "|---|---|---|"
-echo "| ternd | $up_after/$N | $(pct $(( t1 - t0 ))) |"
-echo "| load generator (bfd_load) | - | $(pct $(( l1 - l0 ))) |"
+echo "| process | sessions Up (after) | CPU % of one core | user % | system % |"
+echo "|---|---|---|---|---|"
+echo "| ternd | $up_after/$N | $(pct $(( tu1 - tu0 + ts1 - ts0 ))) | $(pct $(( tu1 - tu0 ))) | $(pct $(( ts1 - ts0 ))) |"
+echo "| load generator (bfd_load) | - | $(pct $(( lu1 - lu0 + ls1 - ls0 ))) | $(pct $(( lu1 - lu0 ))) | $(pct $(( ls1 - ls0 ))) |"
+echo
+echo "(On veth, a sender's system time includes the receiving namespace's softirq"
+echo " delivery of its packets: each side pays for most of the other's receive path.)"

@@ -5,7 +5,7 @@
 //! required) and RFC 5883 multihop (UDP 4784), IPv4 and IPv6.
 //!
 //! ```text
-//!   rx socket (per port, family, bind address) --reader task--> Rx --> BFD task
+//!   rx sockets (per port, family, bind address) --> BFD task (reads them itself)
 //!   BFD task: sessions by discriminator, timer heap --> per-session tx socket
 //!            --> BfdNotice (Up / path failure) --> supervisor --> PeerCmd::BfdDown
 //! ```

@@ -71,13 +71,12 @@ fn unix_now_ms() -> u64 {
 pub fn spawn(settings: BfdSettings) -> (BfdHandle, BfdNotices) {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (notice_tx, notice_rx) = mpsc::unbounded_channel();
-    let (rx_tx, rx_rx) = mpsc::channel(8192);
     let counters = Arc::new(BfdCounters::default());
-    let mut readers = Vec::new();
+    let mut sockets = Vec::new();
     for &ip in &settings.bind {
         for (port, multihop) in [(settings.single_hop_port, false), (settings.multihop_port, true)] {
             match open_rx(ip, port).and_then(|s| UdpSocket::from_std(s.into())) {
-                Ok(fd) => readers.push(tokio::spawn(read_loop(fd, multihop, rx_tx.clone(), counters.clone()))),
+                Ok(sock) => sockets.push((sock, multihop)),
                 Err(e) => warn!("BFD: cannot listen on {}: {e}", SocketAddr::new(ip, port)),
             }
         }
@@ -96,72 +95,40 @@ pub fn spawn(settings: BfdSettings) -> (BfdHandle, BfdNotices) {
         counters: counters.clone(),
         notices: notice_tx,
     };
-    tokio::spawn(async move {
-        task.run(cmd_rx, rx_rx).await;
-        for r in readers {
-            r.abort();
-        }
-    });
+    tokio::spawn(task.run(cmd_rx, sockets));
     (BfdHandle { cmd: cmd_tx, counters }, notice_rx)
 }
 
-/// Reads one socket until it fails: RFC 5881 §5 drops a single-hop packet
-/// whose TTL / hop limit is not 255 (sent from off-link); undecodable
-/// packets are dropped here too (RFC 5880 §6.8.6).
-async fn read_loop(sock: UdpSocket, multihop: bool, to_task: mpsc::Sender<Rx>, counters: Arc<BfdCounters>) {
-    let mut buf = [0u8; 128];
-    loop {
-        if sock.readable().await.is_err() {
-            return;
-        }
-        loop {
-            match sock.try_io(Interest::READABLE, || recv(sock.as_raw_fd(), &mut buf)) {
-                Ok(r) => {
-                    let ttl_ok = multihop || r.ttl == Some(bfd::udp::SINGLE_HOP_TTL);
-                    let packet = bfd::decode(&buf[..r.len]);
-                    match (ttl_ok, packet) {
-                        (true, Ok(packet)) => {
-                            let rx = Rx {
-                                src: r.src.ip(),
-                                dst: r.dst,
-                                ifindex: r.ifindex,
-                                multihop,
-                                packet,
-                            };
-                            // Full: the task is far behind; BFD tolerates a lost packet.
-                            if to_task.try_send(rx).is_err() {
-                                counters.discarded.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        (ttl_ok, packet) => {
-                            debug!(src = %r.src, ttl = ?r.ttl, ttl_ok, error = ?packet.err(), "BFD: packet dropped");
-                            counters.discarded.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    debug!("BFD: receive: {e}");
-                    break;
-                }
+/// The index of a receive socket with a datagram queued (its readiness is
+/// registered for this task otherwise).
+fn ready_socket(sockets: &[(UdpSocket, bool)]) -> impl std::future::Future<Output = usize> + '_ {
+    std::future::poll_fn(move |cx| {
+        for (i, (s, _)) in sockets.iter().enumerate() {
+            if s.poll_recv_ready(cx).is_ready() {
+                return std::task::Poll::Ready(i);
             }
         }
-        if to_task.is_closed() {
-            return;
-        }
-    }
+        std::task::Poll::Pending
+    })
 }
 
+/// Most datagrams read from one socket before the task looks at timers and commands again.
+const READ_BATCH: usize = 256;
+
 impl Task {
-    async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<BfdCmd>, mut rx: mpsc::Receiver<Rx>) {
+    /// One task does everything (packets in, timers, packets out, commands):
+    /// no hand-over between threads per packet.
+    async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<BfdCmd>, sockets: Vec<(UdpSocket, bool)>) {
+        let sleep = tokio::time::sleep(std::time::Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        let mut armed_for: Option<Instant> = None;
         loop {
             let next = self.heap.peek().map(|Reverse((t, _))| *t);
-            let sleep = async {
-                match next {
-                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
-                    None => std::future::pending().await,
-                }
-            };
+            if next != armed_for {
+                let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+                sleep.as_mut().reset(next.map_or(far, tokio::time::Instant::from_std));
+                armed_for = next;
+            }
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
                     Some(BfdCmd::Stop(done)) => {
@@ -175,14 +142,49 @@ impl Task {
                         return;
                     }
                 },
-                Some(first) = rx.recv() => {
-                    let now = Instant::now();
-                    self.receive(now, first);
-                    while let Ok(more) = rx.try_recv() {
-                        self.receive(now, more);
-                    }
+                i = ready_socket(&sockets) => {
+                    let (sock, multihop) = &sockets[i];
+                    self.drain(sock, *multihop);
                 }
-                _ = sleep => self.timers(Instant::now()),
+                _ = &mut sleep, if armed_for.is_some() => {
+                    armed_for = None;
+                    self.timers(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Reads what one socket has queued. RFC 5881 §5: a single-hop packet
+    /// whose TTL / hop limit is not 255 was sent from off-link and is
+    /// dropped; so is one that does not decode (RFC 5880 §6.8.6).
+    fn drain(&mut self, sock: &UdpSocket, multihop: bool) {
+        let mut buf = [0u8; 128];
+        let now = Instant::now();
+        for _ in 0..READ_BATCH {
+            let r = match sock.try_io(Interest::READABLE, || recv(sock.as_raw_fd(), &mut buf)) {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    debug!("BFD: receive: {e}");
+                    return;
+                }
+            };
+            let ttl_ok = multihop || r.ttl == Some(bfd::udp::SINGLE_HOP_TTL);
+            match (ttl_ok, bfd::decode(&buf[..r.len])) {
+                (true, Ok(packet)) => {
+                    let rx = Rx {
+                        src: r.src.ip(),
+                        dst: r.dst,
+                        ifindex: r.ifindex,
+                        multihop,
+                        packet,
+                    };
+                    self.receive(now, rx);
+                }
+                (ttl_ok, packet) => {
+                    debug!(src = %r.src, ttl = ?r.ttl, ttl_ok, error = ?packet.err(), "BFD: packet dropped");
+                    self.counters.discarded.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
