@@ -1,5 +1,5 @@
 //! Issue 13: BFD against real neighbours in network namespaces. FRR's
-//! `bfdd` and BIRD 2's `protocol bfd` bring sessions Up with ternd; and the
+//! `bfdd` (IPv4 and IPv6) and BIRD 2's `protocol bfd` bring sessions Up with ternd; and the
 //! failover proof: two BIRD routers on one switch announce the same block,
 //! ternd installs it via both, one router's switch port goes down (the
 //! host's own link stays up), and with 100 ms × 3 the route drops that next
@@ -97,14 +97,25 @@ fn bfd_comes_up_with_frr_bfdd() {
     }
     let topo = Topology::single_segment(2);
     let (h1, h2) = (topo.host(1), topo.host(2));
-    let tern = Ternd::start(&h1.ns, &ternd_config(h1.addr, &[h2.addr]));
-    let bfdd = Bfdd::start(&h2.ns, &bfdd_config(&h1.addr.to_string(), &h2.addr.to_string(), 100, 3));
+    // IPv6 too: fd00:77::11 and ::12 on the same segment.
+    h1.ns.ip("addr add fd00:77::11/64 dev eth0 nodad");
+    h2.ns.ip("addr add fd00:77::12/64 dev eth0 nodad");
+    let (a1, a2) = (h1.addr.to_string(), h2.addr.to_string());
+    let (v6_1, v6_2) = ("fd00:77::11", "fd00:77::12");
+    let peers = [(h2.addr, TOR_ASN, "bfd = true")];
+    let mut config = ternd_config_with_peers(h1.addr, "", "10.244.1.0/26", &peers);
+    config.push_str(&format!(
+        "\n[[peer]]\naddress = \"{v6_2}\"\nasn = {TOR_ASN}\nbfd = true\n"
+    ));
+    config.push_str("\n[bfd]\nmin_rx_ms = 100\nmin_tx_ms = 100\nmultiplier = 3\n");
+    let tern = Ternd::start(&h1.ns, &config);
+    let bfdd = Bfdd::start(&h2.ns, &bfdd_config(&[(&a1, &a2), (v6_1, v6_2)], 100, 3));
     let took = wait_until_diag(
         Duration::from_secs(15),
-        "BFD Up on both ends (ternd and FRR bfdd)",
+        "BFD Up on both ends (ternd and FRR bfdd), IPv4 and IPv6",
         || {
-            bfd_state(&tern, &h2.addr.to_string()).as_deref() == Some("Up")
-                && bfdd.peer_status(&h1.addr.to_string()).as_deref() == Some("up")
+            [&a2, v6_2].iter().all(|r| bfd_state(&tern, r).as_deref() == Some("Up"))
+                && [&a1, v6_1].iter().all(|p| bfdd.peer_status(p).as_deref() == Some("up"))
         },
         || {
             format!(
@@ -115,7 +126,10 @@ fn bfd_comes_up_with_frr_bfdd() {
         },
     );
     println!("ternd <-> FRR bfdd: Up after {took:?}");
-    let s = bfd_sessions(&tern).remove(0);
+    let s = bfd_sessions(&tern)
+        .into_iter()
+        .find(|s| s["remote"] == a2)
+        .expect("IPv4 session");
     assert_eq!(
         (s["tx_interval_us"].as_u64(), s["detection_time_us"].as_u64()),
         (Some(100_000), Some(300_000)),
@@ -124,8 +138,8 @@ fn bfd_comes_up_with_frr_bfdd() {
     assert_eq!(s["multihop"], false);
     // bfdd stops: its AdminDown (RFC 5882 §3.2) or its silence takes ours down.
     drop(bfdd);
-    wait_until(Duration::from_secs(5), "ternd's session leaves Up", || {
-        bfd_state(&tern, &h2.addr.to_string()).as_deref() != Some("Up")
+    wait_until(Duration::from_secs(5), "ternd's sessions leave Up", || {
+        [&a2, v6_2].iter().all(|r| bfd_state(&tern, r).as_deref() != Some("Up"))
     });
 }
 

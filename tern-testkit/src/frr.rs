@@ -22,11 +22,16 @@ pub fn have_bfdd() -> bool {
     Path::new(BFDD).is_file() && crate::process::have_tool("vtysh")
 }
 
-/// `bfdd.conf` with one single-hop peer and its intervals (ms).
-pub fn bfdd_config(peer: &str, local: &str, interval_ms: u32, multiplier: u8) -> String {
-    format!(
-        "bfd\n peer {peer} local-address {local}\n  receive-interval {interval_ms}\n  transmit-interval {interval_ms}\n  detect-multiplier {multiplier}\n !\n!\n"
-    )
+/// `bfdd.conf` with single-hop peers `(peer, local address)` and their intervals (ms).
+pub fn bfdd_config(peers: &[(&str, &str)], interval_ms: u32, multiplier: u8) -> String {
+    let mut s = String::from("bfd\n");
+    for (peer, local) in peers {
+        s.push_str(&format!(
+            " peer {peer} local-address {local}\n  receive-interval {interval_ms}\n  transmit-interval {interval_ms}\n  detect-multiplier {multiplier}\n !\n"
+        ));
+    }
+    s.push_str("!\n");
+    s
 }
 
 /// A running bfdd, stopped by PID on drop.

@@ -21,6 +21,11 @@ struct Neighbour {
 
 impl Neighbour {
     fn start(own: &str, ternd: &str) -> Neighbour {
+        Neighbour::start_with(own, ternd, false)
+    }
+
+    /// With `multihop`, RFC 5883 (UDP 4784).
+    fn start_with(own: &str, ternd: &str, multihop: bool) -> Neighbour {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -37,7 +42,7 @@ impl Neighbour {
             name: "ternd".into(),
             remote: ternd.parse().expect("address"),
             local: Some(own),
-            multihop: false,
+            multihop,
         });
         Neighbour { rt, bfd }
     }
@@ -170,6 +175,48 @@ fn a_reload_changes_bfd_timers_without_touching_bgp() {
     node.wait_until("no BFD session", || bfd(&node).is_empty());
     assert_eq!(node.peer("h2").state, "Established");
     assert_eq!(node.peer("h2").bfd, None);
+}
+
+#[test]
+fn multihop_ebgp_runs_rfc_5883_and_a_graceful_stop_says_admin_down() {
+    let peer = ebgp_peer("tor", "127.0.44.2", 65001);
+    let node = Node::start_on("127.0.44.1", &format!("{FAST}{peer}multihop = 2\nbfd = true\n"));
+    let neighbour = Neighbour::start_with("127.0.44.2", "127.0.44.1", true);
+    node.wait_until("BFD is Up", || bfd_state(&node) == "Up");
+    assert!(bfd(&node)[0].multihop, "eBGP multihop 2: RFC 5883");
+    assert_eq!(neighbour.sessions()[0].state, "Up");
+    // A graceful stop (SIGTERM) sends AdminDown: the neighbour must not
+    // take it for a path failure (RFC 5882 §3.2).
+    let mut node = node;
+    node.stop();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let s = &neighbour.sessions()[0];
+        if s.state == "Down" {
+            assert_eq!(s.diagnostic, "neighbor signaled session down", "{s:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "neighbour still {s:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_dynamic_peer_gets_a_bfd_session_while_its_bgp_session_lasts() {
+    let range = "[[dynamic_peers]]\nrange = \"127.0.45.0/24\"\nbfd = true\n";
+    let node = Node::start_on("127.0.45.1", &format!("{FAST}{range}"));
+    assert!(bfd(&node).is_empty(), "no session before a peer is admitted");
+    let h2 = node.connect("127.0.45.2", ASN).expect("h2 admitted");
+    let neighbour = Neighbour::start("127.0.45.2", "127.0.45.1");
+    node.wait_until("BFD is Up", || bfd_state(&node) == "Up");
+    assert_eq!(
+        bfd(&node)[0].local.map(|a| a.to_string()).as_deref(),
+        Some("127.0.45.1")
+    );
+    assert_eq!(neighbour.sessions()[0].state, "Up");
+    // Its BGP session ends: the dynamic peer is gone, and its BFD session with it.
+    drop(h2);
+    node.wait_until("no BFD session", || bfd(&node).is_empty());
 }
 
 /// GET `path` from the node's metrics endpoint.
