@@ -126,6 +126,14 @@ fn bfd_comes_up_with_frr_bfdd() {
         },
     );
     println!("ternd <-> FRR bfdd: Up after {took:?}");
+    let table = tern.ternctl(&["show", "bfd"]).expect("ternctl show bfd");
+    println!("{table}");
+    assert!(
+        table.starts_with("PEER") && table.lines().filter(|l| l.contains(" Up ")).count() == 2,
+        "{table}"
+    );
+    let peers = tern.ternctl(&["show", "peers"]).expect("ternctl show peers");
+    assert!(peers.lines().next().is_some_and(|h| h.contains("BFD")), "{peers}");
     let s = bfd_sessions(&tern)
         .into_iter()
         .find(|s| s["remote"] == a2)
