@@ -159,8 +159,9 @@ impl Supervisor {
         };
         let (before, after) = (wanted(old), wanted(new));
         let timers_changed = old.bfd != new.bfd;
+        let dynamic_changed = self.reload_dynamic_bfd(old, new);
         if before.is_empty() && after.is_empty() && !timers_changed {
-            return false;
+            return dynamic_changed;
         }
         let Some(b) = self.bfd_for(new) else {
             return timers_changed;
@@ -180,6 +181,42 @@ impl Supervisor {
             }
             b.add(peer);
         }
-        timers_changed || before.len() != after.len() || before.keys().any(|a| !after.contains_key(a))
+        timers_changed
+            || dynamic_changed
+            || before.len() != after.len()
+            || before.keys().any(|a| !after.contains_key(a))
+    }
+
+    /// Running dynamic peers whose range's `bfd` changed: sessions start or end.
+    fn reload_dynamic_bfd(&self, old: &Config, new: &Config) -> bool {
+        let range_bfd = |c: &Config, a: IpAddr| {
+            c.dynamic_peers
+                .iter()
+                .find(|d| d.range.contains(a))
+                .is_some_and(|d| d.bfd)
+        };
+        let mut changed = false;
+        for h in self
+            .registry
+            .peers()
+            .into_iter()
+            .filter(|h| h.settings.dynamic && !h.cmd.is_closed())
+        {
+            let addr = h.settings.address;
+            match (range_bfd(old, addr), range_bfd(new, addr)) {
+                (false, true) => {
+                    let cmd = h.cmd.clone();
+                    self.start_dynamic_bfd(new, h.settings.name.clone(), addr, async move { cmd.closed().await });
+                }
+                (true, false) => {
+                    if let Some(b) = self.registry.bfd() {
+                        b.remove(addr);
+                    }
+                }
+                _ => continue,
+            }
+            changed = true;
+        }
+        changed
     }
 }

@@ -175,6 +175,11 @@ fn a_reload_changes_bfd_timers_without_touching_bgp() {
     node.wait_until("no BFD session", || bfd(&node).is_empty());
     assert_eq!(node.peer("h2").state, "Established");
     assert_eq!(node.peer("h2").bfd, None);
+    // And back on: a new session comes Up, BGP still untouched.
+    node.reload_raw(&text).expect("reload");
+    node.wait_until("BFD is Up again", || bfd_state(&node) == "Up");
+    assert!(!h2.wait_closed(Instant::now() + Duration::from_millis(100)));
+    assert_eq!(node.peer("h2").since_unix, since);
 }
 
 #[test]
@@ -214,6 +219,12 @@ fn a_dynamic_peer_gets_a_bfd_session_while_its_bgp_session_lasts() {
         Some("127.0.45.1")
     );
     assert_eq!(neighbour.sessions()[0].state, "Up");
+    // A reload that turns BFD off for the range ends the session, and on again starts it.
+    let text = std::fs::read_to_string(&node.config_path).expect("config");
+    node.reload_raw(&text.replace("bfd = true\n", "")).expect("reload");
+    node.wait_until("no BFD session", || bfd(&node).is_empty());
+    node.reload_raw(&text).expect("reload");
+    node.wait_until("BFD is Up again", || bfd_state(&node) == "Up");
     // Its BGP session ends: the dynamic peer is gone, and its BFD session with it.
     drop(h2);
     node.wait_until("no BFD session", || bfd(&node).is_empty());
