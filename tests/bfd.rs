@@ -3,7 +3,7 @@
 //! failover proof: two BIRD routers on one switch announce the same block,
 //! ternd installs it via both, one router's switch port goes down (the
 //! host's own link stays up), and with 100 ms × 3 the route drops that next
-//! hop within a second and keeps the other.
+//! hop within a second and keeps the other; a pod on the host still reaches the block.
 //!
 //! ```text
 //!   h1 192.168.1.11 ternd ──┐
@@ -21,6 +21,8 @@ use tern_testkit::*;
 
 const TOR_ASN: u32 = 65001;
 const BLOCK: &str = "10.244.9.0/26";
+/// An address in [`BLOCK`] that both routers answer for.
+const ANYCAST: Ipv4Addr = Ipv4Addr::new(10, 244, 9, 1);
 
 /// ternd with eBGP (to `TOR_ASN`) and `bfd = true` to each of `peers`,
 /// `[bfd]` at 100 ms × 3.
@@ -161,6 +163,13 @@ fn bfd_failover_drops_a_dead_routers_next_hop_within_a_second() {
     }
     let topo = Topology::single_segment(3);
     let (h1, h2, h3) = (topo.host(1), topo.host(2), topo.host(3));
+    // A pod on the ternd host; both routers answer for 10.244.9.1 (anycast)
+    // and route the host's pod block back to it.
+    let pod = h1.add_pod(0);
+    for r in [h2, h3] {
+        r.ns.ip(&format!("addr add {ANYCAST}/32 dev lo"));
+        r.ns.ip(&format!("route add 10.244.1.0/26 via {}", h1.addr));
+    }
     let tern = Ternd::start(&h1.ns, &ternd_config(h1.addr, &[h2.addr, h3.addr]));
     let bird2 = Bird::start(&h2.ns, &bird_router_config(h2.addr, h1.addr));
     let bird3 = Bird::start(&h3.ns, &bird_router_config(h3.addr, h1.addr));
@@ -186,6 +195,8 @@ fn bfd_failover_drops_a_dead_routers_next_hop_within_a_second() {
         },
     );
     println!("BIRD sessions:\n{}", bird2.birdc("show bfd sessions"));
+    pod.ping(ANYCAST)
+        .unwrap_or_else(|e| panic!("pod cannot reach {ANYCAST}: {e}"));
 
     // h2 vanishes from the switch; the host's eth0 stays up, so only BFD can tell.
     let down = Instant::now();
@@ -214,4 +225,7 @@ fn bfd_failover_drops_a_dead_routers_next_hop_within_a_second() {
     assert_eq!(s["state"], "Down");
     assert_eq!(s["diagnostic"], "control detection time expired");
     assert_eq!(bfd_state(&tern, &h3.addr.to_string()).as_deref(), Some("Up"));
+    // The pod still reaches the block, through the router that is left.
+    pod.ping(ANYCAST)
+        .unwrap_or_else(|e| panic!("pod cannot reach {ANYCAST} after the failover: {e}"));
 }
