@@ -122,6 +122,15 @@ pub struct PeerGracefulRestart {
     pub long_lived: bool,
 }
 
+/// The parts of a session's settings a reload may change while it runs.
+#[derive(Clone, Debug)]
+pub struct PeerPolicy {
+    pub import: Chain,
+    pub export: Chain,
+    pub next_hop: NextHopMode,
+    pub max_prefixes: Option<PrefixLimit>,
+}
+
 /// A per-peer prefix limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrefixLimit {
@@ -228,6 +237,9 @@ pub enum RibMsg {
     NextHops(Vec<(Gateway, bool)>),
     /// The peer asked for our routes of a family again (RFC 2918 §4).
     RouteRefresh(PeerId, Family),
+    /// A reload changed a running session's policies, next-hop rule or prefix
+    /// limit: what it is sent is re-evaluated (soft reconfiguration).
+    PeerPolicy(PeerId, PeerPolicy),
     /// Every path within a prefix (all when `None`), for the front ends.
     Routes(Option<IpNetwork>, oneshot::Sender<Vec<RouteView>>),
     /// The paths of the longest prefix that contains an address.
@@ -255,6 +267,9 @@ pub enum RouteSource {
 #[derive(Debug, Clone)]
 pub struct RouteView {
     pub prefix: IpNetwork,
+    /// Since the prefix last changed: a path announced, replaced or withdrawn,
+    /// or its next hop's resolution changed.
+    pub age: std::time::Duration,
     pub best: bool,
     pub source: RouteSource,
     /// ADD-PATH path identifier (RFC 7911), when the peer sent one.
@@ -297,6 +312,11 @@ impl RibSummary {
         self.stale.iter().find(|s| s.peer == peer)
     }
 
+    /// Per-family counts of `peer` (empty when it has no session).
+    pub fn family_counts(&self, peer: PeerId) -> &[FamilyCounts] {
+        self.peers.iter().find(|p| p.peer == peer).map_or(&[], |p| &p.families)
+    }
+
     /// Prefixes received from and advertised to `peer` (0, 0 when it has no session).
     pub fn counts(&self, peer: PeerId) -> (usize, usize) {
         self.peers
@@ -311,6 +331,19 @@ impl RibSummary {
 pub struct PeerCounts {
     pub peer: PeerId,
     pub received: usize,
+    pub advertised: usize,
+    /// The same per negotiated family, with the import policy's rejections.
+    pub families: Vec<FamilyCounts>,
+}
+
+/// One family of one session (`show peer NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyCounts {
+    pub family: Family,
+    /// Paths in the Loc-RIB (accepted by the import policy).
+    pub accepted: usize,
+    /// Routes the import policy rejected since the session came up.
+    pub filtered: u64,
     pub advertised: usize,
 }
 
@@ -363,6 +396,9 @@ pub enum PeerCmd {
     CloseForRestart,
     /// An operator's command (`ternctl peer …`); the reply says whether it was done.
     Act(PeerAction, tokio::sync::oneshot::Sender<Result<(), String>>),
+    /// A reload changed only settings a session takes while it runs
+    /// (`SOFT_SETTINGS`): apply them without a new OPEN.
+    Reconfigure(Box<crate::session::PeerSettings>),
 }
 
 /// What an operator asks of one peer.

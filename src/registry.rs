@@ -60,6 +60,10 @@ pub struct ReloadReport {
     pub peers_removed: Vec<String>,
     /// Restarted because something that needs a new OPEN changed.
     pub peers_changed: Vec<String>,
+    /// Changed only in what a running session takes (policies, next-hop
+    /// rule, prefix limit): re-evaluated without a reset.
+    #[serde(default)]
+    pub peers_reconfigured: Vec<String>,
     pub originated_changed: bool,
     pub policies_changed: bool,
     pub learn_changed: bool,

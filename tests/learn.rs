@@ -76,9 +76,11 @@ fn a_borrowed_pod_ip_reaches_bird_and_leaves_with_its_route() {
         || find(&h2.routes(""), "10.244.3.7").is_none(),
         diag,
     );
+    let took = deleted.elapsed();
     println!(
-        "withdrawn from BIRD's kernel {:?} after the route was deleted on the ternd host\n{}",
-        deleted.elapsed(),
+        "withdrawn from BIRD's kernel {took:?} after the route was deleted on the ternd host\n{}",
         monitor.show("10.244.3.7")
     );
+    // The bound: event-driven, no scan interval in between.
+    assert!(took < Duration::from_secs(1), "withdrawal took {took:?}");
 }

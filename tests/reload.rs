@@ -107,3 +107,165 @@ fn disabling_a_peer_on_reload_sends_the_shutdown_message() {
     });
     assert!(t1.peers().is_empty(), "the disabled peer is gone from h1");
 }
+
+/// Policies the soft-reconfiguration test switches to: import all but
+/// 10.244.3.0/26, export with MED 10.
+const SOFT_POLICIES: &str = r#"
+[[policy]]
+name = "no-3"
+default = "accept"
+[[policy.rule]]
+prefix = "10.244.3.0/26"
+action = "reject"
+
+[[policy]]
+name = "med10"
+default = "accept"
+[[policy.rule]]
+prefix = "10.244.0.0/16"
+le = 32
+set_med = 10
+action = "accept"
+"#;
+
+/// The peer keys that switch to [`SOFT_POLICIES`].
+const NEW_POLICIES: &str = "import = [\"no-3\"]\nexport = [\"med10\"]";
+
+/// Writes `conf` as ternd's file and runs `ternctl reload`, which must report
+/// the peer reconfigured (not restarted).
+fn reload_to_soft_policies(t1: &Ternd, conf: &str) {
+    std::fs::write(
+        &t1.config,
+        format!("{conf}\n[control]\nsocket = \"{}\"\n", t1.socket.display()),
+    )
+    .unwrap();
+    let report = t1.ternctl(&["reload"]).expect("ternctl reload");
+    println!("{report}");
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("peers reconfigured") && l.contains("Peer_")),
+        "{report}"
+    );
+}
+
+/// The peer's 10.244.3.0/26 leaves h1's kernel (asked for again with
+/// ROUTE-REFRESH and rejected by the new import); 10.244.2.0/26 stays.
+fn expect_the_new_import(h1: &Host, t1: &Ternd) {
+    wait_until_diag(
+        Duration::from_secs(10),
+        "10.244.3.0/26 leaves ternd's kernel (ROUTE-REFRESH under the new import)",
+        || !has_route(h1, "10.244.3.0/26"),
+        || t1.log_tail(20),
+    );
+    assert!(has_route(h1, "10.244.2.0/26"), "the other block stays");
+}
+
+#[test]
+fn reload_with_new_policies_keeps_the_bird_session_and_re_evaluates_both_ways() {
+    if !require(
+        "reload_with_new_policies_keeps_the_bird_session_and_re_evaluates_both_ways",
+        &["bird", "birdc"],
+    ) {
+        return;
+    }
+    let topo = Topology::single_segment(2);
+    let (h1, h2) = (topo.host(1), topo.host(2));
+    let conf = |peer_keys: &str| ternd_peers_config(h1.addr, "", &h1.block(), &[(h2.addr, peer_keys)]) + SOFT_POLICIES;
+    let t1 = Ternd::start(&h1.ns, &conf(""));
+    let bird_conf = bird_mesh_config(h2.addr, &[h1.addr], "10.244.2.0/26").replace(
+        "route 10.244.2.0/26 blackhole;",
+        "route 10.244.2.0/26 blackhole;\n  route 10.244.3.0/26 blackhole;",
+    );
+    let bird = Bird::start(&h2.ns, &bird_conf);
+    wait_until_diag(
+        Duration::from_secs(30),
+        "ternd installs both of BIRD's blocks and BIRD has ternd's",
+        || has_route(h1, "10.244.2.0/26") && has_route(h1, "10.244.3.0/26") && has_route(h2, &h1.block()),
+        || t1.peers_summary(),
+    );
+    let since = t1.peers()[0]["since_unix"].clone();
+    let bird_since = bird_protocol_since(&bird);
+
+    reload_to_soft_policies(&t1, &conf(NEW_POLICIES));
+    expect_the_new_import(h1, &t1);
+    let block = h1.block();
+    wait_until_diag(
+        Duration::from_secs(10),
+        "BIRD sees ternd's block with MED 10 (the new export)",
+        || bird.birdc(&format!("show route {block} all")).contains("BGP.med: 10"),
+        || bird.birdc(&format!("show route {block} all")),
+    );
+    assert_eq!(t1.peers()[0]["since_unix"], since, "ternd's session was reset");
+    assert_eq!(bird_protocol_since(&bird), bird_since, "BIRD's session was reset");
+}
+
+/// The "Since" column of BIRD's BGP protocol (its last state change).
+fn bird_protocol_since(bird: &Bird) -> String {
+    let out = bird.birdc("show protocols");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Mesh_"))
+        .unwrap_or_else(|| panic!("no BGP protocol in {out}"));
+    assert!(line.contains("Established"), "{line}");
+    line.split_whitespace().nth(4).unwrap_or_default().to_string()
+}
+
+/// The `uptime` GoBGP records for its session with `addr` (when it last
+/// became Established): unchanged means the session was not reset.
+fn gobgp_session_uptime(gobgp: &Gobgp, addr: &str) -> serde_json::Value {
+    let out = gobgp.gobgp(&["neighbor", addr, "-j"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let uptime = v["timers"]["state"]["uptime"].clone();
+    assert!(!uptime.is_null(), "no uptime in {out}");
+    uptime
+}
+
+#[test]
+fn reload_with_new_policies_keeps_the_gobgp_session_and_re_evaluates_both_ways() {
+    if !require(
+        "reload_with_new_policies_keeps_the_gobgp_session_and_re_evaluates_both_ways",
+        &["gobgpd", "gobgp"],
+    ) {
+        return;
+    }
+    let topo = Topology::single_segment(2);
+    let (h1, h2) = (topo.host(1), topo.host(2));
+    let conf = |peer_keys: &str| ternd_peers_config(h1.addr, "", &h1.block(), &[(h2.addr, peer_keys)]) + SOFT_POLICIES;
+    let t1 = Ternd::start(&h1.ns, &conf(""));
+    let gobgp = Gobgp::start(&h2.ns, &gobgp_mesh_config(h2.addr, &[h1.addr]));
+    let gw = h2.addr.to_string();
+    for block in ["10.244.2.0/26", "10.244.3.0/26"] {
+        gobgp.gobgp(&["global", "rib", "add", block, "-a", "ipv4", "nexthop", &gw]);
+    }
+    let block = h1.block();
+    let ternd_addr = h1.addr.to_string();
+    let gobgp_rib = |prefix: &str| {
+        gobgp
+            .try_gobgp(&["global", "rib", "-a", "ipv4", prefix])
+            .unwrap_or_default()
+    };
+    wait_until_diag(
+        Duration::from_secs(30),
+        "ternd installs both of GoBGP's blocks and GoBGP has ternd's",
+        || has_route(h1, "10.244.2.0/26") && has_route(h1, "10.244.3.0/26") && gobgp_rib(&block).contains(&block),
+        || t1.peers_summary(),
+    );
+    let since = t1.peers()[0]["since_unix"].clone();
+    let gobgp_since = gobgp_session_uptime(&gobgp, &ternd_addr);
+
+    reload_to_soft_policies(&t1, &conf(NEW_POLICIES));
+    expect_the_new_import(h1, &t1);
+    wait_until_diag(
+        Duration::from_secs(10),
+        "GoBGP sees ternd's block with MED 10 (the new export)",
+        || gobgp_rib(&block).contains("{Med: 10}"),
+        || gobgp_rib(&block),
+    );
+    assert_eq!(t1.peers()[0]["since_unix"], since, "ternd's session was reset");
+    assert_eq!(
+        gobgp_session_uptime(&gobgp, &ternd_addr),
+        gobgp_since,
+        "GoBGP's session was reset"
+    );
+}

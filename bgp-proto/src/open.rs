@@ -19,7 +19,7 @@
 use std::net::Ipv4Addr;
 
 use nom::number::complete::{be_u16, be_u32, be_u8};
-use nom::sequence::tuple;
+use nom::Parser;
 
 use crate::capability::{AddPathMode, Capability};
 use crate::error::{DecodeError, EncodeError, Reason};
@@ -86,7 +86,7 @@ impl Open {
     /// Decodes an OPEN body (the bytes after the 19-byte header).
     pub fn decode(body: &[u8]) -> Result<Open, DecodeError> {
         let base = HEADER_LEN;
-        let fixed: PResult<(u8, u16, u16, u32, u8)> = tuple((be_u8, be_u16, be_u16, be_u32, be_u8))(body);
+        let fixed: PResult<(u8, u16, u16, u32, u8)> = (be_u8, be_u16, be_u16, be_u32, be_u8).parse(body);
         let (rest, (version, my_as, hold_time, id, opt_len)) =
             fixed.map_err(|e| DecodeError::new(Reason::Truncated("OPEN"), failed_at(base, body, e)))?;
         // RFC 4271 §6.2: the data field is the largest supported version (2 octets).

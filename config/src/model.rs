@@ -346,6 +346,8 @@ pub struct Peer {
     pub export: Vec<String>,
     /// Administrative shutdown text (RFC 8203), <= 255 bytes.
     pub shutdown_message: Option<String>,
+    /// Free text for operators (`show peer`, BIRD's `description`), <= 255 bytes.
+    pub description: Option<String>,
     /// Prefix limit.
     pub max_prefixes: Option<MaxPrefixes>,
     /// Run BFD with this peer (RFC 5882: its failure takes the session down).
@@ -376,6 +378,7 @@ debug_redacted!(Peer {
     import,
     export,
     shutdown_message,
+    description,
     max_prefixes,
     bfd
 });
@@ -515,6 +518,8 @@ pub struct EffectivePeer {
     pub export: Vec<String>,
     /// Administrative shutdown text.
     pub shutdown_message: Option<String>,
+    /// Operator's free text (`[[peer]]` only).
+    pub description: Option<String>,
     /// Prefix limit.
     pub max_prefixes: Option<MaxPrefixes>,
     /// Run a BFD session with this peer; its Down takes the BGP session down (RFC 5882).
@@ -545,6 +550,7 @@ debug_redacted!(EffectivePeer {
     import,
     export,
     shutdown_message,
+    description,
     max_prefixes,
     bfd
 });

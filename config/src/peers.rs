@@ -49,6 +49,7 @@ impl Config {
                 import: p.import.clone(),
                 export: p.export.clone(),
                 shutdown_message: p.shutdown_message.clone(),
+                description: p.description.clone(),
                 max_prefixes: p.max_prefixes.clone(),
                 bfd: p.bfd,
             });
@@ -80,6 +81,7 @@ impl Config {
                     import: Vec::new(),
                     export: Vec::new(),
                     shutdown_message: None,
+                    description: None,
                     max_prefixes: None,
                     bfd: mesh.bfd,
                 });

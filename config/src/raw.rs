@@ -194,6 +194,7 @@ pub(crate) struct RawPeer {
     pub import: Option<Vec<S<String>>>,
     pub export: Option<Vec<S<String>>>,
     pub shutdown_message: Opt<String>,
+    pub description: Opt<String>,
     pub max_prefixes: Opt<RawMaxPrefixes>,
     pub bfd: Option<bool>,
 }

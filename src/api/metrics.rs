@@ -446,6 +446,7 @@ mod tests {
                     peer: PeerId(1),
                     received: 3,
                     advertised: 1,
+                    families: vec![],
                 }],
                 stale: vec![],
                 converged: true,

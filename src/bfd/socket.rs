@@ -200,7 +200,7 @@ pub(super) fn open_tx(local: Option<IpAddr>, remote: SocketAddr, seed: u32) -> i
     if remote.is_ipv6() {
         sock.set_unicast_hops_v6(u32::from(bfd::udp::SINGLE_HOP_TTL))?;
     } else {
-        sock.set_ttl(u32::from(bfd::udp::SINGLE_HOP_TTL))?;
+        sock.set_ttl_v4(u32::from(bfd::udp::SINGLE_HOP_TTL))?;
     }
     sock.set_nonblocking(true)?;
     let ip = local.unwrap_or(match remote {

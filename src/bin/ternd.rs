@@ -27,6 +27,60 @@ struct Args {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `tern=debug`; RUST_LOG also works.
     #[arg(long)]
     log_level: Option<String>,
+    /// Print a manual page (roff) and exit: for packaging.
+    #[arg(long, value_enum, hide = true)]
+    man_page: Option<ManPage>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ManPage {
+    /// ternd(8), from these command-line definitions.
+    Ternd,
+    /// tern.toml(5), from the annotated reference configuration.
+    #[value(name = "tern.toml")]
+    TernToml,
+}
+
+/// The annotated reference configuration (every key with its default).
+const REFERENCE_TOML: &str = include_str!("../../examples/reference.toml");
+
+/// Roff text shown verbatim: backslashes escaped, control characters at the
+/// start of a line neutralised.
+fn roff_verbatim(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let l = l.replace('\\', "\\e");
+            if l.starts_with('.') || l.starts_with('\'') {
+                format!("\\&{l}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
+fn print_man_page(page: ManPage) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match page {
+        ManPage::Ternd => {
+            let cmd = <Args as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).section("8").render(&mut out)
+        }
+        ManPage::TernToml => {
+            let version = env!("CARGO_PKG_VERSION");
+            write!(
+                out,
+                ".TH TERN.TOML 5 \"\" \"tern {version}\"\n\
+                 .SH NAME\ntern.toml \\- configuration of ternd, the tern BGP daemon\n\
+                 .SH DESCRIPTION\nternd reads /etc/tern/tern.toml (TOML) at start, on SIGHUP and on\n\
+                 .B ternctl reload.\nErrors name FILE:LINE:COLUMN and the key; a file that does not validate\n\
+                 changes nothing. Below is the annotated reference: every key with its default.\n\
+                 .SH REFERENCE\n.nf\n{}.fi\n.SH SEE ALSO\nternd(8), ternctl(8)\n",
+                roff_verbatim(REFERENCE_TOML)
+            )
+        }
+    }
 }
 
 /// Logs to stderr: today's format on a terminal or file; under systemd
@@ -58,6 +112,15 @@ fn init_logging(args: &Args) {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(page) = args.man_page {
+        return match print_man_page(page) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ternd: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if args.check {
         return match config::load(&args.config) {
             Ok(_) => {

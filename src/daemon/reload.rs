@@ -9,10 +9,10 @@ use config::EffectivePeer;
 use tracing::{error, info, warn};
 
 use super::peers::{write, Supervisor};
-use super::settings::{compile, originated, peer_settings};
+use super::settings::{compile, dynamic_settings, originated, peer_settings};
 use crate::messages::{PeerCmd, RibMsg};
 use crate::registry::ReloadReport;
-use crate::session::PeerHandle;
+use crate::session::{PeerHandle, SOFT_SETTINGS};
 
 impl Supervisor {
     /// Re-reads the configuration and applies what changed. On a file that
@@ -64,18 +64,44 @@ impl Supervisor {
             .map(|h| (h.settings.address, h))
             .collect();
         for (addr, handle) in running {
-            let keep = wanted.get(&addr).is_some_and(|p| {
-                let mut want = peer_settings(&new, &policies, p, handle.settings.id);
-                want.hostname = handle.settings.hostname.clone();
-                p.enabled && want == handle.settings
+            let id = handle.settings.id;
+            let want = if handle.settings.dynamic {
+                // A configured peer at its address takes over from the range.
+                let range = new.dynamic_peers.iter().find(|d| d.range.contains(addr));
+                range
+                    .filter(|_| !wanted.contains_key(&addr))
+                    .map(|d| dynamic_settings(&new, &policies, d, addr, id))
+            } else {
+                wanted
+                    .get(&addr)
+                    .filter(|p| p.enabled)
+                    .map(|p| peer_settings(&new, &policies, p, id))
+            };
+            let want = want.map(|mut w| {
+                w.hostname = handle.settings.hostname.clone();
+                w
             });
-            if keep || handle.settings.dynamic {
-                continue;
+            let still_wanted = want.is_some();
+            let changed = want.as_ref().map(|w| handle.settings.differences(w));
+            match (want, changed) {
+                (Some(_), Some(changed)) if changed.is_empty() => continue,
+                (Some(want), Some(changed)) if changed.iter().all(|c| SOFT_SETTINGS.contains(c)) => {
+                    report.peers_reconfigured.push(handle.settings.name.clone());
+                    if let Some(h) = self.registry.peers_mut().get_mut(&addr) {
+                        h.settings = want.clone();
+                    }
+                    let _ = handle.cmd.send(PeerCmd::Reconfigure(Box::new(want))).await;
+                    continue;
+                }
+                (Some(_), Some(changed)) => {
+                    let needs_open: Vec<_> = changed.into_iter().filter(|c| !SOFT_SETTINGS.contains(c)).collect();
+                    info!(peer = %handle.settings.name, changed = ?needs_open, "reload: a setting of the OPEN or the connection changed, restarting the session");
+                }
+                _ => info!(peer = %handle.settings.name, "reload: peer removed or disabled, stopping it"),
             }
-            info!(peer = %handle.settings.name, "reload: peer removed or changed, stopping it");
-            match wanted.get(&addr).filter(|p| p.enabled) {
-                Some(_) => report.peers_changed.push(handle.settings.name.clone()),
-                None => report.peers_removed.push(handle.settings.name.clone()),
+            match still_wanted {
+                true => report.peers_changed.push(handle.settings.name.clone()),
+                false => report.peers_removed.push(handle.settings.name.clone()),
             }
             self.registry.peers_mut().remove(&addr);
             if handle.settings.password.is_some() {

@@ -17,7 +17,7 @@ use super::decision::best_digest;
 use super::encode::EncodeCache;
 use super::table::Bits;
 use super::{family_of, ExportCache, Rib, DUMP_SLICE};
-use crate::messages::{PeerId, PeerInfo, PeerOut};
+use crate::messages::{PeerId, PeerInfo, PeerOut, PeerPolicy};
 use crate::route::RouteAttrs;
 
 pub(super) struct PeerState {
@@ -51,6 +51,8 @@ pub(super) struct PeerState {
     /// The prefix limit tripped: further announcements are ignored until the session resets.
     pub(super) limit_tripped: bool,
     pub(super) limit_warned: bool,
+    /// Routes the import policy rejected, per family, since the session came up.
+    pub(super) filtered: Vec<(Family, u64)>,
 }
 
 impl Rib {
@@ -64,6 +66,7 @@ impl Rib {
         // A burst (a full table) must not leave a table-sized set behind.
         self.dirty.shrink_to(1024);
         let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        let now = self.clock();
         for prefix in dirty {
             let selected = self.select(&prefix);
             self.update_kernel(&prefix, selected.as_ref());
@@ -72,6 +75,7 @@ impl Rib {
                 continue;
             };
             let entry_id = entry.id;
+            entry.changed = now;
             let gone = entry.paths.is_empty();
             if entry.best != digest {
                 entry.best = digest;
@@ -181,6 +185,29 @@ impl Rib {
         }
         p.resend.insert(family);
         p.dump_next = Some(0);
+    }
+
+    /// Soft reconfiguration: the session's policies, next-hop rule or prefix
+    /// limit changed. When what it is sent may differ, every family is
+    /// re-evaluated (announced anew, or withdrawn where the new export
+    /// rejects it). A changed import arrives as the peer's routes again.
+    pub(super) fn peer_policy(&mut self, peer: PeerId, policy: PeerPolicy) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let export_changed = p.info.export != policy.export || p.info.next_hop != policy.next_hop;
+        p.info.import = policy.import;
+        p.info.export = policy.export;
+        p.info.next_hop = policy.next_hop;
+        p.info.max_prefixes = policy.max_prefixes;
+        if export_changed {
+            p.export_class = super::export::export_class(&p.info);
+            self.export_cache = ExportCache::default();
+            let families = p.info.families.clone();
+            for family in families.iter() {
+                p.resend.insert(family);
+            }
+            p.dump_next = Some(0);
+            self.send_pending(peer);
+        }
     }
 
     /// What a peer must be told about these prefixes now: an announcement of

@@ -42,6 +42,7 @@ impl Rib {
                 received: 0,
                 limit_tripped: false,
                 limit_warned: false,
+                filtered: Vec::new(),
             },
         );
         // The initial table goes out lazily as the queue drains (send_pending).
@@ -136,6 +137,12 @@ impl Rib {
         self.released_since_purge += replaced;
         // A rejected route replaces whatever the peer sent for it before.
         if !rejected.is_empty() {
+            if let Some(s) = self.peers.get_mut(&peer) {
+                match s.filtered.iter_mut().find(|(f, _)| *f == family) {
+                    Some((_, n)) => *n += rejected.len() as u64,
+                    None => s.filtered.push((family, rejected.len() as u64)),
+                }
+            }
             self.withdraw(peer, &rejected);
         }
         if let Some(s) = self.peers.get_mut(&peer) {

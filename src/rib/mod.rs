@@ -122,6 +122,8 @@ pub struct Rib {
     next_hops: Map<crate::messages::Gateway, bool>,
     /// Seen since the kernel side was last told.
     new_next_hops: Vec<crate::messages::Gateway>,
+    /// Zero of the entries' `changed` clock.
+    started: std::time::Instant,
 }
 
 pub(super) fn family_of(prefix: &IpNetwork) -> Family {
@@ -157,7 +159,13 @@ impl Rib {
             deferring,
             next_hops: Map::default(),
             new_next_hops: Vec::new(),
+            started: std::time::Instant::now(),
         }
+    }
+
+    /// Seconds since the RIB started, the clock of `Entry::changed`.
+    fn clock(&self) -> u32 {
+        self.started.elapsed().as_secs().try_into().unwrap_or(u32::MAX)
     }
 
     /// Session facts of a live peer or of a peer's stale paths.
@@ -221,6 +229,7 @@ impl Rib {
             RibMsg::Learn(changes) => self.learn(changes),
             RibMsg::Writable(peer) => self.drain_backlog(peer),
             RibMsg::RouteRefresh(peer, family) => self.route_refresh(peer, family),
+            RibMsg::PeerPolicy(peer, policy) => self.peer_policy(peer, policy),
             RibMsg::NextHops(changes) => self.next_hops_changed(changes),
             RibMsg::Advertised(peer, reply) => {
                 let _ = reply.send(self.advertised_to(peer));

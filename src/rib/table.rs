@@ -18,10 +18,17 @@ pub(super) struct Entry {
     pub(super) kernel: u64,
     /// Index into every peer's Adj-RIB-Out bitset.
     pub(super) id: u32,
+    /// When a path of the prefix last changed, seconds since the RIB started
+    /// (the route age views show); fits beside `id` at no cost.
+    pub(super) changed: u32,
     /// Which path was best at the last flush (0: none); unchanged means
     /// nothing to tell the peers.
     pub(super) best: u64,
 }
+
+// One entry per prefix: `changed` must stay in the padding beside `id`.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Entry>() == 48);
 
 impl Entry {
     pub(super) fn new(id: u32) -> Entry {
@@ -29,6 +36,7 @@ impl Entry {
             paths: Paths::new(),
             kernel: 0,
             id,
+            changed: 0,
             best: 0,
         }
     }

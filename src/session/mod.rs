@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::messages::{PeerCmd, RibMsg};
-pub use settings::{LocalRestart, MaxPrefixes, PeerSettings};
+pub use settings::{LocalRestart, MaxPrefixes, PeerSettings, SOFT_SETTINGS};
 pub use status::{PeerStatus, StatusCell};
 use task::PeerTask;
 

@@ -7,7 +7,8 @@ use bgp_proto::Message;
 use tracing::{info, warn};
 
 use super::task::PeerTask;
-use crate::messages::{PeerAction, RibMsg};
+use super::PeerSettings;
+use crate::messages::{PeerAction, PeerPolicy, RibMsg};
 
 impl PeerTask {
     /// Carries out `action`; an error says why it could not be done.
@@ -91,5 +92,41 @@ impl PeerTask {
         }
         info!(peer = %name, inbound, outbound, "route refresh by the operator");
         Ok(())
+    }
+
+    /// A reload changed only settings a running session takes (soft
+    /// reconfiguration, like BIRD's `configure`): the RIB re-evaluates what
+    /// the peer is sent; a changed import policy is re-applied to the peer's
+    /// routes by asking for them again (ROUTE-REFRESH, RFC 2918). A peer
+    /// without route refresh is reset: its routes could not be re-evaluated.
+    pub(super) async fn reconfigure(&mut self, new: PeerSettings) {
+        let changed = self.settings.differences(&new);
+        let import_changed = changed.contains(&"import");
+        self.settings = new;
+        let (Some(session), Some(negotiated)) = (&self.session, self.fsm.negotiated()) else {
+            info!(peer = %self.settings.name, changed = ?changed, "reload: settings changed; they apply when the session comes up");
+            return;
+        };
+        if import_changed && !negotiated.route_refresh {
+            info!(peer = %self.settings.name, "reload: import policy changed and the peer has no route refresh: resetting the session");
+            let n = Notification::new(bgp_proto::error::code::CEASE, cease::OTHER_CONFIGURATION_CHANGE);
+            self.feed(Event::AutomaticStop(n)).await;
+            return;
+        }
+        info!(peer = %self.settings.name, changed = ?changed, "reload: applied without resetting the session");
+        let conn = session.conn;
+        let families: Vec<_> = session.families.iter().collect();
+        let policy = PeerPolicy {
+            import: self.settings.import.clone(),
+            export: self.settings.export.clone(),
+            next_hop: self.settings.next_hop,
+            max_prefixes: self.settings.prefix_limit(),
+        };
+        let _ = self.rib.send(RibMsg::PeerPolicy(self.settings.id, policy)).await;
+        if import_changed {
+            for family in families {
+                self.send(conn, &Message::RouteRefresh(RouteRefresh::request(family)));
+            }
+        }
     }
 }

@@ -39,6 +39,8 @@ pub struct PeerSettings {
     pub long_lived_stale_time: Option<u32>,
     pub hostname: Option<String>,
     pub shutdown_message: Option<String>,
+    /// Operator's free text (`description`).
+    pub description: Option<String>,
     /// TCP-MD5 key (RFC 2385).
     pub password: Option<String>,
     /// GTSM (RFC 5082): send with TTL 255, accept only TTL >= 256 - hops.
@@ -76,6 +78,7 @@ impl std::fmt::Debug for PeerSettings {
             .field("long_lived_stale_time", &self.long_lived_stale_time)
             .field("hostname", &self.hostname)
             .field("shutdown_message", &self.shutdown_message)
+            .field("description", &self.description)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("gtsm_hops", &self.gtsm_hops)
             .field("import", &self.import)
@@ -83,6 +86,69 @@ impl std::fmt::Debug for PeerSettings {
             .field("max_prefixes", &self.max_prefixes)
             .field("dynamic", &self.dynamic)
             .finish()
+    }
+}
+
+/// Settings a running session takes without a new OPEN (soft
+/// reconfiguration): the routes are re-evaluated, the session stays up.
+pub const SOFT_SETTINGS: [&str; 6] = [
+    "import",
+    "export",
+    "next_hop",
+    "max_prefixes",
+    "shutdown_message",
+    "description",
+];
+
+impl PeerSettings {
+    /// Names of the settings that differ between `self` and `other`.
+    pub fn differences(&self, other: &PeerSettings) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        macro_rules! compare {
+            ($($field:ident),* $(,)?) => {
+                $(if self.$field != other.$field { out.push(stringify!($field)); })*
+            };
+        }
+        compare!(
+            id,
+            name,
+            address,
+            port,
+            asn,
+            local_asn,
+            router_id,
+            passive,
+            hold_time,
+            keepalive_time,
+            connect_retry,
+            source_address,
+            ttl,
+            next_hop,
+            rr_client,
+            families,
+            add_path,
+            allowas_in,
+            graceful_restart,
+            long_lived_stale_time,
+            hostname,
+            shutdown_message,
+            description,
+            password,
+            gtsm_hops,
+            import,
+            export,
+            max_prefixes,
+            dynamic,
+        );
+        out
+    }
+
+    /// The prefix limit as the RIB applies it.
+    pub fn prefix_limit(&self) -> Option<crate::messages::PrefixLimit> {
+        self.max_prefixes.map(|m| crate::messages::PrefixLimit {
+            limit: m.limit,
+            warning: (m.limit as u64 * m.warning_percent as u64 / 100) as u32,
+        })
     }
 }
 
@@ -225,6 +291,7 @@ mod tests {
             long_lived_stale_time: None,
             hostname: None,
             shutdown_message: None,
+            description: None,
             password: Some("s3cret-key".into()),
             gtsm_hops: None,
             import: Chain::AcceptAll,

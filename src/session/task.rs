@@ -23,7 +23,7 @@ use super::inbound::update_messages;
 use super::settings::{capabilities, LocalRestart, PeerSettings};
 use super::status::StatusCell;
 use crate::messages::{
-    ConnEvent, PeerCmd, PeerGracefulRestart, PeerInfo, PeerOut, PeerSignal, PrefixLimit, Retention, RibMsg, WriterMsg,
+    ConnEvent, PeerCmd, PeerGracefulRestart, PeerInfo, PeerOut, PeerSignal, Retention, RibMsg, WriterMsg,
 };
 use bgp_proto::capability::LlgrFamily;
 
@@ -193,6 +193,7 @@ impl PeerTask {
                     Some(PeerCmd::Act(action, reply)) => {
                         let _ = reply.send(self.act_on(action).await);
                     }
+                    Some(PeerCmd::Reconfigure(settings)) => self.reconfigure(*settings).await,
                     None => {
                         cmds_open = false;
                         self.stop(None).await;
@@ -607,10 +608,7 @@ impl PeerTask {
                 .any(|e| e.family == Family::IPV4_UNICAST && e.next_hop_afi == bgp_proto::Afi::IPV6),
             import: self.settings.import.clone(),
             export: self.settings.export.clone(),
-            max_prefixes: self.settings.max_prefixes.map(|m| PrefixLimit {
-                limit: m.limit,
-                warning: (m.limit as u64 * m.warning_percent as u64 / 100) as u32,
-            }),
+            max_prefixes: self.settings.prefix_limit(),
             graceful_restart: self.peer_restart.as_ref().map(|r| r.info.clone()),
         };
         let _ = self

@@ -27,6 +27,8 @@ pub struct ConnectOptions {
     /// Capabilities offered besides IPv4 unicast, route refresh and 4-octet AS
     /// (e.g. graceful restart, RFC 4724).
     pub extra_capabilities: Vec<Capability>,
+    /// Leave route refresh (RFC 2918) out of the OPEN.
+    pub without_route_refresh: bool,
 }
 
 impl ConnectOptions {
@@ -119,6 +121,9 @@ impl TestPeer {
             Capability::RouteRefresh,
             Capability::FourOctetAs(asn),
         ];
+        if opts.without_route_refresh {
+            caps.retain(|c| *c != Capability::RouteRefresh);
+        }
         caps.extend(opts.extra_capabilities.iter().cloned());
         let open = Open::new(asn, 90, router_id, caps);
         let mut peer = TestPeer {

@@ -245,3 +245,107 @@ fn show_routes_received_from_and_advertised_to_one_peer() {
     assert_eq!(to_h3, [OWN_BLOCK, "10.244.9.0/26"]);
     assert_eq!(show("tor1", true), [OWN_BLOCK], "not its own route back");
 }
+
+/// The JSON field names of `ternctl show … --json` are an interface: scripts
+/// and monitoring read them. Renaming or removing one must be a decision,
+/// so they are pinned here (adding one means adding it here too).
+#[test]
+fn json_field_names_of_the_show_commands_are_stable() {
+    use serde_json::Value;
+    use tern::api::control::proto::Request;
+    let node = Node::start(&ibgp_peer("h2", "127.0.0.2"));
+    let mut h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    h2.announce(&[net("10.244.2.0/26")], "192.168.1.12".parse().unwrap(), vec![])
+        .expect("announce");
+    node.wait_until("the route is installed", || {
+        node.kernel_gateways("10.244.2.0/26").is_some()
+    });
+    let keys = |v: &Value| -> Vec<String> {
+        let object = match v {
+            Value::Array(items) => items.first().cloned().unwrap_or(Value::Null),
+            other => other.clone(),
+        };
+        let mut k: Vec<String> = object
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        k.sort();
+        k
+    };
+    let ask = |req| node.ternctl::<Value>(req).expect("answer");
+    let routes = ask(Request::Routes { prefix: None });
+    for (what, value, expected) in [
+        ("show peers", ask(Request::Peers), PEER_FIELDS),
+        ("show routes", routes, ROUTE_FIELDS),
+        ("show status", ask(Request::Status), STATUS_FIELDS),
+        ("show fib", ask(Request::Fib), FIB_FIELDS),
+    ] {
+        let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        assert_eq!(keys(&value), expected, "{what}: {value}");
+    }
+}
+
+const PEER_FIELDS: &[&str] = &[
+    "address",
+    "advertised",
+    "asn",
+    "bfd",
+    "capabilities",
+    "description",
+    "disabled",
+    "families",
+    "family_counts",
+    "graceful_restart",
+    "hold_time",
+    "keepalive_time",
+    "last_error",
+    "last_notification",
+    "local_address",
+    "malformed_updates",
+    "messages_in",
+    "messages_out",
+    "name",
+    "passive",
+    "peer_hostname",
+    "peer_router_id",
+    "received",
+    "since_unix",
+    "state",
+    "updates_in",
+    "uptime_secs",
+];
+/// (`learned` appears too, on routes learned from the kernel.)
+const ROUTE_FIELDS: &[&str] = &[
+    "age_secs",
+    "as_path",
+    "best",
+    "cluster_list",
+    "communities",
+    "from",
+    "large_communities",
+    "local_pref",
+    "med",
+    "next_hop",
+    "origin",
+    "originator_id",
+    "path_id",
+    "prefix",
+];
+const STATUS_FIELDS: &[&str] = &[
+    "asn",
+    "attribute_sets",
+    "converged",
+    "fib",
+    "kernel_routes",
+    "learned_routes",
+    "paths",
+    "peers_configured",
+    "peers_established",
+    "prefixes",
+    "router_id",
+    "selection_deferred",
+    "uptime_secs",
+    "version",
+];
+const FIB_FIELDS: &[&str] = &["device", "gateways", "kind", "prefix", "state"];

@@ -92,6 +92,11 @@ fn bfd_comes_up_and_a_silent_neighbour_takes_bgp_down_at_once() {
     assert!(!b.multihop, "127.0.41.2 is on lo's 127.0.0.0/8: single hop");
     assert_eq!((b.tx_interval_us, b.rx_interval_us), (50_000, 50_000), "{b:?}");
     assert_eq!(b.detection_time_us, Some(150_000));
+    // `show bfd --json` field names are an interface too (see api.rs).
+    let json = serde_json::to_value(b).expect("json");
+    let mut fields: Vec<&str> = json.as_object().expect("object").keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, BFD_FIELDS);
     assert_eq!(node.peer("h2").bfd.as_deref(), Some("Up"));
     assert_eq!(neighbour.sessions()[0].state, "Up");
     let metrics = http_get(&node, "/metrics");
@@ -229,6 +234,28 @@ fn a_dynamic_peer_gets_a_bfd_session_while_its_bgp_session_lasts() {
     drop(h2);
     node.wait_until("no BFD session", || bfd(&node).is_empty());
 }
+
+/// `ternctl show bfd --json`: one object per session with these fields.
+const BFD_FIELDS: &[&str] = &[
+    "detection_time_us",
+    "diagnostic",
+    "interface",
+    "local",
+    "local_discriminator",
+    "multihop",
+    "multiplier",
+    "peer",
+    "remote",
+    "remote_discriminator",
+    "remote_multiplier",
+    "remote_state",
+    "rx_interval_us",
+    "since_secs",
+    "since_unix",
+    "since_unix_ms",
+    "state",
+    "tx_interval_us",
+];
 
 /// GET `path` from the node's metrics endpoint.
 fn http_get(node: &Node, path: &str) -> String {

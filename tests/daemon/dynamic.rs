@@ -91,3 +91,27 @@ fn a_disabled_dynamic_peer_is_refused_until_enabled() {
     assert!(!enabled.disabled);
     node.wait_until("admitted again", || node.connect("127.0.1.7", ASN).is_ok());
 }
+
+#[test]
+fn a_reload_applies_a_ranges_new_export_to_its_running_sessions_and_a_removed_range_ends_them() {
+    let nothing = "[[policy]]\nname = \"nothing\"\ndefault = \"reject\"\n";
+    let node = Node::start(&format!("{}{nothing}", range(5)));
+    let mut p = node.connect("127.0.1.7", ASN).expect("admitted");
+    read_until(&mut p, "our block", |s| s.end_of_rib);
+    let since = node.peer("Dynamic_127_0_1_7").since_unix;
+
+    node.reload_with(&format!("{}export = [\"nothing\"]\n{nothing}", range(5)))
+        .expect("reload");
+    read_until(&mut p, "our block withdrawn under the range's new export", |s| {
+        s.withdrawn.contains(&OWN_BLOCK.to_string())
+    });
+    assert_eq!(node.peer("Dynamic_127_0_1_7").since_unix, since, "not reset");
+
+    node.reload_with(nothing).expect("reload without the range");
+    let n = p
+        .expect_notification(std::time::Instant::now() + PATIENCE)
+        .expect("read")
+        .expect("a NOTIFICATION: its range is gone");
+    assert_eq!(n.code, 6, "Cease");
+    node.wait_until("the dynamic peer is gone", || node.peers().is_empty());
+}

@@ -168,3 +168,24 @@ fn the_control_socket_mode_and_a_read_only_socket() {
     }
     assert_eq!(node.status().peers_configured, 1, "still running, unchanged");
 }
+
+#[test]
+fn show_peer_counts_accepted_filtered_and_advertised_routes_per_family() {
+    let keys = "import = [\"no-3\"]\n[[policy]]\nname = \"no-3\"\ndefault = \"accept\"\n[[policy.rule]]\nprefix = \"10.244.3.0/26\"\naction = \"reject\"\n";
+    let node = Node::start(&format!("{}{keys}", ibgp_peer("h2", "127.0.0.2")));
+    let mut h2 = node.connect("127.0.0.2", ASN).expect("h2");
+    read_until(&mut h2, "our block", |s| s.end_of_rib);
+    let theirs = [net("10.244.2.0/26"), net("10.244.3.0/26"), net("10.244.4.0/26")];
+    h2.announce(&theirs, "127.0.0.2".parse().unwrap(), vec![])
+        .expect("announce");
+    node.wait_until("two accepted", || {
+        node.peer("h2").family_counts.first().is_some_and(|c| c.accepted == 2)
+    });
+    let counts = node.peer("h2").family_counts;
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!(counts[0].family, "ipv4-unicast");
+    assert_eq!(
+        (counts[0].accepted, counts[0].filtered, counts[0].advertised),
+        (2, 1, 1)
+    );
+}

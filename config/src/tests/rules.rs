@@ -598,6 +598,13 @@ fn rule_keywords() {
         "peer[0].shutdown_message",
         "256 bytes",
     );
+    invalid(
+        &peer(&format!("description = \"{}\"", "x".repeat(256))),
+        7,
+        15,
+        "peer[0].description",
+        "256 bytes",
+    );
 }
 
 #[test]

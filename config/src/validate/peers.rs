@@ -224,6 +224,16 @@ pub(super) fn validate_peers(
             }
             s.get_ref().clone()
         });
+        let description = p.description.as_ref().map(|s| {
+            if s.get_ref().len() > 255 {
+                v.err(
+                    s.span(),
+                    &key("description"),
+                    format!("description is {} bytes; at most 255", s.get_ref().len()),
+                );
+            }
+            s.get_ref().clone()
+        });
         let max_prefixes = v.max_prefixes(&p.max_prefixes, &key("max_prefixes"));
         if let (Some(address), Some(asn)) = (address, asn) {
             out.push(Peer {
@@ -249,6 +259,7 @@ pub(super) fn validate_peers(
                 import,
                 export,
                 shutdown_message,
+                description,
                 max_prefixes,
                 bfd: p.bfd.unwrap_or(false),
             });

@@ -38,6 +38,8 @@ pub struct PeerRow {
     pub add_path: Option<AddPathMode>,
     pub hostname: Option<String>,
     pub rr_client: bool,
+    /// `show protocols all`'s `Description:` line.
+    pub description: Option<String>,
     pub received: usize,
     pub advertised: usize,
 }
@@ -197,12 +199,15 @@ fn af_list(label: &str, afs: &[String]) -> String {
 
 /// The BGP block of `show protocols all NAME` (BIRD `bgp_show_proto_info`).
 fn protocol_details(p: &PeerRow, counts: &ChannelCounts) -> Vec<String> {
-    let mut l = vec![
+    let mut l: Vec<String> = (p.description.iter())
+        .map(|d| format!("  Description:    {d}"))
+        .collect();
+    l.extend([
         format!("  BGP state:          {}", p.state_dsc()),
         format!("    Neighbor address: {}", p.address),
         format!("    Neighbor AS:      {}", p.asn),
         format!("    Local AS:         {}", p.local_asn),
-    ];
+    ]);
     let ours: Vec<String> = p.families.iter().map(af_name).collect();
     if p.up() {
         l.push(format!(

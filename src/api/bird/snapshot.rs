@@ -49,6 +49,7 @@ pub(super) fn peer_rows(
                 add_path: s.add_path,
                 hostname: s.hostname.clone(),
                 rr_client: s.rr_client,
+                description: s.description.clone(),
                 received,
                 advertised,
             };

@@ -45,6 +45,7 @@ fn peer(name: &str, state: State) -> PeerRow {
         add_path: None,
         hostname: None,
         rr_client: false,
+        description: None,
         received: 1,
         advertised: 1,
     }
@@ -105,6 +106,17 @@ fn old_states_show_the_date() {
     let then = now - Duration::from_secs(21 * 3600);
     assert_eq!(short_time(then, now), LocalTime::of(then).date());
     assert_eq!(short_time(now, now).len(), "12:00:00.000".len());
+}
+
+/// BIRD prints a protocol's `description` first in its detail block.
+#[test]
+fn protocols_all_shows_the_description_first() {
+    let mut p = peer("Mesh_192_168_1_12", State::Established);
+    p.description = Some("rack 12 ToR".into());
+    let r = render_protocols(&[p], true, &ChannelCounts::default(), at(0, 0, 2, 0)).encode();
+    let lines: Vec<&str> = r.lines().collect();
+    assert_eq!(lines[2], "1006-  Description:    rack 12 ToR");
+    assert_eq!(lines[3], "   BGP state:          Established");
 }
 
 #[test]

@@ -34,15 +34,27 @@ pub async fn peer(registry: &Registry, name: &str, request: PeerRequest) -> Resu
         PeerAction::Enable => registry.set_disabled(name, None),
         _ => {}
     }
+    let enabling_dynamic = handle.settings.dynamic && action == PeerAction::Enable;
+    // A dynamic peer's task may end (with its session) as the command goes in:
+    // enabling it then means, as above, that it may be admitted again.
+    let ended = || {
+        if enabling_dynamic {
+            Ok(PeerActionReply {
+                name: name.to_string(),
+                state: "Idle".into(),
+                disabled: false,
+            })
+        } else {
+            Err(format!("peer {name} is stopping"))
+        }
+    };
     let (tx, rx) = oneshot::channel();
-    handle
-        .cmd
-        .send(PeerCmd::Act(action, tx))
-        .await
-        .map_err(|_| format!("peer {name} is stopping"))?;
+    if handle.cmd.send(PeerCmd::Act(action, tx)).await.is_err() {
+        return ended();
+    }
     match tokio::time::timeout(QUERY_TIMEOUT, rx).await {
         Ok(Ok(done)) => done?,
-        Ok(Err(_)) => return Err(format!("peer {name} is stopping")),
+        Ok(Err(_)) => return ended(),
         Err(_) => {
             return Err(format!(
                 "peer {name} did not answer within {} s",

@@ -7,7 +7,8 @@ use bgp_proto::fsm::State;
 use fib_sync::{Desired, RouteKind, RouteState};
 
 use super::proto::{
-    FibCounters, FibReply, GracefulRestartReply, LearnedReply, PeerReply, RouteReply, ShutdownReply, StatusReply,
+    FamilyCountsReply, FibCounters, FibReply, GracefulRestartReply, LearnedReply, PeerReply, RouteReply, ShutdownReply,
+    StatusReply,
 };
 use crate::messages::{PeerId, RouteSource, RouteView};
 use crate::registry::{Registry, StopMode};
@@ -28,6 +29,7 @@ pub async fn peers(registry: &Registry) -> Result<Vec<PeerReply>, String> {
                 address: h.settings.address,
                 asn: h.settings.asn,
                 state: st.state.as_str().to_string(),
+                description: h.settings.description.clone(),
                 uptime_secs: st.since.elapsed().as_secs(),
                 since_unix: st.since_unix,
                 capabilities: st.capabilities.clone(),
@@ -46,6 +48,14 @@ pub async fn peers(registry: &Registry) -> Result<Vec<PeerReply>, String> {
                 malformed_updates: st.malformed_updates,
                 received,
                 advertised,
+                family_counts: (summary.family_counts(h.settings.id).iter())
+                    .map(|c| FamilyCountsReply {
+                        family: c.family.to_string(),
+                        accepted: c.accepted,
+                        filtered: c.filtered,
+                        advertised: c.advertised,
+                    })
+                    .collect(),
                 passive: h.settings.passive,
                 graceful_restart: summary.stale_of(h.settings.id).map(|s| GracefulRestartReply {
                     state: if s.reconnected {
@@ -132,6 +142,7 @@ fn route_reply(v: &RouteView, names: &HashMap<PeerId, String>) -> RouteReply {
         originator_id: a.originator_id,
         cluster_list: a.cluster_list.clone(),
         path_id: v.path_id,
+        age_secs: v.age.as_secs(),
         learned: match &v.source {
             RouteSource::Kernel(l) => Some(LearnedReply {
                 protocol: l.protocol,

@@ -82,6 +82,9 @@ pub struct PeerReply {
     pub asn: u32,
     /// RFC 4271 §8.2.2 state name, e.g. `Established`.
     pub state: String,
+    /// The operator's `description` of the peer.
+    #[serde(default)]
+    pub description: Option<String>,
     /// Seconds since the session came up (Established) or went down; a
     /// down peer's connect retries do not reset it.
     pub uptime_secs: u64,
@@ -114,12 +117,28 @@ pub struct PeerReply {
     pub received: usize,
     /// Prefixes advertised to it (its Adj-RIB-Out).
     pub advertised: usize,
+    /// The counts per negotiated family (`show peer NAME`).
+    #[serde(default)]
+    pub family_counts: Vec<FamilyCountsReply>,
     pub passive: bool,
     /// Graceful restart in progress for this peer (we keep its routes as stale).
     pub graceful_restart: Option<GracefulRestartReply>,
     /// The peer's BFD session state (`Up`, `Down`, `Init`, `AdminDown`); None without BFD.
     #[serde(default)]
     pub bfd: Option<String>,
+}
+
+/// One family of one session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FamilyCountsReply {
+    /// e.g. `ipv4-unicast`.
+    pub family: String,
+    /// Paths accepted by the import policy (in the RIB).
+    pub accepted: usize,
+    /// Routes the import policy rejected since the session came up.
+    pub filtered: u64,
+    /// Prefixes advertised to the peer.
+    pub advertised: usize,
 }
 
 /// One BFD session (`show bfd`): peer, addresses, state, negotiated
@@ -156,6 +175,10 @@ pub struct RouteReply {
     pub originator_id: Option<Ipv4Addr>,
     pub cluster_list: Vec<Ipv4Addr>,
     pub path_id: Option<u32>,
+    /// Route age: seconds since the prefix last changed (a path announced,
+    /// replaced or withdrawn, or its next hop's resolution changed).
+    #[serde(default)]
+    pub age_secs: u64,
     /// For a route learned from the kernel: who wrote it and where it goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learned: Option<LearnedReply>,

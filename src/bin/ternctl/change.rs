@@ -87,6 +87,7 @@ pub fn run_reload(socket: &Path, json: bool) -> Result<ExitCode, String> {
     println!("peers added        {}", list(&report.peers_added));
     println!("peers removed      {}", list(&report.peers_removed));
     println!("peers restarted    {}", list(&report.peers_changed));
+    println!("peers reconfigured {}", list(&report.peers_reconfigured));
     println!("originated changed {}", report.originated_changed);
     println!("policies changed   {}", report.policies_changed);
     println!("[learn] changed    {}", report.learn_changed);

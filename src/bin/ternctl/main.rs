@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bgp_proto::{Context, Family};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use tern::api::control::proto::{BfdReply, FibReply, PeerReply, Request, RouteReply, ShutdownReply, StatusReply};
 use tern::api::control::request;
 
@@ -57,6 +57,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, …) for ternctl.
+    Completions { shell: clap_complete::Shell },
+    /// Print ternctl(8) (roff) and exit: for packaging.
+    #[command(hide = true)]
+    ManPage,
 }
 
 #[derive(Subcommand)]
@@ -115,6 +120,15 @@ fn main() -> ExitCode {
         Command::Shutdown { hard } => run_shutdown(&cli.socket, hard),
         Command::Peer { command, json } => change::run_peer(&cli.socket, command, json),
         Command::Reload { json } => change::run_reload(&cli.socket, json),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ternctl", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ManPage => clap_mangen::Man::new(Cli::command())
+            .section("8")
+            .render(&mut std::io::stdout())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| e.to_string()),
     };
     match result {
         Ok(code) => code,
@@ -199,6 +213,7 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                     "AS PATH",
                     "LOCPREF",
                     "MED",
+                    "AGE",
                     "COMMUNITIES",
                 ],
                 routes
@@ -218,6 +233,7 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                             r.as_path.clone(),
                             opt(&r.local_pref),
                             opt(&r.med),
+                            duration(r.age_secs),
                             comms.join(" "),
                         ]
                     })
@@ -332,6 +348,7 @@ fn print_peer(p: &PeerReply) {
         ("name", p.name.clone()),
         ("address", p.address.to_string()),
         ("asn", p.asn.to_string()),
+        ("description", opt(&p.description)),
         (
             "state",
             if p.disabled {
@@ -358,6 +375,12 @@ fn print_peer(p: &PeerReply) {
     ];
     for (k, v) in rows {
         println!("{k:<18} {v}");
+    }
+    for c in &p.family_counts {
+        println!(
+            "{:<18} {}: {} accepted, {} filtered, {} advertised",
+            "routes", c.family, c.accepted, c.filtered, c.advertised
+        );
     }
     for c in &p.capabilities {
         println!("{:<18} {c}", "capability");
