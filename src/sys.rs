@@ -93,3 +93,27 @@ pub fn on_connected_subnet(addr: std::net::IpAddr) -> bool {
     unsafe { libc::freeifaddrs(list) };
     found
 }
+
+/// `setsockopt` with an `int` value (the socket options std and socket2 lack).
+pub fn setsockopt_int(
+    fd: std::os::fd::RawFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    value: libc::c_int,
+) -> std::io::Result<()> {
+    // SAFETY: an int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            &value as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -9,23 +9,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-fn set_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: setsockopt with a pointer to a live c_int and its size.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            &value as *const libc::c_int as *const libc::c_void,
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
+use crate::sys::setsockopt_int;
 
 /// A socket that receives Control packets on `addr:port`, with the TTL /
 /// hop limit and the destination address of each packet reported.
@@ -38,11 +22,11 @@ pub(super) fn open_rx(addr: IpAddr, port: u16) -> io::Result<Socket> {
     let fd = sock.as_raw_fd();
     if addr.is_ipv6() {
         sock.set_only_v6(true)?;
-        set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, 1)?;
-        set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, 1)?;
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
     } else {
-        set_int(fd, libc::IPPROTO_IP, libc::IP_RECVTTL, 1)?;
-        set_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
+        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVTTL, 1)?;
+        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
     }
     sock.set_reuse_address(true)?;
     sock.set_nonblocking(true)?;
