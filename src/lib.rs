@@ -18,12 +18,14 @@
 //! - [`registry`]: what is running now, and the read-only queries the front ends make.
 //! - [`session`]: one BGP session per peer, driving the sans-IO FSM of `bgp-proto`.
 //! - [`rib`]: the RIB task (decision, import/export, Adj-RIB-Out, encoding, graceful restart, kernel changes).
+//! - [`bfd`]: the BFD task (UDP sockets, every session's `tern-bfd` state machine).
 //! - [`messages`]: every message between tasks.
 //! - [`route`]: what a route is (attributes) and the policy language over it.
 //! - `accept`, [`sys`]: accept-loop backoff; the few libc calls.
 
 mod accept;
 pub mod api;
+pub mod bfd;
 pub mod daemon;
 pub mod log;
 pub mod messages;

@@ -388,6 +388,9 @@ pub enum PeerCmd {
     Incoming(TcpStream),
     /// Stop the session (Cease / Administrative Shutdown) and end the task.
     Stop(Option<String>),
+    /// The peer's BFD session went from Up to Down (the text says why):
+    /// the session goes down at once (RFC 5882 §4.3), then connects again.
+    BfdDown(String),
     /// Close the connections without a NOTIFICATION and end the task: this
     /// daemon stops for a graceful restart (RFC 4724 §4.1).
     CloseForRestart,

@@ -49,6 +49,8 @@ pub struct Registry {
     /// Peers an operator disabled, by name, with their shutdown text: they
     /// stay down across reloads until enabled (`ternctl peer disable`).
     disabled: std::sync::Mutex<HashMap<String, Option<String>>>,
+    /// The BFD task, once a configuration asked for BFD (started then, kept).
+    pub(crate) bfd: std::sync::OnceLock<crate::bfd::BfdHandle>,
 }
 
 /// What a reload changed (`ternctl reload` prints it).
@@ -65,6 +67,9 @@ pub struct ReloadReport {
     pub originated_changed: bool,
     pub policies_changed: bool,
     pub learn_changed: bool,
+    /// `[bfd]` timers, or which peers run BFD, changed (no BGP session reset).
+    #[serde(default)]
+    pub bfd_changed: bool,
     /// Sections whose changes wait for the next restart.
     pub restart_needed: Vec<String>,
 }
@@ -118,6 +123,20 @@ impl Registry {
             stop_request: watch::channel(None).0,
             reloads: std::sync::OnceLock::new(),
             disabled: std::sync::Mutex::new(HashMap::new()),
+            bfd: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The BFD task, if any peer ever had `bfd = true`.
+    pub fn bfd(&self) -> Option<&crate::bfd::BfdHandle> {
+        self.bfd.get()
+    }
+
+    /// Every BFD session as the front ends show it (empty without BFD).
+    pub async fn bfd_sessions(&self) -> Vec<crate::bfd::BfdView> {
+        match self.bfd() {
+            Some(b) => b.sessions().await,
+            None => Vec::new(),
         }
     }
 

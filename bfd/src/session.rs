@@ -258,6 +258,20 @@ impl<R: RandomSource> Session<R> {
         self.remote_discr
     }
 
+    /// `bfd.DetectMult` of the remote as last heard (0 before).
+    pub fn remote_detect_mult(&self) -> u8 {
+        self.remote_detect_mult
+    }
+
+    /// The interval the remote sends at (§6.8.4): the larger of our Required
+    /// Min RX in force and its Desired Min TX; zero before it is heard.
+    pub fn receive_interval(&self) -> Duration {
+        if self.remote_detect_mult == 0 {
+            return Duration::ZERO;
+        }
+        self.eff_rx.max(self.remote_desired_min_tx)
+    }
+
     /// Whether our Poll Sequence is in progress (§6.5).
     pub fn poll_in_progress(&self) -> bool {
         self.poll != Poll::Idle
@@ -443,6 +457,17 @@ impl<R: RandomSource> Session<R> {
         })?;
         self.config = config;
         self.update_advertised(now);
+        Ok(())
+    }
+
+    /// Changes `bfd.DetectMult`. It travels in every packet and the remote
+    /// computes its Detection Time from the latest one (§6.8.4), so no Poll
+    /// Sequence is needed.
+    pub fn set_detect_mult(&mut self, detect_mult: u8) -> Result<(), ConfigError> {
+        self.config = validate(SessionConfig {
+            detect_mult,
+            ..self.config
+        })?;
         Ok(())
     }
 

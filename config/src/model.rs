@@ -67,6 +67,8 @@ pub struct Config {
     pub control: Control,
     /// `[metrics]`: Prometheus endpoint, if any.
     pub metrics: Option<Metrics>,
+    /// `[bfd]`: timers of every BFD session.
+    pub bfd: Bfd,
     /// `[mesh]`: full iBGP mesh, if any.
     pub mesh: Option<Mesh>,
     /// `[[dynamic_peers]]`: ranges peers may connect from.
@@ -190,6 +192,28 @@ pub struct Metrics {
     pub listen: SocketAddr,
 }
 
+/// `[bfd]`: the timers every BFD session (RFC 5880) starts with; which
+/// peers run one is their `bfd = true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Bfd {
+    /// Required Min RX Interval we advertise, milliseconds (default 300).
+    pub min_rx_ms: u32,
+    /// Desired Min TX Interval once Up, milliseconds (default 300).
+    pub min_tx_ms: u32,
+    /// Detect Mult: missed intervals before the remote declares us down (default 3).
+    pub multiplier: u8,
+}
+
+impl Default for Bfd {
+    fn default() -> Bfd {
+        Bfd {
+            min_rx_ms: 300,
+            min_tx_ms: 300,
+            multiplier: 3,
+        }
+    }
+}
+
 /// `[mesh]`: full iBGP mesh.
 /// `Debug` shows the password as `<redacted>`.
 #[derive(Clone, PartialEq, Serialize)]
@@ -203,6 +227,8 @@ pub struct Mesh {
     pub password: Option<String>,
     /// Remote TCP port.
     pub port: u16,
+    /// Run BFD with every mesh peer.
+    pub bfd: bool,
 }
 
 debug_redacted!(Mesh {
@@ -210,7 +236,8 @@ debug_redacted!(Mesh {
     local_address,
     #[secret]
     password,
-    port
+    port,
+    bfd
 });
 
 /// `max_prefixes`: limit on prefixes accepted from a peer.
@@ -249,6 +276,8 @@ pub struct DynamicPeers {
     pub export: Vec<String>,
     /// Prefix limit.
     pub max_prefixes: Option<MaxPrefixes>,
+    /// Run BFD with every peer admitted from the range.
+    pub bfd: bool,
 }
 
 debug_redacted!(DynamicPeers {
@@ -262,7 +291,8 @@ debug_redacted!(DynamicPeers {
     keepalive_time,
     import,
     export,
-    max_prefixes
+    max_prefixes,
+    bfd
 });
 
 /// `[[peer]]`: an explicit neighbor, as written (overrides stay `Option`).
@@ -320,6 +350,8 @@ pub struct Peer {
     pub description: Option<String>,
     /// Prefix limit.
     pub max_prefixes: Option<MaxPrefixes>,
+    /// Run BFD with this peer (RFC 5882: its failure takes the session down).
+    pub bfd: bool,
 }
 
 debug_redacted!(Peer {
@@ -347,7 +379,8 @@ debug_redacted!(Peer {
     export,
     shutdown_message,
     description,
-    max_prefixes
+    max_prefixes,
+    bfd
 });
 
 /// `[[policy]]`: an ordered rule list with a default verdict.
@@ -489,6 +522,8 @@ pub struct EffectivePeer {
     pub description: Option<String>,
     /// Prefix limit.
     pub max_prefixes: Option<MaxPrefixes>,
+    /// Run a BFD session with this peer; its Down takes the BGP session down (RFC 5882).
+    pub bfd: bool,
 }
 
 debug_redacted!(EffectivePeer {
@@ -516,7 +551,8 @@ debug_redacted!(EffectivePeer {
     export,
     shutdown_message,
     description,
-    max_prefixes
+    max_prefixes,
+    bfd
 });
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ impl Config {
                 shutdown_message: p.shutdown_message.clone(),
                 description: p.description.clone(),
                 max_prefixes: p.max_prefixes.clone(),
+                bfd: p.bfd,
             });
         }
         if let Some(mesh) = &self.mesh {
@@ -82,6 +83,7 @@ impl Config {
                     shutdown_message: None,
                     description: None,
                     max_prefixes: None,
+                    bfd: mesh.bfd,
                 });
             }
         }

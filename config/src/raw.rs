@@ -20,6 +20,7 @@ pub(crate) struct RawConfig {
     pub learn: Opt<RawLearn>,
     pub control: Opt<RawControl>,
     pub metrics: Opt<RawMetrics>,
+    pub bfd: Opt<RawBfd>,
     pub mesh: Opt<RawMesh>,
     pub dynamic_peers: Option<Vec<S<RawDynamicPeers>>>,
     pub peer: Option<Vec<S<RawPeer>>>,
@@ -46,6 +47,7 @@ impl RawConfig {
         take(&mut self.learn, other.learn);
         take(&mut self.control, other.control);
         take(&mut self.metrics, other.metrics);
+        take(&mut self.bfd, other.bfd);
         take(&mut self.mesh, other.mesh);
         extend(&mut self.dynamic_peers, other.dynamic_peers);
         extend(&mut self.peer, other.peer);
@@ -127,11 +129,20 @@ pub(crate) struct RawMetrics {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct RawBfd {
+    pub min_rx_ms: Opt<i64>,
+    pub min_tx_ms: Opt<i64>,
+    pub multiplier: Opt<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RawMesh {
     pub peers: Vec<S<String>>,
     pub local_address: Opt<String>,
     pub password: Opt<String>,
     pub port: Opt<i64>,
+    pub bfd: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,6 +166,7 @@ pub(crate) struct RawDynamicPeers {
     pub import: Option<Vec<S<String>>>,
     pub export: Option<Vec<S<String>>>,
     pub max_prefixes: Opt<RawMaxPrefixes>,
+    pub bfd: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +196,7 @@ pub(crate) struct RawPeer {
     pub shutdown_message: Opt<String>,
     pub description: Opt<String>,
     pub max_prefixes: Opt<RawMaxPrefixes>,
+    pub bfd: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

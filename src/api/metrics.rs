@@ -49,6 +49,9 @@ pub struct Snapshot {
     /// None when kernel sync is disabled.
     pub fib: Option<fib_sync::Stats>,
     pub uptime_seconds: f64,
+    /// BFD counters: sessions, sessions Up, state changes, discarded packets
+    /// (None while no configuration asked for BFD).
+    pub bfd: Option<(usize, usize, u64, u64)>,
 }
 
 /// A per-peer series: name, help text, how to read the value.
@@ -220,6 +223,34 @@ pub fn render(s: &Snapshot) -> String {
         );
         let _ = writeln!(out, "tern_fib_pending {}", f.pending);
     }
+
+    if let Some((sessions, up, changes, discarded)) = s.bfd {
+        let bfd = [
+            (
+                "tern_bfd_sessions",
+                "gauge",
+                "BFD sessions configured.",
+                sessions as u64,
+            ),
+            ("tern_bfd_sessions_up", "gauge", "BFD sessions in state Up.", up as u64),
+            (
+                "tern_bfd_state_changes_total",
+                "counter",
+                "BFD session state changes (RFC 5880 §6.2).",
+                changes,
+            ),
+            (
+                "tern_bfd_discarded_packets_total",
+                "counter",
+                "BFD packets discarded: wrong TTL (RFC 5881 §5), invalid (RFC 5880 §6.8.6), or for no session.",
+                discarded,
+            ),
+        ];
+        for (name, kind, help, v) in bfd {
+            family(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+    }
     out
 }
 
@@ -249,6 +280,7 @@ pub async fn snapshot(registry: &Registry) -> Snapshot {
         rib,
         fib: registry.fib.as_ref().map(|f| f.stats()),
         uptime_seconds: registry.started.elapsed().as_secs_f64(),
+        bfd: registry.bfd().map(|b| b.counters.read()),
     }
 }
 
@@ -431,6 +463,7 @@ mod tests {
                 pending: 1,
             }),
             uptime_seconds: 12.5,
+            bfd: Some((2, 1, 3, 0)),
         }
     }
 

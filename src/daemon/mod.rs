@@ -6,6 +6,7 @@
 //! [`Daemon::start`] runs the same daemon inside a test, over an in-memory
 //! kernel and loopback sockets; [`run`] adds the signal loop for `ternd`.
 
+mod bfd;
 mod claim;
 mod kernel;
 mod listener;
@@ -308,6 +309,10 @@ impl Daemon {
             }
         } else {
             restart::remove(&self.state_path);
+        }
+        // AdminDown first: peers must not take it for a path failure (RFC 5882 §3.2).
+        if let Some(bfd) = registry.bfd() {
+            bfd.stop().await;
         }
         let handles: Vec<PeerHandle> = registry.peers_mut().drain().map(|(_, h)| h).collect();
         for h in &handles {

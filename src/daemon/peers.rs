@@ -84,6 +84,7 @@ impl Supervisor {
             None => session::spawn(settings, self.registry.rib.clone(), &self.local_restart),
         };
         self.registry.peers_mut().insert(p.address, handle);
+        self.start_bfd(cfg, p);
     }
 
     /// Installs (or removes) the TCP-MD5 key for a peer address or range on
@@ -166,6 +167,16 @@ impl Supervisor {
             disabled,
         );
         peers.insert(addr, handle.clone());
+        drop(peers);
+        if range.bfd {
+            let cmd = handle.cmd.clone();
+            self.start_dynamic_bfd(
+                &cfg,
+                handle.settings.name.clone(),
+                addr,
+                async move { cmd.closed().await },
+            );
+        }
         Some(handle)
     }
 }

@@ -124,6 +124,7 @@ impl Supervisor {
                 self.start_peer(&new, p);
             }
         }
+        report.bfd_changed = self.reload_bfd(&old, &new);
         self.set_listener_min_ttl(&new);
         self.registry.set_config(new);
         Ok(report)

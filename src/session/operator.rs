@@ -4,7 +4,7 @@ use bgp_proto::fsm::Event;
 use bgp_proto::notification::{cease, Notification};
 use bgp_proto::route_refresh::RouteRefresh;
 use bgp_proto::Message;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::task::PeerTask;
 use super::PeerSettings;
@@ -53,6 +53,21 @@ impl PeerTask {
             }
             PeerAction::Refresh { inbound, outbound } => self.refresh(inbound, outbound).await,
         }
+    }
+
+    /// BFD saw the path fail (RFC 5882 §4.3): the session goes down now, as
+    /// after a hold-timer expiry — Cease (subcode 0, as BIRD sends), the
+    /// peer's routes withdrawn, not kept as stale — and connects again
+    /// after the FSM's idle hold time.
+    pub(super) async fn bfd_down(&mut self, why: String) {
+        if self.disabled || self.conns.is_empty() {
+            return;
+        }
+        warn!(peer = %self.settings.name, "BFD session down ({why}): closing the BGP session");
+        let n = Notification::new(bgp_proto::error::code::CEASE, 0);
+        self.feed(Event::AutomaticStop(n)).await;
+        self.status
+            .update(|st| st.last_error = Some(format!("BFD session down ({why}), sent Cease")));
     }
 
     /// ROUTE-REFRESH to the peer for each family of the session (RFC 2918 §3,

@@ -7,6 +7,8 @@ use std::os::fd::RawFd;
 
 use libc::{IPV6_MINHOPCOUNT, IP_MINTTL, TCP_MD5SIG, TCP_MD5SIG_EXT};
 
+use crate::sys::setsockopt_int;
+
 /// `TCP_MD5SIG_FLAG_PREFIX` from linux/tcp.h (libc does not export it).
 const TCP_MD5SIG_FLAG_PREFIX: u8 = 1;
 /// Longest key the kernel takes (RFC 2385 keys are at most 80 octets).
@@ -100,24 +102,6 @@ pub fn set_ttl(fd: RawFd, v6: bool, ttl: u8) -> io::Result<()> {
         (libc::IPPROTO_IP, libc::IP_TTL)
     };
     setsockopt_int(fd, level, opt, ttl as libc::c_int)
-}
-
-fn setsockopt_int(fd: RawFd, level: libc::c_int, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: an int option value of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            opt,
-            &value as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 #[cfg(test)]

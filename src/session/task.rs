@@ -188,6 +188,7 @@ impl PeerTask {
                 cmd = cmds.recv(), if cmds_open => match cmd {
                     Some(PeerCmd::Incoming(stream)) => self.incoming(stream).await,
                     Some(PeerCmd::Stop(msg)) => self.stop(msg).await,
+                    Some(PeerCmd::BfdDown(why)) => self.bfd_down(why).await,
                     Some(PeerCmd::CloseForRestart) => self.close_for_restart(),
                     Some(PeerCmd::Act(action, reply)) => {
                         let _ = reply.send(self.act_on(action).await);

@@ -12,23 +12,32 @@ use crate::process::{must, run, signal, stop_child, wait_until_diag, CmdFailed};
 use crate::tempdir::{tail, TempDir};
 use crate::ASN;
 
-/// BIRD's Calico-style config for a mesh host: a static blackhole for `block`,
-/// kernel export of everything with `proto bird`, one BGP session per peer,
-/// passive toward peers with a lower address (the higher address of a pair is passive).
-pub fn bird_mesh_config(me: Ipv4Addr, peers: &[Ipv4Addr], block: &str) -> String {
-    let mut s = format!(
+/// The start of a BIRD config: router id `me`, the device protocol, and
+/// `block` as a static blackhole to announce.
+pub fn bird_originating(me: Ipv4Addr, block: &str) -> String {
+    format!(
         r#"router id {me};
 protocol device {{ scan time 2; }}
 protocol static {{
   ipv4;
   route {block} blackhole;
 }}
-protocol kernel {{
-  ipv4 {{ export all; }};
+"#
+    )
+}
+
+/// BIRD's Calico-style config for a mesh host: a static blackhole for `block`,
+/// kernel export of everything with `proto bird`, one BGP session per peer,
+/// passive toward peers with a lower address (the higher address of a pair is passive).
+pub fn bird_mesh_config(me: Ipv4Addr, peers: &[Ipv4Addr], block: &str) -> String {
+    let mut s = bird_originating(me, block);
+    s.push_str(
+        r#"protocol kernel {
+  ipv4 { export all; };
   merge paths on;
   scan time 2;
-}}
-"#
+}
+"#,
     );
     for p in peers {
         let name = format!("Mesh_{}", p.to_string().replace('.', "_"));

@@ -108,6 +108,18 @@ impl Node {
         Node::try_start_with(dir, &text).expect("start")
     }
 
+    /// Starts a node whose BGP listener (and so its BFD sockets) is on
+    /// `ip` (a 127.0.0.x address of its own), the base configuration plus `extra`.
+    pub fn start_on(ip: &str, extra: &str) -> Node {
+        let dir = TempDir::new("inproc");
+        let text = config_text(dir.path(), extra).replacen(
+            r#"listen = ["127.0.0.1:0"]"#,
+            &format!(r#"listen = ["{ip}:0"]"#),
+            1,
+        );
+        Node::try_start_with(dir, &text).expect("start")
+    }
+
     /// Starts a second node with the base configuration, its sockets in
     /// [`Node::second_dir`], except for `shared`, which it takes from this node.
     pub fn try_start_sharing(&self, shared: Shared) -> Result<Node, String> {

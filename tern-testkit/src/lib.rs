@@ -12,6 +12,7 @@
 #![deny(unsafe_code)]
 
 pub mod bird;
+pub mod frr;
 pub mod gobgp;
 pub mod inproc;
 pub mod netns;
@@ -25,6 +26,7 @@ pub mod topology;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use bird::*;
+pub use frr::*;
 pub use gobgp::*;
 pub use netns::*;
 pub use observe::*;

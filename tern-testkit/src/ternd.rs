@@ -239,6 +239,12 @@ impl Drop for Ternd {
 /// A ternd config with explicit `[[peer]]`s (`(address, extra keys)`),
 /// all in AS [`crate::ASN`], originating `block`. `bgp_extra` goes into `[bgp]` (e.g. a cluster id).
 pub fn ternd_peers_config(me: Ipv4Addr, bgp_extra: &str, block: &str, peers: &[(Ipv4Addr, &str)]) -> String {
+    let peers: Vec<(Ipv4Addr, u32, &str)> = peers.iter().map(|&(a, extra)| (a, crate::ASN, extra)).collect();
+    ternd_config_with_peers(me, bgp_extra, block, &peers)
+}
+
+/// [`ternd_peers_config`] with each peer's AS given: `(address, asn, extra keys)`.
+pub fn ternd_config_with_peers(me: Ipv4Addr, bgp_extra: &str, block: &str, peers: &[(Ipv4Addr, u32, &str)]) -> String {
     let asn = crate::ASN;
     let mut s = format!(
         r#"[bgp]
@@ -255,9 +261,9 @@ allowed_prefixes = ["10.244.0.0/16"]
 prefix = "{block}"
 "#
     );
-    for (addr, extra) in peers {
+    for (addr, peer_asn, extra) in peers {
         s.push_str(&format!(
-            "\n[[peer]]\naddress = \"{addr}\"\nasn = {asn}\nfamilies = [\"ipv4\"]\n{extra}\n"
+            "\n[[peer]]\naddress = \"{addr}\"\nasn = {peer_asn}\nfamilies = [\"ipv4\"]\n{extra}\n"
         ));
     }
     s

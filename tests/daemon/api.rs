@@ -290,6 +290,7 @@ const PEER_FIELDS: &[&str] = &[
     "address",
     "advertised",
     "asn",
+    "bfd",
     "capabilities",
     "description",
     "disabled",

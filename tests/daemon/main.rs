@@ -3,6 +3,7 @@
 
 mod adversarial;
 mod api;
+mod bfd;
 mod dynamic;
 mod graceful;
 mod instance;

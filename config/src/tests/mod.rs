@@ -243,6 +243,7 @@ fn minimal_config_gets_every_default() {
             read_only_socket_mode: 0o666,
         },
         metrics: None,
+        bfd: Bfd::default(),
         mesh: None,
         dynamic_peers: vec![],
         peers: vec![],

@@ -713,3 +713,38 @@ fn rule_control_socket_permissions() {
     );
     assert_eq!(c.control.read_only_socket_mode, 0o666);
 }
+
+#[test]
+fn rule_bfd_timers() {
+    invalid(
+        &base("[bfd]\nmin_rx_ms = 5\n"),
+        5,
+        13,
+        "bfd.min_rx_ms",
+        "out of range 10..=60000",
+    );
+    invalid(
+        &base("[bfd]\nmin_tx_ms = 60001\n"),
+        5,
+        13,
+        "bfd.min_tx_ms",
+        "out of range 10..=60000",
+    );
+    invalid(
+        &base("[bfd]\nmultiplier = 0\n"),
+        5,
+        14,
+        "bfd.multiplier",
+        "out of range 1..=255",
+    );
+    let c = ok(&base("[bfd]\nmin_rx_ms = 100\nmultiplier = 5\n"));
+    assert_eq!((c.bfd.min_rx_ms, c.bfd.min_tx_ms, c.bfd.multiplier), (100, 300, 5));
+    let c = ok(&base(
+        "[mesh]\npeers = [\"10.0.0.2\"]\nbfd = true\n[[peer]]\naddress = \"10.0.0.9\"\nasn = 65001\nbfd = true\n\
+         [[peer]]\naddress = \"10.0.0.8\"\nasn = 65001\n[[dynamic_peers]]\nrange = \"10.1.0.0/16\"\nbfd = true\n",
+    ));
+    assert_eq!(c.bfd, Bfd::default());
+    let bfd: Vec<bool> = c.effective_peers().iter().map(|p| p.bfd).collect();
+    assert_eq!(bfd, [true, false, true]);
+    assert!(c.dynamic_peers[0].bfd);
+}

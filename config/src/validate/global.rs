@@ -284,3 +284,17 @@ pub(super) fn validate_learn(v: &mut Validator<'_>, l: Option<&Spanned<RawLearn>
     }
     out
 }
+
+/// `[bfd]`: session timers. Intervals travel as 32-bit microseconds (RFC 5880
+/// §4.1), and a Detect Mult of zero is discarded by receivers (§6.8.6).
+pub(super) fn validate_bfd(v: &mut Validator<'_>, b: Option<&Spanned<RawBfd>>) -> Bfd {
+    let default = Bfd::default();
+    let Some(b) = b.map(Spanned::get_ref) else {
+        return default;
+    };
+    Bfd {
+        min_rx_ms: v.int_or(&b.min_rx_ms, "bfd.min_rx_ms", 10, 60_000, default.min_rx_ms),
+        min_tx_ms: v.int_or(&b.min_tx_ms, "bfd.min_tx_ms", 10, 60_000, default.min_tx_ms),
+        multiplier: v.int_or(&b.multiplier, "bfd.multiplier", 1, 255, default.multiplier),
+    }
+}

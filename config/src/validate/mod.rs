@@ -20,7 +20,7 @@ use toml::Spanned;
 use crate::error::{ConfigError, ErrorKind, Locator};
 use crate::model::*;
 use crate::raw::*;
-use global::{validate_bgp, validate_control, validate_gr, validate_kernel, validate_learn};
+use global::{validate_bfd, validate_bgp, validate_control, validate_gr, validate_kernel, validate_learn};
 use peers::{check_peer_uniqueness, validate_dynamic, validate_mesh, validate_peers};
 use policy::validate_policy;
 
@@ -345,6 +345,7 @@ pub(crate) fn validate(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec
         }
     }
 
+    let bfd = validate_bfd(&mut v, raw.bfd.as_ref());
     let mesh = raw.mesh.as_ref().map(|m| validate_mesh(&mut v, m.get_ref(), &bgp));
     let dynamic_peers = validate_dynamic(&mut v, raw, &bgp, &policy_names);
     let peers = validate_peers(&mut v, raw, &bgp, &policy_names);
@@ -364,6 +365,7 @@ pub(crate) fn validate(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec
             learn,
             control,
             metrics,
+            bfd,
             mesh,
             dynamic_peers,
             peers,

@@ -48,6 +48,7 @@ pub(super) fn validate_mesh(v: &mut Validator<'_>, m: &RawMesh, bgp: &Bgp) -> Me
         local_address,
         password: v.password(&m.password, "mesh.password"),
         port: v.int_or(&m.port, "mesh.port", 1, 65535, 179),
+        bfd: m.bfd.unwrap_or(false),
     }
 }
 
@@ -104,6 +105,7 @@ pub(super) fn validate_dynamic(
                 import,
                 export,
                 max_prefixes,
+                bfd: d.bfd.unwrap_or(false),
             });
         }
     }
@@ -259,6 +261,7 @@ pub(super) fn validate_peers(
                 shutdown_message,
                 description,
                 max_prefixes,
+                bfd: p.bfd.unwrap_or(false),
             });
         }
     }

@@ -12,6 +12,7 @@
 //! reply codes and error lines were taken from a running BIRD 2.0.12. Only BGP
 //! protocols are listed: calico-node's parser skips every other protocol.
 
+mod bfd;
 mod parse;
 mod protocols;
 mod reply;
@@ -59,6 +60,7 @@ pub mod code {
     pub const ROUTE_LIST: u16 = 1007;
     pub const ROUTE_DETAILS: u16 = 1008;
     pub const STATUS: u16 = 1011;
+    pub const BFD_SESSIONS: u16 = 1020;
     pub const ROUTE_ATTRIBUTES: u16 = 1012;
     pub const TABLE_HEADING: u16 = 2002;
     pub const RUNTIME_ERROR: u16 = 8000;
@@ -80,6 +82,10 @@ pub async fn execute(line: &str, registry: &Registry) -> Option<Reply> {
     Some(match cmd {
         Command::Silent => return None,
         Command::ShowStatus => render_status(&status_view(registry).await),
+        Command::ShowBfdSessions { which } => match registry.bfd() {
+            Some(b) if bfd::selected(&which) => bfd::render_sessions(&b.sessions().await, now),
+            _ => Reply::single(code::NO_PROTOCOLS_MATCH, "No protocols match"),
+        },
         Command::ShowProtocols { all, which } => {
             // Plain `show protocols` (the health check) never waits for the RIB.
             let summary = if all { registry.rib_summary().await.ok() } else { None };

@@ -99,6 +99,10 @@ pub enum Command {
     },
     ShowStatus,
     ShowRoute(RouteArgs),
+    /// `show bfd sessions [bfd1|"PATTERN"]`: ternd's one BFD "protocol".
+    ShowBfdSessions {
+        which: Selector,
+    },
     /// `help`, `quit`, `exit`: client-side commands BIRD's server answers with nothing.
     Silent,
 }
@@ -170,6 +174,8 @@ const KEYWORDS: &[&str] = &[
     "status",
     "protocols",
     "route",
+    "bfd",
+    "sessions",
     "help",
     "quit",
     "exit",
@@ -252,6 +258,21 @@ pub fn parse(line: &str, protocols: &[String]) -> Result<Command, SyntaxError> {
             Ok(Command::ShowProtocols { all, which })
         }
         Some("route") => parse_route(&toks, 2, &is_proto, &err).map(Command::ShowRoute),
+        Some("bfd") => {
+            if word(2) != Some("sessions") {
+                return Err(err(2, vec!["SESSIONS"]));
+            }
+            let which = match toks.get(3) {
+                None => Selector::Every,
+                Some(Token::Text(p)) => Selector::Pattern(p.clone()),
+                Some(Token::Word(w)) if w == super::bfd::PROTOCOL => Selector::Name(w.clone()),
+                Some(_) => return Err(err(3, vec!["END", "CF_SYM_KNOWN", "TEXT"])),
+            };
+            if toks.len() > 4 {
+                return Err(err(4, vec!["END"]));
+            }
+            Ok(Command::ShowBfdSessions { which })
+        }
         _ => Err(err(1, vec![])),
     }
 }

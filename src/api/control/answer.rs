@@ -16,6 +16,9 @@ use crate::registry::{Registry, StopMode};
 /// `show peers`: every running peer, sorted by name.
 pub async fn peers(registry: &Registry) -> Result<Vec<PeerReply>, String> {
     let summary = registry.rib_summary().await.map_err(|e| e.to_string())?;
+    let bfd: HashMap<std::net::IpAddr, String> = (registry.bfd_sessions().await.into_iter())
+        .map(|v| (v.remote, v.state))
+        .collect();
     Ok(registry
         .statuses()
         .into_iter()
@@ -63,6 +66,7 @@ pub async fn peers(registry: &Registry) -> Result<Vec<PeerReply>, String> {
                     stale_routes: s.paths,
                     remaining_secs: s.remaining.as_secs(),
                 }),
+                bfd: bfd.get(&h.settings.address).cloned(),
             }
         })
         .collect())

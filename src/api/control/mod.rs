@@ -59,6 +59,7 @@ async fn answer(registry: &Registry, text: &str, read_only: bool) -> String {
     }
     match request {
         Ok(Request::Peers) => line(answer::peers(registry).await),
+        Ok(Request::Bfd) => line(Ok::<_, String>(registry.bfd_sessions().await)),
         Ok(Request::Routes { prefix }) => line(answer::routes(registry, prefix).await),
         Ok(Request::Fib) => line(answer::fib(registry).await),
         Ok(Request::Status) => line(answer::status(registry).await),

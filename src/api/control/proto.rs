@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "command", rename_all = "lowercase")]
 pub enum Request {
     Peers,
+    /// `show bfd`: every BFD session.
+    Bfd,
     Routes {
         prefix: Option<String>,
     },
@@ -121,6 +123,9 @@ pub struct PeerReply {
     pub passive: bool,
     /// Graceful restart in progress for this peer (we keep its routes as stale).
     pub graceful_restart: Option<GracefulRestartReply>,
+    /// The peer's BFD session state (`Up`, `Down`, `Init`, `AdminDown`); None without BFD.
+    #[serde(default)]
+    pub bfd: Option<String>,
 }
 
 /// One family of one session.
@@ -135,6 +140,10 @@ pub struct FamilyCountsReply {
     /// Prefixes advertised to the peer.
     pub advertised: usize,
 }
+
+/// One BFD session (`show bfd`): peer, addresses, state, negotiated
+/// intervals (µs), detection time, last diagnostic, time since the last change.
+pub use crate::bfd::BfdView as BfdReply;
 
 /// A peer's graceful restart as the helper sees it (RFC 4724 §4.2).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

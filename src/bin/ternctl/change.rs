@@ -91,6 +91,7 @@ pub fn run_reload(socket: &Path, json: bool) -> Result<ExitCode, String> {
     println!("originated changed {}", report.originated_changed);
     println!("policies changed   {}", report.policies_changed);
     println!("[learn] changed    {}", report.learn_changed);
+    println!("[bfd] changed      {}", report.bfd_changed);
     if !report.restart_needed.is_empty() {
         println!("at next restart    {}", report.restart_needed.join(", "));
     }

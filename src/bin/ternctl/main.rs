@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use bgp_proto::{Context, Family};
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use tern::api::control::proto::{FibReply, PeerReply, Request, RouteReply, ShutdownReply, StatusReply};
+use tern::api::control::proto::{BfdReply, FibReply, PeerReply, Request, RouteReply, ShutdownReply, StatusReply};
 use tern::api::control::request;
 
 use decode::{decode_all, parse_hex, split_stream, Input};
@@ -87,6 +87,8 @@ enum Show {
     Fib,
     /// Daemon summary.
     Status,
+    /// BFD sessions: state, negotiated intervals, detection time, last diagnostic.
+    Bfd,
 }
 
 #[derive(Args)]
@@ -157,6 +159,7 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                     "SINCE",
                     "RECEIVED",
                     "ADVERTISED",
+                    "BFD",
                     "LAST ERROR",
                 ],
                 peers
@@ -170,6 +173,7 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                             duration(p.uptime_secs),
                             p.received.to_string(),
                             p.advertised.to_string(),
+                            opt(&p.bfd),
                             opt(&p.last_error),
                         ]
                     })
@@ -231,6 +235,44 @@ fn run_show(socket: &std::path::Path, what: Show, json: bool) -> Result<ExitCode
                             opt(&r.med),
                             duration(r.age_secs),
                             comms.join(" "),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+        Show::Bfd => {
+            let sessions: Vec<BfdReply> = runtime.block_on(request(socket, &Request::Bfd))?;
+            if json {
+                return print_json(&sessions);
+            }
+            let ms = |us: u64| format!("{}", us as f64 / 1000.0);
+            table(
+                &[
+                    "PEER",
+                    "REMOTE",
+                    "LOCAL",
+                    "INTERFACE",
+                    "STATE",
+                    "TX MS",
+                    "RX MS",
+                    "DETECT MS",
+                    "DIAGNOSTIC",
+                    "SINCE",
+                ],
+                sessions
+                    .iter()
+                    .map(|b| {
+                        vec![
+                            b.peer.clone(),
+                            b.remote.to_string(),
+                            b.local.map_or("-".into(), |a| a.to_string()),
+                            opt(&b.interface),
+                            b.state.clone(),
+                            ms(b.tx_interval_us),
+                            ms(b.rx_interval_us),
+                            b.detection_time_us.map_or("-".into(), ms),
+                            b.diagnostic.clone(),
+                            duration(b.since_secs),
                         ]
                     })
                     .collect(),
@@ -321,6 +363,7 @@ fn print_peer(p: &PeerReply) {
         ("hostname", opt(&p.peer_hostname)),
         ("hold_time", opt(&p.hold_time)),
         ("keepalive_time", opt(&p.keepalive_time)),
+        ("bfd", opt(&p.bfd)),
         ("families", p.families.join(", ")),
         ("received", p.received.to_string()),
         ("advertised", p.advertised.to_string()),
