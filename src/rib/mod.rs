@@ -23,6 +23,8 @@ mod kernel;
 mod learned;
 mod nexthop;
 #[cfg(test)]
+mod packing_tests;
+#[cfg(test)]
 mod review_tests;
 mod table;
 mod task;
