@@ -11,6 +11,7 @@ mod learn;
 mod limits;
 mod nexthops;
 mod operate;
+mod packing;
 mod reload;
 mod restart;
 mod sessions;
