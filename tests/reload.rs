@@ -108,27 +108,7 @@ fn disabling_a_peer_on_reload_sends_the_shutdown_message() {
     assert!(t1.peers().is_empty(), "the disabled peer is gone from h1");
 }
 
-/// Policies the soft-reconfiguration test switches to: import all but
-/// 10.244.3.0/26, export with MED 10.
-const SOFT_POLICIES: &str = r#"
-[[policy]]
-name = "no-3"
-default = "accept"
-[[policy.rule]]
-prefix = "10.244.3.0/26"
-action = "reject"
-
-[[policy]]
-name = "med10"
-default = "accept"
-[[policy.rule]]
-prefix = "10.244.0.0/16"
-le = 32
-set_med = 10
-action = "accept"
-"#;
-
-/// The peer keys that switch to [`SOFT_POLICIES`].
+/// The peer keys that switch to [`SOFT_RECONFIG_POLICIES`].
 const NEW_POLICIES: &str = "import = [\"no-3\"]\nexport = [\"med10\"]";
 
 /// Writes `conf` as ternd's file and runs `ternctl reload`, which must report
@@ -171,7 +151,9 @@ fn reload_with_new_policies_keeps_the_bird_session_and_re_evaluates_both_ways() 
     }
     let topo = Topology::single_segment(2);
     let (h1, h2) = (topo.host(1), topo.host(2));
-    let conf = |peer_keys: &str| ternd_peers_config(h1.addr, "", &h1.block(), &[(h2.addr, peer_keys)]) + SOFT_POLICIES;
+    let conf = |peer_keys: &str| {
+        ternd_peers_config(h1.addr, "", &h1.block(), &[(h2.addr, peer_keys)]) + SOFT_RECONFIG_POLICIES
+    };
     let t1 = Ternd::start(&h1.ns, &conf(""));
     let bird_conf = bird_mesh_config(h2.addr, &[h1.addr], "10.244.2.0/26").replace(
         "route 10.244.2.0/26 blackhole;",
@@ -231,7 +213,9 @@ fn reload_with_new_policies_keeps_the_gobgp_session_and_re_evaluates_both_ways()
     }
     let topo = Topology::single_segment(2);
     let (h1, h2) = (topo.host(1), topo.host(2));
-    let conf = |peer_keys: &str| ternd_peers_config(h1.addr, "", &h1.block(), &[(h2.addr, peer_keys)]) + SOFT_POLICIES;
+    let conf = |peer_keys: &str| {
+        ternd_peers_config(h1.addr, "", &h1.block(), &[(h2.addr, peer_keys)]) + SOFT_RECONFIG_POLICIES
+    };
     let t1 = Ternd::start(&h1.ns, &conf(""));
     let gobgp = Gobgp::start(&h2.ns, &gobgp_mesh_config(h2.addr, &[h1.addr]));
     let gw = h2.addr.to_string();

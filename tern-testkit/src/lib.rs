@@ -35,6 +35,30 @@ pub use tempdir::*;
 pub use ternd::*;
 pub use topology::*;
 
+/// Policies the soft-reconfiguration tests switch peers to: `no-3` imports
+/// all but 10.244.3.0/26, `med10` exports with MED 10, `nothing` exports nothing.
+pub const SOFT_RECONFIG_POLICIES: &str = r#"
+[[policy]]
+name = "no-3"
+default = "accept"
+[[policy.rule]]
+prefix = "10.244.3.0/26"
+action = "reject"
+
+[[policy]]
+name = "med10"
+default = "accept"
+[[policy.rule]]
+prefix = "10.244.0.0/16"
+le = 32
+set_med = 10
+action = "accept"
+
+[[policy]]
+name = "nothing"
+default = "reject"
+"#;
+
 /// The AS every mesh in these tests uses (Calico's default).
 pub const ASN: u32 = 64512;
 

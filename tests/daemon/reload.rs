@@ -1,6 +1,7 @@
 //! SIGHUP / reload: only what changed changes.
 
 use tern_testkit::inproc::*;
+use tern_testkit::SOFT_RECONFIG_POLICIES as POLICIES;
 
 #[test]
 fn reload_adds_a_peer_without_touching_the_running_session() {
@@ -74,30 +75,6 @@ fn a_broken_file_on_reload_changes_nothing_and_names_file_line_and_column() {
     assert_eq!(node.peer("h2").state, "Established");
     assert_eq!(node.status().peers_configured, 1);
 }
-
-/// Policies for the soft-reconfiguration tests: export MED 10 on our pod
-/// routes, or nothing at all; import all but 10.244.3.0/26.
-const POLICIES: &str = r#"
-[[policy]]
-name = "med10"
-default = "accept"
-[[policy.rule]]
-prefix = "10.244.0.0/16"
-le = 32
-set_med = 10
-action = "accept"
-
-[[policy]]
-name = "nothing"
-default = "reject"
-
-[[policy]]
-name = "no-3"
-default = "accept"
-[[policy.rule]]
-prefix = "10.244.3.0/26"
-action = "reject"
-"#;
 
 fn h2_with(keys: &str) -> String {
     format!("{}{keys}{POLICIES}", ibgp_peer("h2", "127.0.0.2"))
