@@ -94,7 +94,7 @@ measure() {
   done
   if [ "${up:-0}" -lt "$N" ]; then
     echo "$name: only ${up:-0} of $N sessions Up after 60 s" >&2
-    tail -5 "$TMP/load.log" "$TMP"/bfdd.out "$TMP"/bfdd.log 2>/dev/null >&2 || true
+    tail -5 "$TMP/load.log" "$TMP/ternd.log" "$TMP"/bfdd.out "$TMP"/bfdd.log 2>/dev/null >&2 || true
     ROWS+=("| $name | ${up:-0}/$N (not all Up) | - | - | - |")
     return
   fi

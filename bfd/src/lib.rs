@@ -29,7 +29,7 @@ pub mod timers;
 
 pub use packet::{check, decode, encode, ControlPacket, DecodeError, Diagnostic, State};
 pub use session::{ConfigError, Discard, Event, Session, SessionConfig};
-pub use timers::{jittered, RandomSource, XorShift64, SLOW_TX_INTERVAL};
+pub use timers::{jittered, jittered_with_slack, RandomSource, XorShift64, SLOW_TX_INTERVAL};
 
 /// UDP transport constants for the daemon (RFC 5881, RFC 5883).
 pub mod udp {

@@ -12,7 +12,9 @@
 use std::time::{Duration, Instant};
 
 use crate::packet::{check, ControlPacket, DecodeError, Diagnostic, State};
-use crate::timers::{detection_time, jittered, transmit_interval, RandomSource, XorShift64, SLOW_TX_INTERVAL};
+use crate::timers::{
+    detection_time, jittered_with_slack, transmit_interval, RandomSource, XorShift64, SLOW_TX_INTERVAL,
+};
 
 /// What the caller chooses for a session (RFC 5880 §6.8.1 state variables
 /// that are configuration, not protocol state).
@@ -165,6 +167,8 @@ pub struct Session<R = XorShift64> {
     /// When the last accepted packet arrived; None before one, or after the
     /// Detection Time passed without one.
     last_rx: Option<Instant>,
+    /// How late the caller may act on a deadline ([`Session::set_transmit_slack`]).
+    tx_slack: Duration,
 }
 
 fn whole_micros(d: Duration) -> Result<Duration, ConfigError> {
@@ -230,6 +234,7 @@ impl<R: RandomSource> Session<R> {
             urgent_at: now,
             next_tx: now,
             last_rx: None,
+            tx_slack: Duration::ZERO,
         })
     }
 
@@ -372,7 +377,15 @@ impl<R: RandomSource> Session<R> {
 
     fn jittered_interval(&mut self) -> Duration {
         let interval = self.transmit_interval();
-        jittered(interval, self.config.detect_mult, &mut self.rng)
+        jittered_with_slack(interval, self.config.detect_mult, self.tx_slack, &mut self.rng)
+    }
+
+    /// Declares that the caller may call [`Session::poll_transmit`] up to
+    /// `slack` after [`Session::next_deadline`] (to serve many sessions per
+    /// wakeup): periodic intervals are then drawn at least `slack` short of
+    /// the RFC 5880 §6.8.7 maximum, so the late packet is still on time.
+    pub fn set_transmit_slack(&mut self, slack: Duration) {
+        self.tx_slack = slack;
     }
 
     /// Handles an expired detection timer (RFC 5880 §6.8.4): when the

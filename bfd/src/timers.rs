@@ -68,11 +68,29 @@ pub fn detection_time(
 /// Exact integer arithmetic: the result is in [75%, 100%] of `interval`
 /// ([75%, 90%] for multiplier 1), never zero for a nonzero interval.
 pub fn jittered(interval: Duration, detect_mult: u8, rng: &mut impl RandomSource) -> Duration {
+    jittered_with_slack(interval, detect_mult, Duration::ZERO, rng)
+}
+
+/// [`jittered`], but at least `slack` shorter than the RFC's longest
+/// interval (never below its shortest, 75%): a caller that may send up to
+/// `slack` late, to serve many sessions in one wakeup, still keeps every
+/// interval within §6.8.7's bounds.
+pub fn jittered_with_slack(
+    interval: Duration,
+    detect_mult: u8,
+    slack: Duration,
+    rng: &mut impl RandomSource,
+) -> Duration {
     const ONE: u128 = 1 << 32;
     const MAX_REDUCTION: u128 = ONE / 4;
     // ceil(0.10 * 2^32): at least a 10% reduction.
     const MIN_REDUCTION_MULT_1: u128 = ONE.div_ceil(10);
-    let min = if detect_mult == 1 { MIN_REDUCTION_MULT_1 } else { 0 };
+    let rfc_min = if detect_mult == 1 { MIN_REDUCTION_MULT_1 } else { 0 };
+    let slack_share = match interval.as_nanos() {
+        0 => 0,
+        i => (slack.as_nanos().saturating_mul(ONE)).div_ceil(i),
+    };
+    let min = (rfc_min + slack_share).min(MAX_REDUCTION);
     let reduction = min + (((MAX_REDUCTION - min) * u128::from(rng.next_u32())) >> 32);
     let nanos = (interval.as_nanos() * (ONE - reduction)) >> 32;
     let nanos = nanos.max(1).min(interval.as_nanos());
@@ -111,5 +129,22 @@ mod tests {
         let most_mult_1 = jittered(i, 1, &mut || u32::MAX);
         assert!(most_mult_1 >= ms(75) && most_mult_1 < ms(75) + us(1), "{most_mult_1:?}");
         assert_eq!(jittered(Duration::from_nanos(1), 1, &mut || 0), Duration::from_nanos(1));
+    }
+
+    #[test]
+    fn slack_shortens_the_longest_interval_and_never_the_shortest() {
+        let ms = Duration::from_millis;
+        let i = ms(100);
+        for draw in [0, 1, u32::MAX / 3, u32::MAX / 2, u32::MAX] {
+            let t = jittered_with_slack(i, 3, ms(5), &mut || draw);
+            assert!(t >= ms(75) && t <= ms(95), "{draw}: {t:?}");
+            let t = jittered_with_slack(i, 1, ms(5), &mut || draw);
+            assert!(t >= ms(75) && t <= ms(85), "mult 1, {draw}: {t:?}");
+        }
+        assert!(jittered_with_slack(i, 3, ms(5), &mut || 0) > ms(95) - Duration::from_micros(1));
+        // More slack than the jitter range: the shortest interval, not less.
+        let t = jittered_with_slack(i, 3, ms(40), &mut || 0);
+        assert!(t >= ms(75) && t < ms(75) + Duration::from_micros(1), "{t:?}");
+        assert_eq!(jittered_with_slack(Duration::ZERO, 3, ms(5), &mut || 0), Duration::ZERO);
     }
 }

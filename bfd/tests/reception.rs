@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use bfd::{
-    decode, encode, jittered, ConfigError, ControlPacket, DecodeError, Diagnostic, Discard, Event, Session,
-    SessionConfig, State, XorShift64,
+    decode, encode, jittered, ConfigError, ControlPacket, DecodeError, Diagnostic, Discard, Event, RandomSource,
+    Session, SessionConfig, State, XorShift64,
 };
 use common::{config, ms, Link, Side};
 
@@ -206,6 +206,36 @@ fn a_mult_1_session_sends_at_75_to_90_percent() {
         assert!(gap >= ms(75) && gap <= ms(90), "{gap:?}");
     }
     assert_eq!(link.b.state(), State::Up, "B never timed out on A at mult 1");
+}
+
+#[test]
+fn a_caller_up_to_the_slack_late_still_sends_within_the_rfc_bounds() {
+    // Down: the periodic interval is the 1 s slow rate (RFC 5880 §6.8.3).
+    let t0 = std::time::Instant::now();
+    let slack = ms(5);
+    let mut s = Session::new(config(1, 100, 100, 3), t0).unwrap();
+    s.set_transmit_slack(slack);
+    let mut lateness = XorShift64::new(7);
+    let mut sent = Vec::new();
+    while sent.len() < 2_000 {
+        let due = s.next_deadline().expect("an active session always has a deadline");
+        let late = Duration::from_micros(u64::from(lateness.next_u32()) % (slack.as_micros() as u64 + 1));
+        let now = due + late;
+        while s.poll_transmit(now).is_some() {
+            sent.push(now);
+        }
+    }
+    let gaps: Vec<Duration> = sent.windows(2).map(|w| w[1] - w[0]).collect();
+    for gap in &gaps {
+        assert!(*gap >= ms(750) && *gap <= ms(1000), "{gap:?}");
+    }
+    // Without the slack, the same lateness overshoots the bound.
+    let mut s = Session::with_rng(config(1, 100, 100, 3), t0, || 0u32).unwrap();
+    let first = s.next_deadline().unwrap();
+    assert!(s.poll_transmit(first).is_some());
+    let late = s.next_deadline().unwrap() + slack;
+    assert!(s.poll_transmit(late).is_some());
+    assert!(late - first > ms(1000));
 }
 
 #[test]
