@@ -63,26 +63,22 @@ impl Rib {
         // arrive) the order they came in, not the set's hash order: prefixes
         // of one received UPDATE stay together in the peers' queues and leave
         // together (a hash order spread each attribute set over ~6 UPDATEs).
-        let mut ordered: Vec<(u32, IpNetwork)> = (self.dirty.drain())
-            .map(|p| (self.loc.get(&p).map_or(u32::MAX, |e| e.id), p))
-            .collect();
-        ordered.sort_unstable();
-        let dirty: Vec<IpNetwork> = ordered.into_iter().map(|(_, p)| p).collect();
+        let dirty = self.loc.take_dirty();
         let changed = dirty.len();
         self.export_cache = ExportCache::default();
         self.encode_cache = EncodeCache::default();
-        // A burst (a full table) must not leave a table-sized set behind.
-        self.dirty.shrink_to(1024);
         let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
         let now = self.clock();
-        for prefix in dirty {
+        for entry_id in dirty {
+            let Some(prefix) = self.loc.prefix_of(entry_id) else {
+                continue;
+            };
             let selected = self.select(&prefix);
             self.update_kernel(&prefix, selected.as_ref());
             let digest = selected.as_ref().map_or(0, |(best, _)| best_digest(best));
             let Some(entry) = self.loc.get_mut(&prefix) else {
                 continue;
             };
-            let entry_id = entry.id;
             entry.changed = now;
             let gone = entry.paths.is_empty();
             if entry.best != digest {
@@ -107,7 +103,6 @@ impl Rib {
             if self.loc.get(&prefix).is_some_and(|p| p.is_empty()) {
                 // No path, no best: every peer's bit was cleared above.
                 self.loc.remove(&prefix);
-                self.ids.release(entry_id);
             }
         }
         for id in peer_ids {
@@ -162,23 +157,18 @@ impl Rib {
 
     /// Sends the next slice of the table to a peer that is being dumped to.
     pub(super) fn dump_slice(&mut self, id: PeerId, start: u32) {
-        let end = (start as usize + DUMP_SLICE).min(self.ids.prefixes.len());
+        let end = (start as usize + DUMP_SLICE).min(self.loc.id_bound());
         let ids: Vec<u32> = (start..end as u32).collect();
         let Some(p) = self.peers.get_mut(&id) else { return };
-        p.dump_next = (end < self.ids.prefixes.len()).then_some(end as u32);
+        p.dump_next = (end < self.loc.id_bound()).then_some(end as u32);
         let resend = if p.dump_next.is_none() {
             std::mem::take(&mut p.resend)
         } else {
             p.resend.clone()
         };
-        let (again, rest): (Vec<u32>, Vec<u32>) = ids.into_iter().partition(|i| {
-            self.ids
-                .prefixes
-                .get(*i as usize)
-                .copied()
-                .flatten()
-                .is_some_and(|pr| resend.contains(family_of(&pr)))
-        });
+        let (again, rest): (Vec<u32>, Vec<u32>) = ids
+            .into_iter()
+            .partition(|i| (self.loc.prefix_of(*i)).is_some_and(|pr| resend.contains(family_of(&pr))));
         let mut changes = self.evaluate(id, &again, false);
         changes.extend(self.evaluate(id, &rest, true));
         self.encode_changes(id, changes);
@@ -229,7 +219,7 @@ impl Rib {
     ) -> Vec<(IpNetwork, Option<Arc<RouteAttrs>>)> {
         let mut changes = Vec::with_capacity(ids.len());
         for &index in ids {
-            let Some(prefix) = self.ids.prefixes.get(index as usize).copied().flatten() else {
+            let Some(prefix) = self.loc.prefix_of(index) else {
                 continue;
             };
             let advertised = self.peers.get(&id).is_some_and(|p| p.advertised.get(index));

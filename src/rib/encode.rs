@@ -120,8 +120,8 @@ impl Rib {
             }
         };
         for prefix in encoded.unsent.iter() {
-            if let Some(entry) = self.loc.get(prefix) {
-                p.advertised.set(entry.id, false);
+            if let Some(id) = self.loc.id_of(prefix) {
+                p.advertised.set(id, false);
             }
         }
         if !encoded.bytes.is_empty() {

@@ -101,7 +101,7 @@ impl Rib {
             if let Some(entry) = self.loc.get_mut(&prefix) {
                 entry.paths = new_paths;
             }
-            self.dirty.insert(prefix);
+            self.loc.mark_dirty(&prefix);
         }
         if removed > 0 || !marked.is_empty() {
             self.released_since_purge += FORCE_PURGE;
@@ -116,16 +116,14 @@ impl Rib {
 
     /// Removes the paths of `id` (only of `families` when given).
     pub(super) fn remove_paths(&mut self, id: PeerId, families: Option<&FamilySet>) {
-        for (prefix, paths) in self.loc.iter_mut() {
-            if families.is_some_and(|f| !f.contains(family_of(prefix))) {
-                continue;
+        self.loc.change_each(|entry| {
+            if families.is_some_and(|f| !f.contains(family_of(&entry.prefix))) {
+                return false;
             }
-            let before = paths.len();
-            paths.retain(|p| p.peer != id);
-            if paths.len() != before {
-                self.dirty.insert(*prefix);
-            }
-        }
+            let before = entry.len();
+            entry.retain(|p| p.peer != id);
+            entry.len() != before
+        });
         self.released_since_purge += FORCE_PURGE;
     }
 
@@ -147,17 +145,15 @@ impl Rib {
         let stale_id = self.next_stale_id;
         self.next_stale_id = PeerId(self.next_stale_id.0 - 1);
         tracing::info!(peer = %state.info.name, "graceful restart: keeping its routes as stale for {restart_time:?}");
-        for (prefix, paths) in self.loc.iter_mut() {
-            let keep = families.contains(family_of(prefix));
-            let before = paths.len();
-            paths.retain(|p| p.peer != id || keep);
-            for p in paths.iter_mut().filter(|p| p.peer == id) {
+        self.loc.change_each(|entry| {
+            let keep = families.contains(family_of(&entry.prefix));
+            let before = entry.len();
+            entry.retain(|p| p.peer != id || keep);
+            for p in entry.iter_mut().filter(|p| p.peer == id) {
                 p.peer = stale_id;
             }
-            if paths.len() != before {
-                self.dirty.insert(*prefix);
-            }
-        }
+            entry.len() != before
+        });
         self.stale_peers.insert(
             stale_id,
             StalePeer {

@@ -12,7 +12,7 @@ use ipnetwork::IpNetwork;
 
 use super::adj_out::PeerState;
 use super::export::export_class;
-use super::table::{Bits, Entry, Path};
+use super::table::{Bits, Path};
 use super::{family_of, Map, Rib, FORCE_PURGE};
 use crate::messages::{Originated, PeerId, PeerInfo, PeerOut, PeerSignal, LOCAL};
 use crate::route::policy::RouteContext;
@@ -54,13 +54,11 @@ impl Rib {
         if self.peers.remove(&id).is_none() {
             return;
         }
-        for (prefix, paths) in self.loc.iter_mut() {
-            let before = paths.len();
-            paths.retain(|p| p.peer != id);
-            if paths.len() != before {
-                self.dirty.insert(*prefix);
-            }
-        }
+        self.loc.change_each(|entry| {
+            let before = entry.len();
+            entry.retain(|p| p.peer != id);
+            entry.len() != before
+        });
         self.check_converged();
         self.released_since_purge += FORCE_PURGE;
     }
@@ -115,10 +113,7 @@ impl Rib {
                 Some(Some(changed)) => self.intern(changed),
             };
             let path_id = n.path_id.unwrap_or(0);
-            let paths = self
-                .loc
-                .entry(n.prefix)
-                .or_insert_with(|| Entry::new(self.ids.alloc(n.prefix)));
+            let paths = self.loc.get_or_insert(n.prefix);
             match paths.iter_mut().find(|p| p.peer == peer && p.path_id == path_id) {
                 Some(p) => {
                     // The replaced set may now be unused: count it for the purge (finding 9).
@@ -132,7 +127,7 @@ impl Rib {
                     added += 1;
                 }
             }
-            self.dirty.insert(n.prefix);
+            self.loc.mark_dirty(&n.prefix);
         }
         self.released_since_purge += replaced;
         // A rejected route replaces whatever the peer sent for it before.
@@ -191,7 +186,7 @@ impl Rib {
                 paths.retain(|p| !(p.peer == peer && p.path_id == path_id));
                 if paths.len() != before {
                     removed += 1;
-                    self.dirty.insert(n.prefix);
+                    self.loc.mark_dirty(&n.prefix);
                 }
             }
         }
@@ -225,24 +220,21 @@ impl Rib {
             if let Some(paths) = self.loc.get_mut(prefix) {
                 paths.retain(|p| p.peer != LOCAL);
             }
-            self.dirty.insert(*prefix);
+            self.loc.mark_dirty(prefix);
         }
         for (prefix, o) in &new {
             if old.get(prefix) == Some(o) {
                 continue;
             }
             let attrs = self.intern(RouteAttrs::local(o.communities.clone(), o.large_communities.clone()));
-            let paths = self
-                .loc
-                .entry(*prefix)
-                .or_insert_with(|| Entry::new(self.ids.alloc(*prefix)));
+            let paths = self.loc.get_or_insert(*prefix);
             paths.retain(|p| p.peer != LOCAL);
             paths.push(Path {
                 peer: LOCAL,
                 path_id: 0,
                 attrs,
             });
-            self.dirty.insert(*prefix);
+            self.loc.mark_dirty(prefix);
         }
         self.originated = new;
         self.cover_learned();

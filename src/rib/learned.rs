@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 
-use super::table::{Entry, Path};
+use super::table::Path;
 use super::Rib;
 use crate::messages::{Learned, KERNEL};
 use crate::route::RouteAttrs;
@@ -62,10 +62,7 @@ impl Rib {
         }
         if want {
             let attrs = self.intern(RouteAttrs::local(vec![], vec![]));
-            let paths = self
-                .loc
-                .entry(prefix)
-                .or_insert_with(|| Entry::new(self.ids.alloc(prefix)));
+            let paths = self.loc.get_or_insert(prefix);
             paths.push(Path {
                 peer: KERNEL,
                 path_id: 0,
@@ -75,6 +72,6 @@ impl Rib {
             paths.retain(|p| p.peer != KERNEL);
             self.released_since_purge += 1;
         }
-        self.dirty.insert(prefix);
+        self.loc.mark_dirty(&prefix);
     }
 }

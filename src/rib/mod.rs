@@ -21,6 +21,7 @@ mod graceful;
 mod import;
 mod kernel;
 mod learned;
+mod loc;
 mod nexthop;
 #[cfg(test)]
 mod packing_tests;
@@ -47,7 +48,6 @@ use adj_out::PeerState;
 use deferral::Deferring;
 use encode::EncodeCache;
 use graceful::StalePeer;
-use table::{Entry, PrefixIds};
 
 pub use deferral::Deferral;
 pub use task::{run, RibOutputs};
@@ -96,11 +96,9 @@ pub struct Rib {
     cfg: RibConfig,
     peers: Map<PeerId, PeerState>,
     /// Loc-RIB: every path of every prefix (most prefixes have one: kept inline).
-    loc: Map<IpNetwork, Entry>,
+    loc: loc::LocRib,
     interned: Set<Arc<RouteAttrs>>,
-    dirty: Set<IpNetwork>,
     kernel_ops: Vec<KernelOp>,
-    ids: PrefixIds,
     /// Export results by (source attributes, source peer, export class,
     /// IPv4?). Keys hold attribute pointers, so the cache is emptied whenever
     /// attribute sets may be freed (purge) and at every flush.
@@ -144,11 +142,9 @@ impl Rib {
         Rib {
             cfg,
             peers: Map::default(),
-            loc: Map::default(),
+            loc: loc::LocRib::default(),
             interned: Set::default(),
-            dirty: Set::default(),
             kernel_ops: Vec::new(),
-            ids: PrefixIds::default(),
             export_cache: ExportCache::default(),
             encode_cache: EncodeCache::default(),
             kernel_sink: None,

@@ -87,6 +87,8 @@ impl Rib {
                 dirty.push(*prefix);
             }
         }
-        self.dirty.extend(dirty);
+        for prefix in &dirty {
+            self.loc.mark_dirty(prefix);
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! Loc-RIB storage: the paths of each prefix, small prefix ids that index
-//! every peer's Adj-RIB-Out bitset, and the bitset itself.
+//! Loc-RIB entries: the paths of each prefix, and the bitset indexed by
+//! prefix id that every peer's Adj-RIB-Out is.
 
 use std::sync::Arc;
 
@@ -13,31 +13,34 @@ pub(super) type Paths = smallvec::SmallVec<[Path; 1]>;
 
 /// A Loc-RIB entry: the prefix's paths, and a digest of what the kernel was
 /// last told for it (0: nothing) — kept here rather than in a second map.
+/// Its id (the bit in every peer's Adj-RIB-Out) is its slot in [`LocRib`](super::loc::LocRib).
 pub(super) struct Entry {
+    pub(super) prefix: IpNetwork,
     pub(super) paths: Paths,
     pub(super) kernel: u64,
-    /// Index into every peer's Adj-RIB-Out bitset.
-    pub(super) id: u32,
     /// When a path of the prefix last changed, seconds since the RIB started
-    /// (the route age views show); fits beside `id` at no cost.
+    /// (the route age views show); fits beside `prefix` at no cost.
     pub(super) changed: u32,
     /// Which path was best at the last flush (0: none); unchanged means
     /// nothing to tell the peers.
     pub(super) best: u64,
+    /// Changed since the last flush (its id is in the Loc-RIB's dirty list).
+    pub(super) dirty: bool,
 }
 
-// One entry per prefix: `changed` must stay in the padding beside `id`.
+// One per prefix, a million in a full table: what grows it costs 1 MB per byte.
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<Entry>() == 48);
+const _: () = assert!(std::mem::size_of::<Entry>() == 64 && std::mem::size_of::<Option<Entry>>() == 64);
 
 impl Entry {
-    pub(super) fn new(id: u32) -> Entry {
+    pub(super) fn new(prefix: IpNetwork) -> Entry {
         Entry {
+            prefix,
             paths: Paths::new(),
             kernel: 0,
-            id,
             changed: 0,
             best: 0,
+            dirty: false,
         }
     }
 }
@@ -91,35 +94,6 @@ impl Bits {
         } else if !on && was {
             self.words[word] &= !bit;
             self.count -= 1;
-        }
-    }
-}
-
-/// Small stable ids for prefixes (index of the per-peer bitsets), reused when freed.
-#[derive(Default)]
-pub(super) struct PrefixIds {
-    pub(super) prefixes: Vec<Option<IpNetwork>>,
-    pub(super) free: Vec<u32>,
-}
-
-impl PrefixIds {
-    pub(super) fn alloc(&mut self, prefix: IpNetwork) -> u32 {
-        match self.free.pop() {
-            Some(id) => {
-                self.prefixes[id as usize] = Some(prefix);
-                id
-            }
-            None => {
-                self.prefixes.push(Some(prefix));
-                (self.prefixes.len() - 1) as u32
-            }
-        }
-    }
-
-    pub(super) fn release(&mut self, id: u32) {
-        if let Some(slot) = self.prefixes.get_mut(id as usize) {
-            *slot = None;
-            self.free.push(id);
         }
     }
 }

@@ -20,9 +20,9 @@ impl Rib {
         let Some(p) = self.peers.get(&peer) else {
             return Vec::new();
         };
-        let mut prefixes: Vec<&IpNetwork> = (self.loc.iter())
-            .filter(|(_, e)| p.advertised.get(e.id))
-            .map(|(prefix, _)| prefix)
+        let mut prefixes: Vec<&IpNetwork> = (self.loc.with_ids())
+            .filter(|(id, _)| p.advertised.get(*id))
+            .map(|(_, e)| &e.prefix)
             .collect();
         prefixes.sort();
         let mut out = Vec::new();
@@ -70,7 +70,7 @@ impl Rib {
 
     pub(super) fn summary(&self) -> RibSummary {
         let mut accepted: HashMap<(PeerId, Family), usize> = HashMap::new();
-        for (prefix, entry) in &self.loc {
+        for (prefix, entry) in self.loc.iter() {
             for path in entry.iter() {
                 *accepted.entry((path.peer, family_of(prefix))).or_default() += 1;
             }
@@ -118,14 +118,7 @@ impl Rib {
             while bits != 0 {
                 let id = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                if self
-                    .ids
-                    .prefixes
-                    .get(id)
-                    .copied()
-                    .flatten()
-                    .is_some_and(|pr| family_of(&pr) == family)
-                {
+                if (self.loc.prefix_of(id as u32)).is_some_and(|pr| family_of(&pr) == family) {
                     n += 1;
                 }
             }
