@@ -21,6 +21,9 @@ bench_init() {
   BENCH_TMP=$(mktemp -d "/tmp/tern-bench-$1.XXXXXX")
   trap bench_cleanup EXIT
   trap 'exit 130' INT TERM
+  # The harness itself (polling, ip, ss) stays off the daemon's CPU; children
+  # inherit this unless bench_spawn pins them elsewhere.
+  taskset -cp "$LOAD_CPU" $$ >/dev/null
 }
 
 # Kills what we started (by PID), deletes our namespaces and the temp dir.
@@ -171,3 +174,6 @@ bench_table() {
       }
     }' "$file"
 }
+
+# bench_machine: the machine for table titles (all CPUs, not only ours).
+bench_machine() { echo "$(nproc --all) vCPU, kernel $(uname -r)"; }

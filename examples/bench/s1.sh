@@ -46,7 +46,7 @@ for n in $CLIENTS; do
   done
 done
 
-bench_table "S1 route-reflector fan-in, 2 routes per client ($(nproc) vCPU, $(uname -r))" \
+bench_table "S1 route-reflector fan-in, 2 routes per client ($(bench_machine))" \
   clients "converged s" "$RESULTS"
 "$BENCH_BIN/examples/bench_chart" "$OUT/s1.csv" "$OUT/s1.svg"
 echo

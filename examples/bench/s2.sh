@@ -180,5 +180,5 @@ finish_daemon() {
 }
 
 for d in "${DAEMONS[@]}"; do run_daemon "$d"; done
-bench_table "S2 full table through the daemon, eBGP to eBGP ($(nproc) vCPU, $(uname -r))" \
+bench_table "S2 full table through the daemon, eBGP to eBGP ($(bench_machine))" \
   prefixes "time s" "$RESULTS" "sink UPDATEs" "sink MiB"
