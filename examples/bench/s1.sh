@@ -6,6 +6,8 @@
 # draws them into $BENCH_OUT/s1.svg (examples/bench_chart.rs).
 #   as root: bash examples/bench/s1.sh
 #   env: S1_CLIENTS (default "200 1000"), BENCH_OUT (default target/bench)
+# Above about 1,000 clients the host-wide ARP table (net.ipv4.neigh.default.
+# gc_thresh3, 1024 by default) overflows: one entry per client address.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 CLIENTS=${S1_CLIENTS:-200 1000}
@@ -20,8 +22,9 @@ have_daemon bird || BIRD_ARG=(--no-bird)
 
 for n in $CLIENTS; do
   log=$BENCH_TMP/rr_scale-$n.log
-  # rr_scale makes and removes its own namespaces and kills what runs in them.
-  if ! "$BENCH_BIN/examples/rr_scale" --clients "$n" --routes 2 --daemon-cpu "$DAEMON_CPU" \
+  # rr_scale makes and removes its own namespaces and kills what runs in them;
+  # its logs go to $BENCH_TMP (TMPDIR), removed with the rest.
+  if ! TMPDIR=$BENCH_TMP "$BENCH_BIN/examples/rr_scale" --clients "$n" --routes 2 --daemon-cpu "$DAEMON_CPU" \
     --load-cpu "$LOAD_CPU" "${BIRD_ARG[@]}" >"$log" 2>&1; then
     tail -n 20 "$log" >&2
   fi
