@@ -1,5 +1,5 @@
 //! Opens a BGP session to ternd (or BIRD) and announces N /26 blocks — the
-//! load generator of `examples/bench-routes.sh`.
+//! load generator of bench scenario S3 (`examples/bench/s3.sh`).
 //!
 //! `inject CONNECT_ADDR:PORT ASN ROUTER_ID NEXT_HOP COUNT [HOLD_SECS]`: announces,
 //! sends End-of-RIB, then keeps the session up (answering keepalives) for HOLD_SECS.

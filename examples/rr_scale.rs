@@ -11,7 +11,10 @@
 //! sudo target/release/examples/rr_scale [--clients 1000] [--routes 2] [--timeout 300]
 //!                                       [--ternd PATH] [--no-bird] [--no-ternd] [--nofile N]
 //!                                       [--stagger-us U]   (client i connects i*U µs after the first)
+//!                                       [--daemon-cpu C] [--load-cpu C]   (pin with taskset -c)
 //! ```
+//! Besides the table, one `result: {json}` line per reflector for scripts
+//! (`examples/bench/s1.sh`).
 //! (`rr_scale load ...` is the generator half, run by the above inside the
 //! generator namespace.)
 
@@ -218,6 +221,16 @@ protocol bgp rr_clients {{
     )
 }
 
+/// Prefixes `cmd` with `taskset -c CPU` when `name` (`--daemon-cpu`,
+/// `--load-cpu`) is given; taskset execs, so the PID stays the program's.
+fn pin(cmd: &mut Command, args: &[String], name: &str) -> Result<(), Error> {
+    if flag(args, name) {
+        let cpu: String = opt(args, name, String::new())?;
+        cmd.args(["taskset", "-c", &cpu]);
+    }
+    Ok(())
+}
+
 /// Sets up the two namespaces, starts the reflector, runs the generator.
 fn run_once(kind: Kind, args: &[String], dir: &Path, ternd: &Path) -> Result<Outcome, Error> {
     let clients: usize = opt(args, "--clients", 1000)?;
@@ -267,6 +280,7 @@ fn run_once(kind: Kind, args: &[String], dir: &Path, ternd: &Path) -> Result<Out
     let log = std::fs::File::create(dir.join(format!("{tag}-reflector.log")))?;
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &rr.0]);
+    pin(&mut cmd, args, "--daemon-cpu")?;
     if let Some(n) = nofile {
         cmd.args(["prlimit", &format!("--nofile={n}:{n}")]);
     }
@@ -300,9 +314,11 @@ fn run_once(kind: Kind, args: &[String], dir: &Path, ternd: &Path) -> Result<Out
     let idle = usage(rpid)?;
 
     let exe = std::env::current_exe()?;
+    let mut gen_cmd = Command::new("ip");
+    gen_cmd.args(["netns", "exec", &gen.0]);
+    pin(&mut gen_cmd, args, "--load-cpu")?;
     let mut gen_child = Proc(
-        Command::new("ip")
-            .args(["netns", "exec", &gen.0])
+        gen_cmd
             .arg(&exe)
             .args([
                 "load",
@@ -397,6 +413,16 @@ fn run_main(args: &[String]) -> Result<(), Error> {
         "(CPU: reflector user+system seconds from listening to convergence; logs in {})",
         dir.display()
     );
+    for o in &outcomes {
+        let line = json!({
+            "reflector": o.reflector,
+            "clients": o.report["clients"],
+            "converged_s": o.report["converged_ms"].as_f64().map(|ms| ms / 1000.0),
+            "cpu_s": o.converged.cpu_secs - o.idle.cpu_secs,
+            "peak_kib": o.converged.hwm_kib,
+        });
+        println!("result: {line}");
+    }
     Ok(())
 }
 

@@ -61,6 +61,8 @@ pub struct TestPeer {
     pub rx: Context,
     /// The daemon's OPEN.
     pub peer_open: Open,
+    /// Bytes of the whole messages [`TestPeer::recv`] has returned (headers included).
+    pub rx_bytes: u64,
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -132,6 +134,7 @@ impl TestPeer {
             tx: Context::default(),
             rx: Context::default(),
             peer_open: open.clone(),
+            rx_bytes: 0,
         };
         peer.send_message(&Message::Open(open.clone()))?;
         let deadline = Instant::now() + timeout;
@@ -157,6 +160,12 @@ impl TestPeer {
         }
     }
 
+    /// A second handle on the connection, for a thread that only drains what
+    /// the daemon sends while this one writes (a bulk sender must keep reading).
+    pub fn try_clone_stream(&self) -> io::Result<TcpStream> {
+        self.stream.try_clone()
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes)
     }
@@ -173,6 +182,7 @@ impl TestPeer {
                 next_message_len(&self.buf, MAX_EXTENDED_MESSAGE_LEN).map_err(|e| invalid(e.to_string()))?
             {
                 let msg: Vec<u8> = self.buf.drain(..n).collect();
+                self.rx_bytes += n as u64;
                 return decode(&msg, &self.rx).map(Some).map_err(|e| invalid(e.to_string()));
             }
             let left = deadline.saturating_duration_since(Instant::now());
