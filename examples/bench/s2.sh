@@ -6,7 +6,8 @@
 # (AS 65002, 192.168.50.3) that counts them. Time: the source's first UPDATE
 # to the sink holding all of them; CPU: the daemon's from listening to then.
 #   as root: bash examples/bench/s2.sh [DAEMON...]   (ternd bird frr gobgp)
-#   env: S2_PREFIXES (default 1000000), S2_TIMEOUT seconds (default 900)
+#   env: S2_PREFIXES (default 1000000), S2_TIMEOUT seconds (default 900),
+#        PERF_OUT=FILE: also profile the daemon over the run (perf report in FILE)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 N=${S2_PREFIXES:-1000000}
@@ -150,8 +151,17 @@ run_daemon() {
   bench_spawn "$LOAD_CPU" "$G" "$BENCH_TMP/$name/load.log" "$BENCH_BIN/examples/full_table" \
     --connect "$DAEMON_IP" --source "$SOURCE_IP" --sink "$SINK_IP" --prefixes "$N" \
     --timeout "$TIMEOUT" --result "$res" --stop "$stop"
-  local gpid=$BENCH_LAST_PID
+  local gpid=$BENCH_LAST_PID perf_pid=""
+  if [ -n "${PERF_OUT:-}" ]; then
+    perf record -q -g -p "$dpid" -o "$BENCH_TMP/$name/perf.data" 2>/dev/null &
+    perf_pid=$!
+  fi
   while [ ! -s "$res" ] && kill -0 "$gpid" 2>/dev/null; do sleep 0.05; done
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid"; wait "$perf_pid" || true
+    perf report -i "$BENCH_TMP/$name/perf.data" --no-children --percent-limit 0.7 --stdio -g none \
+      >"$PERF_OUT.$name" 2>/dev/null || true
+  fi
   # Read while both sessions are still up (before any teardown work).
   local c1 peak; c1=$(cpu_s "$dpid"); peak=$(hwm_mib "$dpid")
   touch "$stop"

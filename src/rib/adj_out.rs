@@ -73,10 +73,10 @@ impl Rib {
             let Some(prefix) = self.loc.prefix_of(entry_id) else {
                 continue;
             };
-            let selected = self.select(&prefix);
-            self.update_kernel(&prefix, selected.as_ref());
+            let selected = self.select_id(entry_id);
+            self.update_kernel(entry_id, &prefix, selected.as_ref());
             let digest = selected.as_ref().map_or(0, |(best, _)| best_digest(best));
-            let Some(entry) = self.loc.get_mut(&prefix) else {
+            let Some(entry) = self.loc.by_id_mut(entry_id) else {
                 continue;
             };
             entry.changed = now;
@@ -100,7 +100,7 @@ impl Rib {
                     }
                 }
             }
-            if self.loc.get(&prefix).is_some_and(|p| p.is_empty()) {
+            if self.loc.by_id(entry_id).is_some_and(|p| p.is_empty()) {
                 // No path, no best: every peer's bit was cleared above.
                 self.loc.remove(&prefix);
             }
@@ -226,7 +226,7 @@ impl Rib {
             if skip_advertised && advertised {
                 continue;
             }
-            let exported = match self.select(&prefix) {
+            let exported = match self.select_id(index) {
                 Some((best, _)) => self.export_cached(id, &prefix, &best),
                 None => None,
             };

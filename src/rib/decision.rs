@@ -79,7 +79,15 @@ impl Rib {
     /// The best usable path of `prefix` and the gateways of every path that
     /// ties with it for forwarding (ECMP).
     pub(super) fn select(&self, prefix: &IpNetwork) -> Option<(Path, Gateways)> {
-        let paths = self.loc.get(prefix)?;
+        self.select_in(self.loc.get(prefix)?)
+    }
+
+    /// [`Rib::select`] for the prefix with id `id`, without hashing it.
+    pub(super) fn select_id(&self, id: u32) -> Option<(Path, Gateways)> {
+        self.select_in(self.loc.by_id(id)?)
+    }
+
+    fn select_in(&self, paths: &super::table::Entry) -> Option<(Path, Gateways)> {
         let multipath = self.candidates(paths);
         let best = (*multipath.iter().min_by(|a, b| self.tie_break(a, b))?).clone();
         let mut gateways: Gateways = multipath

@@ -113,7 +113,7 @@ impl Rib {
                 Some(Some(changed)) => self.intern(changed),
             };
             let path_id = n.path_id.unwrap_or(0);
-            let paths = self.loc.get_or_insert(n.prefix);
+            let (id, paths) = self.loc.get_or_insert(n.prefix);
             match paths.iter_mut().find(|p| p.peer == peer && p.path_id == path_id) {
                 Some(p) => {
                     // The replaced set may now be unused: count it for the purge (finding 9).
@@ -127,7 +127,7 @@ impl Rib {
                     added += 1;
                 }
             }
-            self.loc.mark_dirty(&n.prefix);
+            self.loc.mark_id(id);
         }
         self.released_since_purge += replaced;
         // A rejected route replaces whatever the peer sent for it before.
@@ -181,12 +181,13 @@ impl Rib {
         let mut removed = 0usize;
         for n in nlri {
             let path_id = n.path_id.unwrap_or(0);
-            if let Some(paths) = self.loc.get_mut(&n.prefix) {
+            let Some(id) = self.loc.id_of(&n.prefix) else { continue };
+            if let Some(paths) = self.loc.by_id_mut(id) {
                 let before = paths.len();
                 paths.retain(|p| !(p.peer == peer && p.path_id == path_id));
                 if paths.len() != before {
                     removed += 1;
-                    self.loc.mark_dirty(&n.prefix);
+                    self.loc.mark_id(id);
                 }
             }
         }
@@ -227,7 +228,7 @@ impl Rib {
                 continue;
             }
             let attrs = self.intern(RouteAttrs::local(o.communities.clone(), o.large_communities.clone()));
-            let paths = self.loc.get_or_insert(*prefix);
+            let (_, paths) = self.loc.get_or_insert(*prefix);
             paths.retain(|p| p.peer != LOCAL);
             paths.push(Path {
                 peer: LOCAL,

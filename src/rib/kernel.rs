@@ -8,7 +8,8 @@ use super::{Rib, KERNEL_CHUNK};
 use crate::messages::{Gateways, KernelOp, KernelWork, LOCAL};
 
 impl Rib {
-    pub(super) fn update_kernel(&mut self, prefix: &IpNetwork, selected: Option<&(Path, Gateways)>) {
+    /// Tells the kernel side about the prefix with id `id` if its route changed.
+    pub(super) fn update_kernel(&mut self, id: u32, prefix: &IpNetwork, selected: Option<&(Path, Gateways)>) {
         if !self.cfg.kernel {
             return;
         }
@@ -31,7 +32,7 @@ impl Rib {
             std::hash::Hash::hash(w, &mut h);
             std::hash::Hasher::finish(&h) | 1
         });
-        let Some(entry) = self.loc.get_mut(prefix) else {
+        let Some(entry) = self.loc.by_id_mut(id) else {
             return;
         };
         match (want, digest) {

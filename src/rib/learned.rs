@@ -62,7 +62,7 @@ impl Rib {
         }
         if want {
             let attrs = self.intern(RouteAttrs::local(vec![], vec![]));
-            let paths = self.loc.get_or_insert(prefix);
+            let (_, paths) = self.loc.get_or_insert(prefix);
             paths.push(Path {
                 peer: KERNEL,
                 path_id: 0,
