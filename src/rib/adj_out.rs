@@ -133,7 +133,11 @@ impl Rib {
                     .collect();
                 self.encode_changes(id, changes);
             } else if !p.queue.is_empty() {
-                let take = p.queue.len().min(DUMP_SLICE);
+                let mut take = p.queue.len().min(DUMP_SLICE);
+                while take < p.queue.len().min(2 * DUMP_SLICE) && same_set(&self.loc, p.queue[take - 1], p.queue[take])
+                {
+                    take += 1;
+                }
                 let ids: Vec<u32> = p.queue.drain(..take).collect();
                 for &i in &ids {
                     p.queued.set(i, false);
@@ -157,7 +161,11 @@ impl Rib {
 
     /// Sends the next slice of the table to a peer that is being dumped to.
     pub(super) fn dump_slice(&mut self, id: PeerId, start: u32) {
-        let end = (start as usize + DUMP_SLICE).min(self.loc.id_bound());
+        let bound = self.loc.id_bound();
+        let mut end = (start as usize + DUMP_SLICE).min(bound);
+        while end < bound.min(start as usize + 2 * DUMP_SLICE) && same_set(&self.loc, end as u32 - 1, end as u32) {
+            end += 1;
+        }
         let ids: Vec<u32> = (start..end as u32).collect();
         let Some(p) = self.peers.get_mut(&id) else { return };
         p.dump_next = (end < self.loc.id_bound()).then_some(end as u32);
@@ -270,4 +278,15 @@ impl Rib {
     pub(super) fn drain_backlog(&mut self, id: PeerId) {
         self.send_pending(id);
     }
+}
+
+/// Whether the prefixes with ids `a` and `b` have the same first path's
+/// attribute set: a slice of a peer's queue ends between two such only when
+/// it must (twice its size), so a set is not split over two UPDATEs for
+/// nothing (issue 14: 10,938 UPDATEs for a 10,000-set table).
+fn same_set(loc: &super::loc::LocRib, a: u32, b: u32) -> bool {
+    let first = |id| loc.by_id(id).and_then(|e| e.first());
+    first(a)
+        .zip(first(b))
+        .is_some_and(|(x, y)| Arc::ptr_eq(&x.attrs, &y.attrs))
 }
