@@ -237,6 +237,17 @@ impl Registry {
     }
 
     /// Statuses of the running peers, sorted by name.
+    /// The addresses of the sessions `keep` chooses by their status, read in
+    /// place: nothing cloned (a reflector's heartbeat asks on every session change).
+    pub fn addresses_where(&self, keep: impl Fn(&PeerStatus) -> bool) -> Vec<IpAddr> {
+        read(&self.peers)
+            .values()
+            .filter(|h| !(h.settings.dynamic && h.cmd.is_closed()))
+            .filter(|h| h.status.with(&keep))
+            .map(|h| h.settings.address)
+            .collect()
+    }
+
     pub fn statuses(&self) -> Vec<(PeerHandle, PeerStatus)> {
         self.peers()
             .into_iter()

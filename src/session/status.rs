@@ -118,6 +118,11 @@ impl StatusCell {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Reads the current status in place, without copying it.
+    pub fn with<R>(&self, f: impl FnOnce(&PeerStatus) -> R) -> R {
+        f(&self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     pub(crate) fn update<R>(&self, f: impl FnOnce(&mut PeerStatus) -> R) -> R {
         f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
