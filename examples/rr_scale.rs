@@ -11,6 +11,7 @@
 //! sudo target/release/examples/rr_scale [--clients 1000] [--routes 2] [--timeout 300]
 //!                                       [--ternd PATH] [--no-bird] [--no-ternd] [--nofile N]
 //!                                       [--stagger-us U]   (client i connects i*U µs after the first)
+//!                                       [--routed]         (clients behind a router: one neighbour entry; automatic above 1,000)
 //!                                       [--daemon-cpu C] [--load-cpu C]   (pin with taskset -c)
 //! ```
 //! Besides the table, one `result: {json}` line per reflector for scripts
@@ -40,6 +41,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const ASN: u32 = 64512;
 /// The reflector's address; clients are 10.1.0.1, 10.1.0.2, ... in the same /16.
 const REFLECTOR: Ipv4Addr = Ipv4Addr::new(10, 1, 255, 254);
+/// With more than [`ON_LINK_MAX`] clients (or `--routed`), the two ends of the
+/// veth, a /30: each namespace routes the other's addresses through it, so
+/// each has one neighbour entry, not one per client (the kernel's neighbour
+/// table is limited host-wide, `gc_thresh3` 1,024 here).
+const LINK_RR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const LINK_GEN: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// Up to this many clients share the reflector's /16 on-link, as before.
+const ON_LINK_MAX: usize = 1000;
 const FIRST_CLIENT: u32 = 0x0a01_0001;
 /// Client i announces K consecutive /26s starting at 10.128.0.0 + i*K*64.
 const BLOCK_BASE: u32 = 0x0a80_0000;
@@ -202,11 +211,17 @@ socket = "{}"
     )
 }
 
-fn bird_config() -> String {
+fn bird_config(routed: bool) -> String {
+    // The clients' next hops resolve through this when the veth is routed.
+    let route = match routed {
+        true => format!("protocol static {{ ipv4; route 10.1.0.0/16 via {LINK_GEN}; }}"),
+        false => String::new(),
+    };
     format!(
         r#"log stderr {{ warning, error, fatal, bug }};
 router id {REFLECTOR};
 protocol device {{ }}
+{route}
 protocol bgp rr_clients {{
   local {REFLECTOR} as {ASN};
   neighbor range 10.1.0.0/16 as {ASN};
@@ -257,15 +272,38 @@ fn run_once(kind: Kind, args: &[String], dir: &Path, ternd: &Path) -> Result<Out
             "link", "add", "rr0", "netns", &rr.0, "type", "veth", "peer", "name", "gen0", "netns", &gen.0,
         ],
     )?;
-    sh(
-        "ip",
-        &["-n", &rr.0, "addr", "add", &format!("{REFLECTOR}/16"), "dev", "rr0"],
-    )?;
-    sh("ip", &["-n", &rr.0, "link", "set", "rr0", "up"])?;
+    let routed = clients > ON_LINK_MAX || flag(args, "--routed");
+    let rr_setup = match routed {
+        true => vec![
+            format!("addr add {REFLECTOR}/32 dev rr0"),
+            format!("addr add {LINK_RR}/30 dev rr0"),
+            "link set rr0 up".to_string(),
+            format!("route add 10.1.0.0/16 via {LINK_GEN} dev rr0"),
+        ],
+        false => vec![
+            format!("addr add {REFLECTOR}/16 dev rr0"),
+            "link set rr0 up".to_string(),
+        ],
+    };
+    for cmd in rr_setup {
+        sh(
+            "ip",
+            &[&["-n", &rr.0][..], &cmd.split(' ').collect::<Vec<_>>()].concat(),
+        )?;
+    }
     // All client addresses on the generator's interface, in one batch.
-    let mut batch = String::new();
+    let (mut batch, client_len) = match routed {
+        true => (
+            format!(
+                "addr add {LINK_GEN}/30 dev gen0\nlink set gen0 up\nroute add {REFLECTOR}/32 via {LINK_RR} dev gen0\n"
+            ),
+            32,
+        ),
+        false => ("link set gen0 up\n".to_string(), 16),
+    };
     for i in 0..clients as u32 {
-        batch.push_str(&format!("addr add {}/16 dev gen0\n", Ipv4Addr::from(FIRST_CLIENT + i)));
+        let client = Ipv4Addr::from(FIRST_CLIENT + i);
+        batch.push_str(&format!("addr add {client}/{client_len} dev gen0\n"));
     }
     let mut ipb = Command::new("ip")
         .args(["-n", &gen.0, "-batch", "-"])
@@ -275,7 +313,6 @@ fn run_once(kind: Kind, args: &[String], dir: &Path, ternd: &Path) -> Result<Out
     if !ipb.wait()?.success() {
         return Err("adding client addresses failed".into());
     }
-    sh("ip", &["-n", &gen.0, "link", "set", "gen0", "up"])?;
 
     let log = std::fs::File::create(dir.join(format!("{tag}-reflector.log")))?;
     let mut cmd = Command::new("ip");
@@ -292,7 +329,7 @@ fn run_once(kind: Kind, args: &[String], dir: &Path, ternd: &Path) -> Result<Out
         }
         Kind::Bird => {
             let conf = dir.join("bird.conf");
-            std::fs::write(&conf, bird_config())?;
+            std::fs::write(&conf, bird_config(routed))?;
             cmd.args(["bird", "-f", "-c"])
                 .arg(&conf)
                 .arg("-s")

@@ -5,12 +5,15 @@
 # every other client's routes. Also writes the times to $BENCH_OUT/s1.csv and
 # draws them into $BENCH_OUT/s1.svg (examples/bench_chart.rs).
 #   as root: bash examples/bench/s1.sh
-#   env: S1_CLIENTS (default "200 1000"), BENCH_OUT (default target/bench)
-# Above about 1,000 clients the host-wide ARP table (net.ipv4.neigh.default.
-# gc_thresh3, 1024 by default) overflows: one entry per client address.
+#   env: S1_CLIENTS (default "200 1000"), S1_TIMEOUT seconds per reflector
+#        (default 300), BENCH_OUT (default target/bench)
+# Above 1,000 clients rr_scale routes the clients' addresses over the veth
+# instead of putting them on-link: the host-wide neighbour table
+# (net.ipv4.neigh.default.gc_thresh3, 1024 by default) holds one entry then.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 CLIENTS=${S1_CLIENTS:-200 1000}
+TIMEOUT=${S1_TIMEOUT:-300}
 OUT=${BENCH_OUT:-$BENCH_REPO/target/bench}
 bench_init s1
 bench_build --bin ternd --example rr_scale --example bench_chart
@@ -24,7 +27,7 @@ for n in $CLIENTS; do
   log=$BENCH_TMP/rr_scale-$n.log
   # rr_scale makes and removes its own namespaces and kills what runs in them;
   # its logs go to $BENCH_TMP (TMPDIR), removed with the rest.
-  if ! TMPDIR=$BENCH_TMP "$BENCH_BIN/examples/rr_scale" --clients "$n" --routes 2 --daemon-cpu "$DAEMON_CPU" \
+  if ! TMPDIR=$BENCH_TMP "$BENCH_BIN/examples/rr_scale" --clients "$n" --routes 2 --timeout "$TIMEOUT" --daemon-cpu "$DAEMON_CPU" \
     --load-cpu "$LOAD_CPU" "${BIRD_ARG[@]}" >"$log" 2>&1; then
     tail -n 20 "$log" >&2
   fi
