@@ -67,8 +67,9 @@ impl Rib {
         let changed = dirty.len();
         self.export_cache = ExportCache::default();
         self.encode_cache = EncodeCache::default();
-        let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
         let now = self.clock();
+        // Prefixes whose best path changed: (id, prefix, gone, best path's peer).
+        let mut news: Vec<(u32, IpNetwork, bool, Option<PeerId>)> = Vec::new();
         for entry_id in dirty {
             let Some(prefix) = self.loc.prefix_of(entry_id) else {
                 continue;
@@ -83,28 +84,32 @@ impl Rib {
             let gone = entry.paths.is_empty();
             if entry.best != digest {
                 entry.best = digest;
-                for &id in &peer_ids {
-                    let Some(p) = self.peers.get_mut(&id) else { continue };
-                    if gone {
-                        // The id is released below: withdraw by prefix, not by id.
-                        if p.advertised.get(entry_id) {
-                            p.advertised.set(entry_id, false);
-                            p.withdraw.push(prefix);
-                        }
-                    } else if selected.as_ref().is_some_and(|(best, _)| best.peer == id) && !p.advertised.get(entry_id)
-                    {
-                        // Its own route, never sent to it: nothing to tell it.
-                    } else if !p.queued.get(entry_id) {
-                        p.queued.set(entry_id, true);
-                        p.queue.push_back(entry_id);
-                    }
-                }
+                news.push((entry_id, prefix, gone, selected.map(|(best, _)| best.peer)));
             }
-            if self.loc.by_id(entry_id).is_some_and(|p| p.is_empty()) {
-                // No path, no best: every peer's bit was cleared above.
+            if gone {
+                // No path, no best: every peer's bit is cleared below (the
+                // id is not handed out again within this flush).
                 self.loc.remove(&prefix);
             }
         }
+        // Peer by peer (not prefix by prefix): one map lookup per peer.
+        for (&id, p) in self.peers.iter_mut() {
+            for &(entry_id, prefix, gone, best_peer) in &news {
+                if gone {
+                    // The id is released: withdraw by prefix, not by id.
+                    if p.advertised.get(entry_id) {
+                        p.advertised.set(entry_id, false);
+                        p.withdraw.push(prefix);
+                    }
+                } else if best_peer == Some(id) && !p.advertised.get(entry_id) {
+                    // Its own route, never sent to it: nothing to tell it.
+                } else if !p.queued.get(entry_id) {
+                    p.queued.set(entry_id, true);
+                    p.queue.push_back(entry_id);
+                }
+            }
+        }
+        let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for id in peer_ids {
             self.send_pending(id);
         }
@@ -234,8 +239,8 @@ impl Rib {
             if skip_advertised && advertised {
                 continue;
             }
-            let exported = match self.select_id(index) {
-                Some((best, _)) => self.export_cached(id, &prefix, &best),
+            let exported = match self.best_id(index) {
+                Some(best) => self.export_cached(id, &prefix, &best),
                 None => None,
             };
             let Some(p) = self.peers.get_mut(&id) else { break };

@@ -20,8 +20,12 @@ pub(super) fn best_digest(best: &Path) -> u64 {
     std::hash::Hasher::finish(&h) | 1
 }
 
+/// Candidate paths of one prefix: a handful at most, kept off the heap
+/// (the decision runs for every prefix a peer is sent).
+type Candidates<'a> = smallvec::SmallVec<[&'a Path; 4]>;
+
 /// Keeps the paths whose `key` is the smallest.
-fn keep_min<K: Ord>(paths: &mut Vec<&Path>, key: impl Fn(&Path) -> K) {
+fn keep_min<K: Ord>(paths: &mut Candidates<'_>, key: impl Fn(&Path) -> K) {
     if let Some(min) = paths.iter().map(|p| key(p)).min() {
         paths.retain(|p| key(p) == min);
     }
@@ -32,9 +36,8 @@ impl Rib {
     /// usable path (so the result does not depend on arrival order, review
     /// finding 10). What survives the eBGP/iBGP step shares the forwarding
     /// (ECMP); the best is chosen among them by the tie-breaks.
-    fn candidates<'a>(&self, paths: &'a [Path]) -> Vec<&'a Path> {
-        let usable = |p: &&Path| p.peer.is_this_host() || self.next_hop_usable(p);
-        let mut c: Vec<&Path> = paths.iter().filter(usable).collect();
+    fn candidates<'a>(&self, paths: &'a [Path]) -> Candidates<'a> {
+        let mut c: Candidates<'a> = paths.iter().filter(|p| self.usable(p)).collect();
         // Our own routes win over BGP-learned ones (like BIRD's preference),
         // and so does what this host's kernel says about a prefix ([learn]).
         keep_min(&mut c, |p| p.peer != LOCAL);
@@ -80,6 +83,21 @@ impl Rib {
     /// ties with it for forwarding (ECMP).
     pub(super) fn select(&self, prefix: &IpNetwork) -> Option<(Path, Gateways)> {
         self.select_in(self.loc.get(prefix)?)
+    }
+
+    /// The best path of the prefix with id `id`, without the ECMP set: what
+    /// a peer is sent. A lone path (most prefixes) needs no ranking.
+    pub(super) fn best_id(&self, id: u32) -> Option<Path> {
+        let entry = self.loc.by_id(id)?;
+        match entry.as_slice() {
+            [only] => self.usable(only).then(|| only.clone()),
+            _ => self.select_in(entry).map(|(best, _)| best),
+        }
+    }
+
+    /// Whether a path may be selected at all: ours, or with a usable next hop.
+    fn usable(&self, p: &Path) -> bool {
+        p.peer.is_this_host() || self.next_hop_usable(p)
     }
 
     /// [`Rib::select`] for the prefix with id `id`, without hashing it.

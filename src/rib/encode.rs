@@ -21,6 +21,8 @@ use crate::route::RouteAttrs;
 #[derive(Default)]
 pub(super) struct EncodeCache {
     pub(super) entries: Map<u64, Vec<(Context, Encoded)>>,
+    /// Keys change sets; per process, so crafted routes cannot aim at a collision.
+    keys: ahash::RandomState,
 }
 
 /// A change set as encoded for one context.
@@ -33,13 +35,15 @@ pub(super) struct Encoded {
 }
 
 /// Identifies a change set: its prefixes and attribute sets, in order.
-fn changes_key(changes: &[(IpNetwork, Option<Arc<RouteAttrs>>)]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+/// Hashed for every peer it goes to, so a fast keyed hash (aHash).
+fn changes_key(keys: &ahash::RandomState, changes: &[(IpNetwork, Option<Arc<RouteAttrs>>)]) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = keys.build_hasher();
     for (prefix, attrs) in changes {
-        std::hash::Hash::hash(prefix, &mut h);
-        std::hash::Hash::hash(&attrs.as_ref().map_or(0, |a| Arc::as_ptr(a) as usize), &mut h);
+        prefix.hash(&mut h);
+        attrs.as_ref().map_or(0, |a| Arc::as_ptr(a) as usize).hash(&mut h);
     }
-    std::hash::Hasher::finish(&h)
+    h.finish()
 }
 
 /// UPDATEs for a change set: withdrawals, then announcements grouped by
@@ -109,7 +113,7 @@ impl Rib {
             return;
         }
         let Some(p) = self.peers.get_mut(&id) else { return };
-        let key = changes_key(&changes);
+        let key = changes_key(&self.encode_cache.keys, &changes);
         let slot = self.encode_cache.entries.entry(key).or_default();
         let encoded = match slot.iter().find(|(c, _)| *c == p.info.tx) {
             Some((_, e)) => e.clone(),

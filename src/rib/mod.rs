@@ -85,6 +85,9 @@ pub(super) const FORCE_PURGE: usize = 1 << 20;
 /// Releases that make an idle RIB purge its unused attribute sets.
 const IDLE_PURGE: usize = 64;
 
+/// Least time between two idle purges.
+const PURGE_SPACING: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Prefix ids covered per step of an initial table dump.
 pub(super) const DUMP_SLICE: usize = 1024;
 
@@ -113,6 +116,7 @@ pub struct Rib {
     /// Every peer that came up has sent End-of-RIB (or none is configured to).
     converged: bool,
     released_since_purge: usize,
+    last_purge: std::time::Instant,
     /// Paths kept for peers in graceful restart (RFC 4724 §4.2), under ids of their own.
     stale_peers: Map<PeerId, StalePeer>,
     next_stale_id: PeerId,
@@ -152,6 +156,7 @@ impl Rib {
             learned: Map::default(),
             converged: false,
             released_since_purge: 0,
+            last_purge: std::time::Instant::now(),
             stale_peers: Map::default(),
             next_stale_id: PeerId(u32::MAX - 1),
             deferring,
@@ -183,13 +188,20 @@ impl Rib {
         a
     }
 
-    /// With nothing waiting in the inbox: drops the attribute sets recent
-    /// changes left unused, so a quiet RIB holds only what its routes use
-    /// (attribute churn leaves nothing behind, review finding 9).
+    /// Drops the attribute sets recent changes left unused (the RIB task
+    /// calls it at [`Rib::idle_purge_at`]), so a quiet RIB holds only what
+    /// its routes use (attribute churn leaves nothing behind, review finding 9).
     pub fn purge_when_idle(&mut self) {
         if self.released_since_purge >= IDLE_PURGE {
             self.purge_interned();
         }
+    }
+
+    /// When [`Rib::purge_when_idle`] should run: enough attribute sets may
+    /// have been released, and not sooner than [`PURGE_SPACING`] after the
+    /// last purge.
+    pub fn idle_purge_at(&self) -> Option<std::time::Instant> {
+        (self.released_since_purge >= IDLE_PURGE).then(|| self.last_purge + PURGE_SPACING)
     }
 
     /// Drops attribute sets no route uses any more.
@@ -198,6 +210,7 @@ impl Rib {
         self.encode_cache = EncodeCache::default();
         self.interned.retain(|a| Arc::strong_count(a) > 1);
         self.released_since_purge = 0;
+        self.last_purge = std::time::Instant::now();
     }
 
     /// Kernel changes produced since the last call.

@@ -27,6 +27,7 @@ pub async fn run(mut rib: Rib, mut inbox: mpsc::Receiver<RibMsg>, out: RibOutput
     rib.kernel_sink = Some(kernel.clone());
     loop {
         let deadline = rib.next_deadline();
+        let purge_at = rib.idle_purge_at();
         let first = tokio::select! {
             m = inbox.recv() => match m {
                 Some(m) => Some(m),
@@ -38,6 +39,18 @@ pub async fn run(mut rib: Rib, mut inbox: mpsc::Receiver<RibMsg>, out: RibOutput
                     None => std::future::pending().await,
                 }
             } => None,
+            // Unused attribute sets go a moment after the last purge, not
+            // after every batch of a busy stream (a purge walks every set: at
+            // 5,000 reflector clients that was 3 % of the CPU).
+            _ = async {
+                match purge_at {
+                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                rib.purge_when_idle();
+                continue;
+            }
         };
         rib.expire(std::time::Instant::now());
         if let Some(first) = first {
@@ -51,9 +64,6 @@ pub async fn run(mut rib: Rib, mut inbox: mpsc::Receiver<RibMsg>, out: RibOutput
             }
         }
         let changed = rib.flush();
-        if inbox.is_empty() {
-            rib.purge_when_idle();
-        }
         let ops = rib.take_kernel_ops();
         if !ops.is_empty() && kernel.send(KernelWork::Ops(ops)).is_err() {
             tracing::warn!("kernel sync task is gone; routes are no longer installed");
