@@ -65,7 +65,6 @@ impl Rib {
         // together (a hash order spread each attribute set over ~6 UPDATEs).
         let dirty = self.loc.take_dirty();
         let changed = dirty.len();
-        self.export_cache = ExportCache::default();
         self.encode_cache = EncodeCache::default();
         let now = self.clock();
         // Prefixes whose best path changed: (id, prefix, gone, best path's peer).

@@ -25,6 +25,109 @@ pub(super) struct EncodeCache {
     keys: ahash::RandomState,
 }
 
+/// One attribute set's announcements of a few prefixes as encoded for one
+/// context. A reflector sends every client the same small groups (a host's
+/// pod blocks), each client at its own time (its table dump, its queue), so
+/// these outlive a flush; the purge drops those whose set is otherwise unused.
+#[derive(Default)]
+pub(super) struct GroupCache {
+    entries: Map<u64, Vec<CachedGroup>>,
+    len: usize,
+    keys: ahash::RandomState,
+}
+
+struct CachedGroup {
+    /// Held so the set's address (in the key) is not reused meanwhile.
+    attrs: Arc<RouteAttrs>,
+    family: Family,
+    ctx: Context,
+    nlri: Box<[Nlri]>,
+    bytes: Bytes,
+}
+
+/// Groups of at most this many prefixes are cached: a full table's large
+/// groups usually go to one peer, and would only cost memory.
+const GROUP_CACHE_PREFIXES: usize = 8;
+
+/// Entries the group cache holds at most; it starts over beyond that.
+const GROUP_CACHE_ENTRIES: usize = 32_768;
+
+impl GroupCache {
+    fn key(&self, attrs: &Arc<RouteAttrs>, family: Family, nlri: &[Nlri]) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.keys.build_hasher();
+        (Arc::as_ptr(attrs) as usize).hash(&mut h);
+        family.hash(&mut h);
+        nlri.hash(&mut h);
+        h.finish()
+    }
+
+    fn get(&self, key: u64, attrs: &Arc<RouteAttrs>, family: Family, ctx: &Context, nlri: &[Nlri]) -> Option<&Bytes> {
+        self.entries.get(&key)?.iter().find_map(|g| {
+            (Arc::ptr_eq(&g.attrs, attrs) && g.family == family && g.ctx == *ctx && *g.nlri == *nlri)
+                .then_some(&g.bytes)
+        })
+    }
+
+    fn insert(&mut self, key: u64, group: CachedGroup) {
+        if self.len >= GROUP_CACHE_ENTRIES {
+            self.entries.clear();
+            self.len = 0;
+        }
+        self.entries.entry(key).or_default().push(group);
+        self.len += 1;
+    }
+
+    /// Drops the groups whose attribute set only the interned set and this
+    /// cache still hold (called before the interned sets are purged).
+    pub(super) fn retain_used(&mut self) {
+        let mut len = 0;
+        self.entries.retain(|_, groups| {
+            groups.retain(|g| Arc::strong_count(&g.attrs) > 2);
+            len += groups.len();
+            !groups.is_empty()
+        });
+        self.len = len;
+    }
+}
+
+/// Announcements of one attribute set: UPDATEs appended to `out`, from the
+/// group cache when small enough. Err: the attributes do not fit.
+fn encode_group(
+    cache: &mut GroupCache,
+    ctx: &Context,
+    attrs: &Arc<RouteAttrs>,
+    family: Family,
+    nlri: &[Nlri],
+    out: &mut Vec<u8>,
+) -> Result<(), &'static str> {
+    let cacheable = nlri.len() <= GROUP_CACHE_PREFIXES;
+    let key = if cacheable { cache.key(attrs, family, nlri) } else { 0 };
+    if let Some(bytes) = cacheable.then(|| cache.get(key, attrs, family, ctx, nlri)).flatten() {
+        out.extend_from_slice(bytes);
+        return Ok(());
+    }
+    let next_hop = match (attrs.next_hop.ok_or("no next hop")?, attrs.link_local) {
+        (IpAddr::V4(a), _) => MpNextHop::V4(a),
+        (IpAddr::V6(global), link_local) => MpNextHop::V6 { global, link_local },
+    };
+    let mut one = Vec::new();
+    pack_announcements(ctx, family, next_hop, &attrs.to_path_attributes(ctx), nlri, &mut one)
+        .map_err(|_| "the attributes do not fit the peer's messages")?;
+    out.extend_from_slice(&one);
+    if cacheable {
+        let group = CachedGroup {
+            attrs: attrs.clone(),
+            family,
+            ctx: ctx.clone(),
+            nlri: nlri.into(),
+            bytes: Bytes::from(one),
+        };
+        cache.insert(key, group);
+    }
+    Ok(())
+}
+
 /// A change set as encoded for one context.
 #[derive(Clone)]
 pub(super) struct Encoded {
@@ -49,7 +152,11 @@ fn changes_key(keys: &ahash::RandomState, changes: &[(IpNetwork, Option<Arc<Rout
 /// UPDATEs for a change set: withdrawals, then announcements grouped by
 /// attribute set. A group that does not fit the peer's message size is not
 /// sent; its prefixes are withdrawn instead (RFC 8654 §4, RFC 4271 §9.2).
-fn encode_change_set(ctx: &Context, changes: &[(IpNetwork, Option<Arc<RouteAttrs>>)]) -> Encoded {
+fn encode_change_set(
+    groups_cache: &mut GroupCache,
+    ctx: &Context,
+    changes: &[(IpNetwork, Option<Arc<RouteAttrs>>)],
+) -> Encoded {
     let mut withdrawn: HashMap<Family, Vec<Nlri>> = HashMap::new();
     let mut groups: Vec<(Arc<RouteAttrs>, Family, Vec<Nlri>)> = Vec::new();
     let mut group_of: HashMap<(usize, Family), usize> = HashMap::new();
@@ -71,18 +178,9 @@ fn encode_change_set(ctx: &Context, changes: &[(IpNetwork, Option<Arc<RouteAttrs
     let mut buf = Vec::new();
     let mut unsent = Vec::new();
     for (attrs, family, nlri) in groups {
-        let encoded = attrs.next_hop.ok_or("no next hop").and_then(|next_hop| {
-            let next_hop = match (next_hop, attrs.link_local) {
-                (IpAddr::V4(a), _) => MpNextHop::V4(a),
-                (IpAddr::V6(global), link_local) => MpNextHop::V6 { global, link_local },
-            };
-            let mut one = Vec::new();
-            pack_announcements(ctx, family, next_hop, &attrs.to_path_attributes(ctx), &nlri, &mut one)
-                .map(|_| one)
-                .map_err(|_| "the attributes do not fit the peer's messages")
-        });
+        let encoded = encode_group(groups_cache, ctx, &attrs, family, &nlri, &mut buf);
         match encoded {
-            Ok(one) => buf.extend_from_slice(&one),
+            Ok(()) => {}
             Err(why) => {
                 tracing::warn!("not sending {} prefixes ({why}): withdrawing them", nlri.len());
                 unsent.extend(nlri.iter().map(|n| n.prefix));
@@ -118,7 +216,7 @@ impl Rib {
         let encoded = match slot.iter().find(|(c, _)| *c == p.info.tx) {
             Some((_, e)) => e.clone(),
             None => {
-                let e = encode_change_set(&p.info.tx, &changes);
+                let e = encode_change_set(&mut self.group_cache, &p.info.tx, &changes);
                 slot.push((p.info.tx.clone(), e.clone()));
                 e
             }

@@ -16,13 +16,12 @@ use crate::route::{RouteAttrs, LLGR_STALE};
 
 /// Peers that get identical exports of the same route share a class: same
 /// session kind, AS, next-hop rule and address, families, reflection role and
-/// export chain. 0 (never cached): a policy that looks at each prefix.
+/// export chain. 0 (never cached): a chain that looks at each prefix.
 pub(super) fn export_class(info: &PeerInfo) -> u64 {
     let chain = match &info.export {
-        Chain::Policies(_) => return 0,
+        Chain::Policies(_) | Chain::Within(_) => return 0,
         Chain::AcceptAll => 1usize,
         Chain::RejectAll => 2,
-        Chain::Within(nets) => Arc::as_ptr(nets) as usize,
     };
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(
@@ -153,7 +152,10 @@ impl Rib {
     }
 
     /// [`Rib::export`], interned, remembered for routes that share attributes
-    /// (unless the peer's export policy looks at the prefix).
+    /// (unless the peer's export policy looks at the prefix, or the path is a
+    /// restarting peer's stale one, whose export depends on the target).
+    /// Kept across flushes: a reflector exports each client's set once per
+    /// class, not once per flush.
     pub(super) fn export_cached(&mut self, to: PeerId, prefix: &IpNetwork, best: &Path) -> Option<Arc<RouteAttrs>> {
         let peer = self.peers.get(&to)?;
         if best.peer == to {
@@ -161,16 +163,23 @@ impl Rib {
         }
         let class = peer.export_class;
         let key = (Arc::as_ptr(&best.attrs) as usize, best.peer, class, prefix.is_ipv4());
-        if let Some(hit) = self.export_cache.get(&key) {
+        if let Some((_, hit)) = self.export_cache.get(&key) {
             return hit.clone();
         }
         let fresh = self.export(to, prefix, best).map(|a| self.intern(a));
-        // Export results outlive the flush only while a peer's queue holds
-        // them: count them for the purge so churn cannot pile them up.
+        // Count results for the purge so churn cannot pile them up.
         self.released_since_purge += usize::from(fresh.is_some());
-        if class != 0 {
-            self.export_cache.insert(key, fresh.clone());
+        if class != 0 && !self.stale_peers.contains_key(&best.peer) {
+            // The entry holds the source set, so its address (the key) is not
+            // reused while the entry lives; the purge drops unused ones.
+            self.export_cache.insert(key, (best.attrs.clone(), fresh.clone()));
         }
         fresh
+    }
+
+    /// Forgets the exports of a peer's paths: its session facts (reflection
+    /// role, router id) may differ when it comes back.
+    pub(super) fn forget_exports_of(&mut self, source: PeerId) {
+        self.export_cache.retain(|key, _| key.1 != source);
     }
 }

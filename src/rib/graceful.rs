@@ -136,6 +136,7 @@ impl Rib {
             long_lived,
             long_lived_time,
         } = retention;
+        self.forget_exports_of(id);
         let Some(state) = self.peers.remove(&id) else {
             return;
         };

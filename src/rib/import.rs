@@ -54,6 +54,7 @@ impl Rib {
         if self.peers.remove(&id).is_none() {
             return;
         }
+        self.forget_exports_of(id);
         self.loc.change_each(|entry| {
             let before = entry.len();
             entry.retain(|p| p.peer != id);

@@ -13,6 +13,8 @@
 //! `view` (typed answers to queries), `task` (the inbox loop).
 
 mod adj_out;
+#[cfg(test)]
+mod cache_tests;
 mod decision;
 mod deferral;
 mod encode;
@@ -46,7 +48,7 @@ use crate::messages::{KernelOp, KernelWork, Originated, PeerId, PeerInfo, RibMsg
 use crate::route::RouteAttrs;
 use adj_out::PeerState;
 use deferral::Deferring;
-use encode::EncodeCache;
+use encode::{EncodeCache, GroupCache};
 use graceful::StalePeer;
 
 pub use deferral::Deferral;
@@ -75,8 +77,9 @@ pub struct RibConfig {
 pub(super) type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 pub(super) type Set<T> = HashSet<T, ahash::RandomState>;
 
-/// Export results: (source attributes, source peer, target export class, IPv4?).
-pub(super) type ExportCache = Map<(usize, PeerId, u64, bool), Option<Arc<RouteAttrs>>>;
+/// Export results by (source attributes' address, source peer, target
+/// export class, IPv4?), each beside the source set it was made from.
+pub(super) type ExportCache = Map<(usize, PeerId, u64, bool), (Arc<RouteAttrs>, Option<Arc<RouteAttrs>>)>;
 
 /// Added to `released_since_purge` when a session's paths go: forces an
 /// attribute purge at the next flush.
@@ -102,11 +105,12 @@ pub struct Rib {
     loc: loc::LocRib,
     interned: Set<Arc<RouteAttrs>>,
     kernel_ops: Vec<KernelOp>,
-    /// Export results by (source attributes, source peer, export class,
-    /// IPv4?). Keys hold attribute pointers, so the cache is emptied whenever
-    /// attribute sets may be freed (purge) and at every flush.
+    /// Export results (see [`ExportCache`]); entries go at a purge once no
+    /// path uses their source, and with the source peer's session.
     export_cache: ExportCache,
     encode_cache: EncodeCache,
+    /// Encoded announcements per attribute set, kept across flushes.
+    group_cache: GroupCache,
     /// Where kernel changes go as soon as a chunk is ready (the daemon's kernel task).
     kernel_sink: Option<mpsc::UnboundedSender<KernelWork>>,
     originated: Map<IpNetwork, Originated>,
@@ -151,6 +155,7 @@ impl Rib {
             kernel_ops: Vec::new(),
             export_cache: ExportCache::default(),
             encode_cache: EncodeCache::default(),
+            group_cache: GroupCache::default(),
             kernel_sink: None,
             originated: Map::default(),
             learned: Map::default(),
@@ -204,10 +209,13 @@ impl Rib {
         (self.released_since_purge >= IDLE_PURGE).then(|| self.last_purge + PURGE_SPACING)
     }
 
-    /// Drops attribute sets no route uses any more.
+    /// Drops attribute sets no route uses any more: first the cached exports
+    /// of sources only the set and the cache hold, then cached encodings only
+    /// the set, the cache and nothing else hold, then the sets themselves.
     fn purge_interned(&mut self) {
-        self.export_cache.clear();
+        self.export_cache.retain(|_, (source, _)| Arc::strong_count(source) > 2);
         self.encode_cache = EncodeCache::default();
+        self.group_cache.retain_used();
         self.interned.retain(|a| Arc::strong_count(a) > 1);
         self.released_since_purge = 0;
         self.last_purge = std::time::Instant::now();

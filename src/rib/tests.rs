@@ -122,11 +122,16 @@ pub(super) fn announce(rib: &mut Rib, peer: u32, prefix: &str, attrs: RouteAttrs
 
 /// Every UPDATE a peer has been sent so far.
 pub(super) fn received(rx: &mut mpsc::Receiver<Bytes>) -> Vec<Update> {
+    received_with(rx, &Context::default())
+}
+
+/// Every UPDATE a peer has been sent so far, decoded with its context.
+pub(super) fn received_with(rx: &mut mpsc::Receiver<Bytes>, ctx: &Context) -> Vec<Update> {
     let mut out = Vec::new();
     while let Ok(chunk) = rx.try_recv() {
         let mut buf = &chunk[..];
         while let Ok(Some(n)) = next_message_len(buf, 65535) {
-            match bgp_proto::decode(&buf[..n], &Context::default()).unwrap().message {
+            match bgp_proto::decode(&buf[..n], ctx).unwrap().message {
                 Message::Update(u) => out.push(u),
                 other => panic!("unexpected {other:?}"),
             }
