@@ -10,6 +10,7 @@ use bgp_proto::update::{pack_announcements, pack_withdrawals};
 use bgp_proto::{Context, Family, Nlri};
 use bytes::Bytes;
 use ipnetwork::IpNetwork;
+use smallvec::SmallVec;
 
 use super::{family_of, Map, Rib};
 use crate::messages::PeerId;
@@ -158,24 +159,33 @@ fn encode_change_set(
     changes: &[(IpNetwork, Option<Arc<RouteAttrs>>)],
 ) -> Encoded {
     let mut withdrawn: HashMap<Family, Vec<Nlri>> = HashMap::new();
-    let mut groups: Vec<(Arc<RouteAttrs>, Family, Vec<Nlri>)> = Vec::new();
-    let mut group_of: HashMap<(usize, Family), usize> = HashMap::new();
+    // Prefixes of one set mostly come one after another (prefix-id order):
+    // the last group is tried before the map, and small groups stay inline.
+    let mut groups: Vec<(Arc<RouteAttrs>, Family, SmallVec<[Nlri; 4]>)> = Vec::new();
+    let mut group_of: Map<(usize, Family), usize> = Map::default();
     for (prefix, change) in changes {
         let family = family_of(prefix);
         match change {
             None => withdrawn.entry(family).or_default().push(Nlri::new(*prefix)),
             Some(attrs) => {
-                let g = *group_of
-                    .entry((Arc::as_ptr(attrs) as usize, family))
-                    .or_insert_with(|| {
-                        groups.push((attrs.clone(), family, Vec::new()));
-                        groups.len() - 1
-                    });
+                let same_as_last = groups
+                    .last()
+                    .is_some_and(|(a, f, _)| Arc::ptr_eq(a, attrs) && *f == family);
+                let g = if same_as_last {
+                    groups.len() - 1
+                } else {
+                    *group_of
+                        .entry((Arc::as_ptr(attrs) as usize, family))
+                        .or_insert_with(|| {
+                            groups.push((attrs.clone(), family, SmallVec::new()));
+                            groups.len() - 1
+                        })
+                };
                 groups[g].2.push(Nlri::new(*prefix));
             }
         }
     }
-    let mut buf = Vec::new();
+    let mut buf = Vec::with_capacity(changes.len() * 32);
     let mut unsent = Vec::new();
     for (attrs, family, nlri) in groups {
         let encoded = encode_group(groups_cache, ctx, &attrs, family, &nlri, &mut buf);
@@ -196,9 +206,14 @@ fn encode_change_set(
             tracing::warn!("cannot encode withdrawals: {e}");
         }
     }
-    head.extend_from_slice(&buf);
+    let bytes = if head.is_empty() {
+        buf
+    } else {
+        head.extend_from_slice(&buf);
+        head
+    };
     Encoded {
-        bytes: Bytes::from(head),
+        bytes: Bytes::from(bytes),
         unsent: unsent.into(),
     }
 }

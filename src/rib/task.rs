@@ -7,6 +7,15 @@ use super::Rib;
 use crate::messages::{KernelWork, RibMsg};
 use crate::sys::release_free_memory;
 
+/// Messages handled between two flushes at most, so queries stay prompt.
+const BATCH: usize = 4096;
+
+/// Flushes that take longer than this are paced (see the task loop).
+const PACE_ABOVE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The longest a change waits for a paced flush.
+const PACE_MAX: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Where the RIB task reports: kernel changes, convergence (every peer sent
 /// End-of-RIB), and whether route selection is still deferred after our restart.
 pub struct RibOutputs {
@@ -25,6 +34,8 @@ pub async fn run(mut rib: Rib, mut inbox: mpsc::Receiver<RibMsg>, out: RibOutput
     } = out;
     deferring.send_replace(rib.deferring());
     rib.kernel_sink = Some(kernel.clone());
+    let mut last_flush_cost = std::time::Duration::ZERO;
+    let mut last_flush_end = std::time::Instant::now();
     loop {
         let deadline = rib.next_deadline();
         let purge_at = rib.idle_purge_at();
@@ -57,13 +68,34 @@ pub async fn run(mut rib: Rib, mut inbox: mpsc::Receiver<RibMsg>, out: RibOutput
             rib.handle(first);
         }
         // Batch whatever else is already queued, bounded so queries stay prompt.
-        for _ in 0..4096 {
+        let mut taken = 0;
+        while taken < BATCH {
             match inbox.try_recv() {
                 Ok(m) => rib.handle(m),
                 Err(_) => break,
             }
+            taken += 1;
         }
+        // A flush that cost more than PACE_ABOVE (thousands of peers to feed)
+        // is not repeated sooner than its cost again: what arrives meanwhile
+        // joins the next one, so the per-peer work is not paid per message.
+        if last_flush_cost > PACE_ABOVE && taken < BATCH {
+            let until = tokio::time::Instant::from_std(last_flush_end + last_flush_cost.min(PACE_MAX));
+            while taken < BATCH {
+                tokio::select! {
+                    m = inbox.recv() => match m {
+                        Some(m) => rib.handle(m),
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(until) => break,
+                }
+                taken += 1;
+            }
+        }
+        let flush_started = std::time::Instant::now();
         let changed = rib.flush();
+        last_flush_end = std::time::Instant::now();
+        last_flush_cost = last_flush_end - flush_started;
         let ops = rib.take_kernel_ops();
         if !ops.is_empty() && kernel.send(KernelWork::Ops(ops)).is_err() {
             tracing::warn!("kernel sync task is gone; routes are no longer installed");
