@@ -605,6 +605,60 @@ impl BlockSet {
     }
 }
 
+/// A plain IPv4 UPDATE (RFC 4271 §4.3) seen in place: its withdrawn routes
+/// field, its NEXT_HOP and its NLRI field.
+struct ScannedUpdate<'a> {
+    withdrawn: &'a [u8],
+    next_hop: Option<Ipv4Addr>,
+    nlri: &'a [u8],
+}
+
+/// Reads an UPDATE without building it; None for any other message, or an
+/// UPDATE whose lengths do not add up (then it is decoded in full).
+fn scan_update(msg: &[u8]) -> Option<ScannedUpdate<'_>> {
+    let body = msg.get(19..).filter(|_| msg.get(18) == Some(&2))?;
+    let u16_at = |b: &[u8], i: usize| Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]) as usize);
+    let withdrawn_len = u16_at(body, 0)?;
+    let withdrawn = body.get(2..2 + withdrawn_len)?;
+    let rest = &body[2 + withdrawn_len..];
+    let attrs_len = u16_at(rest, 0)?;
+    let mut attrs = rest.get(2..2 + attrs_len)?;
+    let nlri = &rest[2 + attrs_len..];
+    let mut next_hop = None;
+    while !attrs.is_empty() {
+        let (flags, code) = (*attrs.first()?, *attrs.get(1)?);
+        let (len, head) = if flags & 0x10 != 0 {
+            (u16_at(attrs, 2)?, 4)
+        } else {
+            (*attrs.get(2)? as usize, 3)
+        };
+        let value = attrs.get(head..head + len)?;
+        if code == 3 {
+            next_hop = Some(Ipv4Addr::from(<[u8; 4]>::try_from(value).ok()?));
+        }
+        attrs = &attrs[head + len..];
+    }
+    Some(ScannedUpdate {
+        withdrawn,
+        next_hop,
+        nlri,
+    })
+}
+
+/// The IPv4 prefixes of a withdrawn routes or NLRI field (RFC 4271 §4.3);
+/// stops at the first that does not fit.
+fn prefixes(mut field: &[u8]) -> impl Iterator<Item = Ipv4Network> + '_ {
+    std::iter::from_fn(move || {
+        let len = *field.first()?;
+        let octets = usize::from(len).div_ceil(8);
+        let bytes = field.get(1..1 + octets)?;
+        let mut addr = [0u8; 4];
+        addr.get_mut(..octets)?.copy_from_slice(bytes);
+        field = &field[1 + octets..];
+        Ipv4Network::new(Ipv4Addr::from(addr), len).ok()
+    })
+}
+
 /// The blocks client `i` announces.
 fn blocks_of(i: u32, routes: u32) -> Vec<Nlri> {
     (0..routes)
@@ -652,6 +706,32 @@ async fn client(i: u32, to: SocketAddr, routes: u32, p: &Progress) -> Result<(),
         while let Some(n) = next_message_len(&buf[at..], MAX_EXTENDED_MESSAGE_LEN)? {
             let msg = &buf[at..at + n];
             at += n;
+            // The reflected UPDATEs (millions) are read in place; anything
+            // else, or an UPDATE this cannot read, is decoded in full.
+            if let Some(u) = scan_update(msg) {
+                for block in prefixes(u.withdrawn) {
+                    have.remove(block_index(block));
+                }
+                let mut new = 0;
+                let mut wrong = 0;
+                for block in prefixes(u.nlri) {
+                    let index = block_index(block);
+                    if u.next_hop != Some(Ipv4Addr::from(FIRST_CLIENT + index / routes.max(1))) {
+                        wrong += 1;
+                    }
+                    new += u64::from(have.insert(index));
+                }
+                p.wrong_next_hop.fetch_add(wrong, Ordering::Relaxed);
+                p.received_total.fetch_add(new, Ordering::Relaxed);
+                if !complete && have.len >= p.expect {
+                    complete = true;
+                    if p.done.fetch_add(1, Ordering::Relaxed) + 1 == p.clients {
+                        *p.converged.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.start.elapsed());
+                        p.finished.notify_one();
+                    }
+                }
+                continue;
+            }
             match bgp_proto::decode(msg, &rx)?.message {
                 Message::Open(theirs) => {
                     rx = receive_context(&theirs, &open);
