@@ -229,30 +229,59 @@ impl Rib {
         ids: &[u32],
         skip_advertised: bool,
     ) -> Vec<(IpNetwork, Option<Arc<RouteAttrs>>)> {
+        let Some(p) = self.peers.get(&id) else {
+            return Vec::new();
+        };
+        // What the peer has, read once: the exports below need the RIB mutably.
+        let class = p.export_class;
+        let advertised: Vec<bool> = ids.iter().map(|&i| p.advertised.get(i)).collect();
         let mut changes = Vec::with_capacity(ids.len());
-        for &index in ids {
-            let Some(prefix) = self.loc.prefix_of(index) else {
-                continue;
-            };
-            let advertised = self.peers.get(&id).is_some_and(|p| p.advertised.get(index));
-            if skip_advertised && advertised {
+        let mut now_advertised: Vec<(u32, bool)> = Vec::with_capacity(ids.len());
+        // Neighbouring prefixes mostly have one path with the same set (one
+        // UPDATE's worth): its export is reused, unless the peer's export
+        // looks at each prefix (class 0).
+        type Key = (PeerId, usize, bool);
+        let mut last: Option<(Key, Option<Arc<RouteAttrs>>)> = None;
+        for (&index, &was) in ids.iter().zip(&advertised) {
+            if skip_advertised && was {
                 continue;
             }
-            let exported = match self.best_id(index) {
-                Some(best) => self.export_cached(id, &prefix, &best),
-                None => None,
+            let Some(entry) = self.loc.by_id(index) else {
+                continue;
             };
-            let Some(p) = self.peers.get_mut(&id) else { break };
+            let prefix = entry.prefix;
+            let key: Option<Key> = match entry.as_slice() {
+                [only] if class != 0 => Some((only.peer, Arc::as_ptr(&only.attrs) as usize, prefix.is_ipv4())),
+                _ => None,
+            };
+            let exported = match (&key, &last) {
+                (Some(k), Some((last_key, result))) if k == last_key => result.clone(),
+                _ => {
+                    let result = match self.best_id(index) {
+                        Some(best) => self.export_cached(id, &prefix, &best),
+                        None => None,
+                    };
+                    if let Some(k) = key {
+                        last = Some((k, result.clone()));
+                    }
+                    result
+                }
+            };
             match exported {
                 Some(attrs) => {
-                    p.advertised.set(index, true);
+                    now_advertised.push((index, true));
                     changes.push((prefix, Some(attrs)));
                 }
-                None if advertised => {
-                    p.advertised.set(index, false);
+                None if was => {
+                    now_advertised.push((index, false));
                     changes.push((prefix, None));
                 }
                 None => {}
+            }
+        }
+        if let Some(p) = self.peers.get_mut(&id) {
+            for (index, on) in now_advertised {
+                p.advertised.set(index, on);
             }
         }
         changes

@@ -85,10 +85,9 @@ pub(super) type ExportCache = Map<(usize, PeerId, u64, bool), (Arc<RouteAttrs>, 
 /// attribute purge at the next flush.
 pub(super) const FORCE_PURGE: usize = 1 << 20;
 
-/// Releases that make an idle RIB purge its unused attribute sets.
-const IDLE_PURGE: usize = 64;
-
-/// Least time between two idle purges.
+/// Least time between two idle purges: any release schedules one, so what
+/// the last changes left unused goes too, and a stream of changes pays for
+/// a walk over every set at most this often.
 const PURGE_SPACING: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Prefix ids covered per step of an initial table dump.
@@ -194,19 +193,19 @@ impl Rib {
     }
 
     /// Drops the attribute sets recent changes left unused (the RIB task
-    /// calls it at [`Rib::idle_purge_at`]), so a quiet RIB holds only what
+    /// calls it at [`Rib::purge_at`]), so a quiet RIB holds only what
     /// its routes use (attribute churn leaves nothing behind, review finding 9).
-    pub fn purge_when_idle(&mut self) {
-        if self.released_since_purge >= IDLE_PURGE {
+    pub fn purge_released(&mut self) {
+        if self.released_since_purge > 0 {
             self.purge_interned();
         }
     }
 
-    /// When [`Rib::purge_when_idle`] should run: enough attribute sets may
-    /// have been released, and not sooner than [`PURGE_SPACING`] after the
-    /// last purge.
-    pub fn idle_purge_at(&self) -> Option<std::time::Instant> {
-        (self.released_since_purge >= IDLE_PURGE).then(|| self.last_purge + PURGE_SPACING)
+    /// When [`Rib::purge_released`] should run: once attribute sets may
+    /// have been released, not sooner than [`PURGE_SPACING`] after the last
+    /// purge.
+    pub fn purge_at(&self) -> Option<std::time::Instant> {
+        (self.released_since_purge > 0).then(|| self.last_purge + PURGE_SPACING)
     }
 
     /// Drops attribute sets no route uses any more: first the cached exports

@@ -38,7 +38,7 @@ pub async fn run(mut rib: Rib, mut inbox: mpsc::Receiver<RibMsg>, out: RibOutput
     let mut last_flush_end = std::time::Instant::now();
     loop {
         let deadline = rib.next_deadline();
-        let purge_at = rib.idle_purge_at();
+        let purge_at = rib.purge_at();
         let first = tokio::select! {
             m = inbox.recv() => match m {
                 Some(m) => Some(m),
@@ -59,7 +59,7 @@ pub async fn run(mut rib: Rib, mut inbox: mpsc::Receiver<RibMsg>, out: RibOutput
                     None => std::future::pending().await,
                 }
             } => {
-                rib.purge_when_idle();
+                rib.purge_released();
                 continue;
             }
         };
