@@ -5,7 +5,7 @@
 //! reply channel, so no caller has an "unexpected reply" branch.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 
 use bgp_proto::attributes::Community;
@@ -157,9 +157,8 @@ impl PeerInfo {
 #[derive(Clone, Debug)]
 pub struct PeerOut {
     pub queue: mpsc::Sender<Bytes>,
-    /// Set by the RIB when the queue was full; the writer then reports
-    /// [`RibMsg::Writable`] once it has room.
-    pub want_writable: Arc<AtomicBool>,
+    /// Shared with the session's writer.
+    pub flow: Arc<OutFlow>,
     /// Signals back to the peer task (prefix limit).
     pub signals: mpsc::UnboundedSender<PeerSignal>,
 }
@@ -429,10 +428,26 @@ pub(crate) enum ConnEvent {
     Writable,
 }
 
+/// What the RIB and a session's writer share about the RIB's queue to it.
+#[derive(Debug, Default)]
+pub struct OutFlow {
+    /// Set by the RIB when it stopped feeding the queue (full, or
+    /// [`OUT_BUDGET`] unsent); the writer then reports [`RibMsg::Writable`].
+    pub want_writable: AtomicBool,
+    /// Bytes handed to the queue and not written to the socket yet.
+    pub unsent: AtomicUsize,
+}
+
+/// Unsent bytes a peer's queue holds at most (give or take one hand-over):
+/// beyond it the RIB keeps the peer's changes as prefix ids, not encoded
+/// bytes. At 5,000 reflector clients encoded bytes waiting on slow sockets
+/// were most of the daemon's memory.
+pub const OUT_BUDGET: usize = 64 * 1024;
+
 /// Messages to a connection's writer.
 pub(crate) enum WriterMsg {
     Send(Bytes),
     /// From now on also drain the RIB's queue for this session.
-    Attach(mpsc::Receiver<Bytes>, Arc<AtomicBool>),
+    Attach(mpsc::Receiver<Bytes>, Arc<OutFlow>),
     Close,
 }

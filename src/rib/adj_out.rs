@@ -17,7 +17,7 @@ use super::decision::best_digest;
 use super::encode::EncodeCache;
 use super::table::Bits;
 use super::{family_of, ExportCache, Rib, DUMP_SLICE};
-use crate::messages::{PeerId, PeerInfo, PeerOut, PeerPolicy};
+use crate::messages::{PeerId, PeerInfo, PeerOut, PeerPolicy, OUT_BUDGET};
 use crate::route::RouteAttrs;
 
 pub(super) struct PeerState {
@@ -29,10 +29,13 @@ pub(super) struct PeerState {
     /// What was sent follows from the Loc-RIB, so a reflector with thousands
     /// of clients keeps bits, not copies of routes.
     pub(super) advertised: Bits,
-    /// Prefixes whose best path changed since they were last sent: they are
-    /// re-evaluated when encoded, so repeated changes coalesce (`queued` dedups).
-    pub(super) queue: VecDeque<u32>,
+    /// Prefixes whose best path changed since they were last sent, sent in
+    /// prefix-id order and re-evaluated when encoded, so repeated changes
+    /// coalesce. A bit per prefix id, not a list: at 5,000 reflector clients
+    /// per-peer lists of the same ids were a quarter of the daemon's memory.
     pub(super) queued: Bits,
+    /// No id below this is queued (where the scan for the next slice starts).
+    pub(super) queued_from: u32,
     /// Advertised prefixes that left the Loc-RIB (their ids may be reused).
     pub(super) withdraw: Vec<IpNetwork>,
     /// The initial table (or a route refresh) is sent lazily, in prefix-id
@@ -102,9 +105,9 @@ impl Rib {
                     }
                 } else if best_peer == Some(id) && !p.advertised.get(entry_id) {
                     // Its own route, never sent to it: nothing to tell it.
-                } else if !p.queued.get(entry_id) {
+                } else {
                     p.queued.set(entry_id, true);
-                    p.queue.push_back(entry_id);
+                    p.queued_from = p.queued_from.min(entry_id);
                 }
             }
         }
@@ -136,16 +139,29 @@ impl Rib {
                     .map(|prefix| (prefix, None))
                     .collect();
                 self.encode_changes(id, changes);
-            } else if !p.queue.is_empty() {
-                let mut take = p.queue.len().min(DUMP_SLICE);
-                while take < p.queue.len().min(2 * DUMP_SLICE) && same_set(&self.loc, p.queue[take - 1], p.queue[take])
-                {
-                    take += 1;
+            } else if p.queued.count > 0 {
+                // The next slice in id order; it ends inside an attribute set
+                // only at twice its size (see `same_set`).
+                let mut ids: Vec<u32> = Vec::with_capacity(DUMP_SLICE.min(p.queued.count));
+                for i in p.queued.ones_from(p.queued_from) {
+                    let full = ids.len() >= DUMP_SLICE;
+                    if ids.len() >= 2 * DUMP_SLICE || full && !ids.last().is_some_and(|&l| same_set(&self.loc, l, i)) {
+                        break;
+                    }
+                    ids.push(i);
                 }
-                let ids: Vec<u32> = p.queue.drain(..take).collect();
+                let Some(&last) = ids.last() else {
+                    // Never: no id below `queued_from` is queued. Start over.
+                    p.queued_from = 0;
+                    if p.queued.ones_from(0).next().is_none() {
+                        p.queued = Bits::default();
+                    }
+                    continue;
+                };
                 for &i in &ids {
                     p.queued.set(i, false);
                 }
+                p.queued_from = last + 1;
                 let changes = self.evaluate(id, &ids, false);
                 self.encode_changes(id, changes);
             } else if let Some(start) = p.dump_next {
@@ -287,15 +303,30 @@ impl Rib {
         changes
     }
 
-    /// Moves queued bytes into the peer's channel; false once it is full.
+    /// Moves encoded bytes into the peer's channel; false once it is full or
+    /// holds [`OUT_BUDGET`] unsent bytes (the writer then reports Writable).
     pub(super) fn drain_backlog_only(&mut self, id: PeerId) -> bool {
         let Some(p) = self.peers.get_mut(&id) else { return false };
-        while let Some(b) = p.backlog.pop_front() {
+        let flow = &p.out.flow;
+        loop {
+            if flow.unsent.load(AtomicOrdering::SeqCst) >= OUT_BUDGET {
+                flow.want_writable.store(true, AtomicOrdering::SeqCst);
+                // The writer may have written everything in between and not
+                // seen the flag: look again (pairs with its SeqCst sub-then-swap).
+                if flow.unsent.load(AtomicOrdering::SeqCst) >= OUT_BUDGET {
+                    return false;
+                }
+                flow.want_writable.store(false, AtomicOrdering::SeqCst);
+            }
+            let Some(b) = p.backlog.pop_front() else { return true };
+            let len = b.len();
             match p.out.queue.try_send(b) {
-                Ok(()) => {}
+                Ok(()) => {
+                    flow.unsent.fetch_add(len, AtomicOrdering::SeqCst);
+                }
                 Err(mpsc::error::TrySendError::Full(b)) => {
                     p.backlog.push_front(b);
-                    p.out.want_writable.store(true, AtomicOrdering::Release);
+                    flow.want_writable.store(true, AtomicOrdering::Release);
                     return false;
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -304,7 +335,6 @@ impl Rib {
                 }
             }
         }
-        true
     }
 
     /// The peer's queue has room: carry on where it stopped.

@@ -19,6 +19,8 @@ mod decision;
 mod deferral;
 mod encode;
 mod export;
+#[cfg(test)]
+mod flow_tests;
 mod graceful;
 mod import;
 mod kernel;

@@ -79,6 +79,24 @@ impl Bits {
             .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
+    /// The set bits from `from` on, in ascending order.
+    pub(super) fn ones_from(&self, from: u32) -> impl Iterator<Item = u32> + '_ {
+        let first = from as usize / 64;
+        let words = self.words.get(first..).unwrap_or(&[]);
+        words.iter().enumerate().flat_map(move |(k, &word)| {
+            let at = first + k;
+            let mut word = if k == 0 { word & (!0u64 << (from % 64)) } else { word };
+            std::iter::from_fn(move || {
+                if word == 0 {
+                    return None;
+                }
+                let bit = word.trailing_zeros();
+                word &= word - 1;
+                Some((at * 64) as u32 + bit)
+            })
+        })
+    }
+
     pub(super) fn set(&mut self, i: u32, on: bool) {
         let (word, bit) = (i as usize / 64, 1u64 << (i % 64));
         if word >= self.words.len() {
@@ -95,5 +113,24 @@ impl Bits {
             self.words[word] &= !bit;
             self.count -= 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bits;
+
+    #[test]
+    fn ones_from_yields_the_set_bits_from_a_start_in_ascending_order() {
+        let mut bits = Bits::default();
+        for i in [3, 63, 64, 65, 200, 1000] {
+            bits.set(i, true);
+        }
+        bits.set(64, false);
+        assert_eq!(bits.ones_from(0).collect::<Vec<_>>(), vec![3, 63, 65, 200, 1000]);
+        assert_eq!(bits.ones_from(63).collect::<Vec<_>>(), vec![63, 65, 200, 1000]);
+        assert_eq!(bits.ones_from(66).collect::<Vec<_>>(), vec![200, 1000]);
+        assert_eq!(bits.ones_from(5000).count(), 0);
+        assert_eq!(bits.count, 5);
     }
 }

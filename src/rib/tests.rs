@@ -1,5 +1,5 @@
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::atomic::Ordering as AtomicOrdering;
 use std::sync::Arc;
 
 use bgp_proto::update::Update;
@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::messages::{
-    Gateways, KernelOp, NextHopMode, PeerGracefulRestart, PeerId, PeerInfo, PeerOut, Retention, RouteSource,
+    Gateways, KernelOp, NextHopMode, OutFlow, PeerGracefulRestart, PeerId, PeerInfo, PeerOut, Retention, RouteSource,
 };
 use crate::route::policy::Chain;
 use bgp_proto::attributes::AsPath;
@@ -55,7 +55,7 @@ pub(super) fn peer(id: u32, addr: &str, asn: u32, capacity: usize) -> (PeerInfo,
     };
     let out = PeerOut {
         queue: tx,
-        want_writable: Arc::new(AtomicBool::new(false)),
+        flow: Arc::new(OutFlow::default()),
         signals: mpsc::unbounded_channel().0,
     };
     (info, out, rx)
@@ -129,14 +129,24 @@ pub(super) fn received(rx: &mut mpsc::Receiver<Bytes>) -> Vec<Update> {
 pub(super) fn received_with(rx: &mut mpsc::Receiver<Bytes>, ctx: &Context) -> Vec<Update> {
     let mut out = Vec::new();
     while let Ok(chunk) = rx.try_recv() {
-        let mut buf = &chunk[..];
-        while let Ok(Some(n)) = next_message_len(buf, 65535) {
-            match bgp_proto::decode(&buf[..n], ctx).unwrap().message {
-                Message::Update(u) => out.push(u),
-                other => panic!("unexpected {other:?}"),
-            }
-            buf = &buf[n..];
+        out.extend(decode_updates(&chunk, ctx));
+    }
+    out
+}
+
+/// The UPDATEs in one chunk of a peer's queue.
+pub(super) fn received_from_chunk(chunk: &[u8]) -> Vec<Update> {
+    decode_updates(chunk, &Context::default())
+}
+
+fn decode_updates(mut buf: &[u8], ctx: &Context) -> Vec<Update> {
+    let mut out = Vec::new();
+    while let Ok(Some(n)) = next_message_len(buf, 65535) {
+        match bgp_proto::decode(&buf[..n], ctx).unwrap().message {
+            Message::Update(u) => out.push(u),
+            other => panic!("unexpected {other:?}"),
         }
+        buf = &buf[n..];
     }
     out
 }
@@ -343,7 +353,7 @@ fn reflector_reflects_client_routes_with_originator_and_cluster_list() {
 fn slow_peer_backlog_is_bounded_and_coalesced() {
     let mut rib = rib();
     let (info, out, mut rx) = peer(1, "192.168.1.12", ASN, 1);
-    let flag = out.want_writable.clone();
+    let flow = out.flow.clone();
     rib.handle(RibMsg::PeerUp(info, out));
     let _src = up(&mut rib, 2, "192.168.1.1", 65001);
     for i in 0..50u32 {
@@ -353,7 +363,7 @@ fn slow_peer_backlog_is_bounded_and_coalesced() {
         rib.flush();
     }
     assert!(
-        flag.load(AtomicOrdering::Acquire),
+        flow.want_writable.load(AtomicOrdering::Acquire),
         "queue full: writer asked to report room"
     );
     // The same prefixes change again while the peer is stuck: they coalesce.
@@ -365,7 +375,7 @@ fn slow_peer_backlog_is_bounded_and_coalesced() {
         });
     }
     rib.flush();
-    let queued = rib.peers[&PeerId(1)].queue.len();
+    let queued = rib.peers[&PeerId(1)].queued.count;
     assert!(queued <= 50, "one queued entry per prefix, got {queued}");
     // Drain: the peer ends up with nothing announced.
     let mut all = Vec::new();

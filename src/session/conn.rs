@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::settings::PeerSettings;
 use super::sockopt;
-use crate::messages::{ConnEvent, WriterMsg};
+use crate::messages::{ConnEvent, OutFlow, WriterMsg};
 
 pub(super) struct Conn {
     pub(super) writer: mpsc::UnboundedSender<WriterMsg>,
@@ -109,6 +109,35 @@ pub(super) async fn reader(id: ConnId, mut rd: OwnedReadHalf, events: mpsc::Send
 /// Bytes gathered into one write from the RIB's queue.
 const WRITE_BATCH: usize = 64 * 1024;
 
+/// Buffers gathered into one write at most (a writev's slices).
+const WRITE_SLICES: usize = 64;
+
+/// Writes every buffer in order with vectored writes, without copying them.
+async fn write_all_bytes(
+    wr: &mut OwnedWriteHalf,
+    pending: &mut std::collections::VecDeque<Bytes>,
+) -> std::io::Result<()> {
+    use bytes::Buf;
+    while !pending.is_empty() {
+        let slices: Vec<std::io::IoSlice<'_>> = pending.iter().map(|b| std::io::IoSlice::new(b)).collect();
+        let mut written = wr.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let Some(front) = pending.front_mut() else { break };
+            if written >= front.len() {
+                written -= front.len();
+                pending.pop_front();
+            } else {
+                front.advance(written);
+                written = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes control messages first, then what the RIB queued.
 pub(super) async fn writer(
     _id: ConnId,
@@ -116,52 +145,58 @@ pub(super) async fn writer(
     mut control: mpsc::UnboundedReceiver<WriterMsg>,
     events: mpsc::Sender<ConnEvent>,
 ) {
-    let mut rib: Option<(mpsc::Receiver<Bytes>, Arc<AtomicBool>)> = None;
+    let mut rib: Option<(mpsc::Receiver<Bytes>, Arc<OutFlow>)> = None;
     loop {
-        let next = tokio::select! {
+        // Control messages (OPEN, KEEPALIVE, NOTIFICATION) first.
+        let (first, from_rib) = tokio::select! {
             biased;
-            m = control.recv() => m,
+            m = control.recv() => match m {
+                Some(WriterMsg::Send(b)) => (b, false),
+                Some(WriterMsg::Attach(rx, flow)) => {
+                    rib = Some((rx, flow));
+                    continue;
+                }
+                Some(WriterMsg::Close) | None => {
+                    let _ = wr.shutdown().await;
+                    return;
+                }
+            },
             b = async {
                 match rib.as_mut() {
                     Some((rx, _)) => rx.recv().await,
                     None => std::future::pending().await,
                 }
             } => match b {
-                Some(b) => Some(WriterMsg::Send(b)),
+                Some(b) => (b, true),
                 None => { rib = None; continue; }
             },
         };
-        match next {
-            Some(WriterMsg::Send(b)) => {
-                // Coalesce whatever else the RIB queued into one write (fewer syscalls).
-                let mut batch = Vec::new();
-                if let Some((rx, _)) = rib.as_mut() {
-                    while batch.len() + b.len() < WRITE_BATCH {
-                        match rx.try_recv() {
-                            Ok(more) => {
-                                if batch.is_empty() {
-                                    batch.extend_from_slice(&b);
-                                }
-                                batch.extend_from_slice(&more);
-                            }
-                            Err(_) => break,
-                        }
+        // Whatever else the RIB queued goes in the same write (fewer
+        // syscalls), by reference: the RIB shares one encoding among peers,
+        // and a copy per peer waiting on a full socket cost up to 64 KiB
+        // each at thousands of peers.
+        let mut from_queue = if from_rib { first.len() } else { 0 };
+        let mut pending = std::collections::VecDeque::from([first]);
+        if let Some((rx, _)) = rib.as_mut() {
+            while from_queue < WRITE_BATCH && pending.len() < WRITE_SLICES {
+                match rx.try_recv() {
+                    Ok(more) => {
+                        from_queue += more.len();
+                        pending.push_back(more);
                     }
-                }
-                let data: &[u8] = if batch.is_empty() { &b } else { &batch };
-                if wr.write_all(data).await.is_err() {
-                    return;
-                }
-                if let Some((_, flag)) = &rib {
-                    if flag.swap(false, Ordering::AcqRel) {
-                        let _ = events.send(ConnEvent::Writable).await;
-                    }
+                    Err(_) => break,
                 }
             }
-            Some(WriterMsg::Attach(rx, flag)) => rib = Some((rx, flag)),
-            Some(WriterMsg::Close) | None => {
-                let _ = wr.shutdown().await;
-                return;
+        }
+        if write_all_bytes(&mut wr, &mut pending).await.is_err() {
+            return;
+        }
+        if let Some((_, flow)) = &rib {
+            // SeqCst pairs with the RIB's flag-then-recheck (drain_backlog_only):
+            // either it sees these bytes gone, or this sees its flag.
+            flow.unsent.fetch_sub(from_queue, Ordering::SeqCst);
+            if flow.want_writable.swap(false, Ordering::SeqCst) {
+                let _ = events.send(ConnEvent::Writable).await;
             }
         }
     }

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ use super::inbound::update_messages;
 use super::settings::{capabilities, LocalRestart, PeerSettings};
 use super::status::StatusCell;
 use crate::messages::{
-    ConnEvent, PeerCmd, PeerGracefulRestart, PeerInfo, PeerOut, PeerSignal, Retention, RibMsg, WriterMsg,
+    ConnEvent, OutFlow, PeerCmd, PeerGracefulRestart, PeerInfo, PeerOut, PeerSignal, Retention, RibMsg, WriterMsg,
 };
 use bgp_proto::capability::LlgrFamily;
 
@@ -579,9 +578,9 @@ impl PeerTask {
             return;
         };
         let (qtx, qrx) = mpsc::channel(64);
-        let flag = Arc::new(AtomicBool::new(false));
+        let flow = Arc::new(OutFlow::default());
         if let Some(conn) = self.conns.get(&id) {
-            let _ = conn.writer.send(WriterMsg::Attach(qrx, flag.clone()));
+            let _ = conn.writer.send(WriterMsg::Attach(qrx, flow.clone()));
         }
         let families: FamilySet = n
             .families
@@ -617,7 +616,7 @@ impl PeerTask {
                 info,
                 PeerOut {
                     queue: qtx,
-                    want_writable: flag,
+                    flow,
                     signals: self.signals_tx.clone(),
                 },
             ))
