@@ -78,3 +78,110 @@ fn a_later_peer_with_two_octet_as_numbers_gets_its_own_encoding_of_a_cached_grou
     let attrs = crate::route::RouteAttrs::from_update(with_nlri[0], Family::IPV4_UNICAST, false);
     assert_eq!(attrs.as_path, bgp_proto::attributes::AsPath::sequence(vec![65001]));
 }
+
+mod policies {
+    use std::sync::Arc;
+
+    use bgp_proto::attributes::AttrValue;
+    use bgp_proto::{Family, Nlri};
+
+    use super::super::tests::*;
+    use crate::messages::{PeerId, RibMsg};
+    use crate::route::policy::{Chain, Policy, Rule, Verdict};
+
+    /// Accepts only prefixes inside 10.244.0.0/16.
+    fn pod_blocks_only() -> Chain {
+        Chain::Policies(vec![Arc::new(Policy {
+            name: "pods".into(),
+            default: Verdict::Reject,
+            rules: vec![Rule {
+                prefix: Some(config::PrefixMatch {
+                    prefix: "10.244.0.0/16".parse().unwrap(),
+                    ge: 16,
+                    le: 32,
+                }),
+                verdict: Some(Verdict::Accept),
+                ..Rule::default()
+            }],
+        })])
+    }
+
+    /// One UPDATE from peer 1 with a pod block first, then another prefix.
+    fn announce_both(rib: &mut super::Rib) {
+        rib.handle(RibMsg::Announce {
+            peer: PeerId(1),
+            family: Family::IPV4_UNICAST,
+            attrs: learned("192.168.1.1", vec![65001]),
+            nlri: ["10.244.1.0/26", "192.168.100.0/24"]
+                .iter()
+                .map(|p| Nlri::new(p.parse().unwrap()))
+                .collect(),
+        });
+        rib.flush();
+    }
+
+    #[test]
+    fn an_import_policy_on_prefixes_judges_each_nlri_of_an_update() {
+        let mut rib = rib();
+        let (mut tor, out, _rx) = peer(1, "192.168.1.1", 65001, 64);
+        tor.import = pod_blocks_only();
+        rib.handle(RibMsg::PeerUp(tor, out));
+        announce_both(&mut rib);
+        assert_eq!(rib.routes(Some("10.244.1.0/26".parse().unwrap())).len(), 1);
+        assert!(
+            rib.routes(Some("192.168.100.0/24".parse().unwrap())).is_empty(),
+            "rejected by prefix"
+        );
+    }
+
+    #[test]
+    fn an_export_policy_on_prefixes_judges_each_prefix_of_a_shared_set() {
+        let mut rib = rib();
+        let _tor = up(&mut rib, 1, "192.168.1.1", 65001);
+        let (mut host, out, mut rx) = peer(2, "192.168.1.12", ASN, 64);
+        host.export = pod_blocks_only();
+        rib.handle(RibMsg::PeerUp(host, out));
+        announce_both(&mut rib);
+        let sent: Vec<String> = received(&mut rx)
+            .iter()
+            .flat_map(|u| u.nlri.iter().map(|n| n.prefix.to_string()))
+            .collect();
+        assert_eq!(sent, vec!["10.244.1.0/26"]);
+    }
+
+    #[test]
+    fn an_export_policy_on_the_neighbour_is_not_shared_with_another_peer() {
+        let mut rib = rib();
+        let _tor = up(&mut rib, 1, "192.168.1.1", 65001);
+        let med_for_h2 = Chain::Policies(vec![Arc::new(Policy {
+            name: "med-h2".into(),
+            default: Verdict::Accept,
+            rules: vec![Rule {
+                neighbor: Some("192.168.1.12".parse().unwrap()),
+                set_med: Some(77),
+                ..Rule::default()
+            }],
+        })]);
+        let mut rxs = Vec::new();
+        for (id, addr) in [(2, "192.168.1.12"), (3, "192.168.1.13")] {
+            let (mut host, out, rx) = peer(id, addr, ASN, 64);
+            host.export = med_for_h2.clone();
+            rib.handle(RibMsg::PeerUp(host, out));
+            rxs.push(rx);
+        }
+        announce(&mut rib, 1, "10.244.1.0/26", learned("192.168.1.1", vec![65001]));
+        rib.flush();
+        let med = |rx: &mut tokio::sync::mpsc::Receiver<bytes::Bytes>| {
+            received(rx)
+                .iter()
+                .filter(|u| !u.nlri.is_empty())
+                .flat_map(|u| u.attributes.iter())
+                .find_map(|a| match a.value {
+                    AttrValue::Med(m) => Some(m),
+                    _ => None,
+                })
+        };
+        assert_eq!(med(&mut rxs[0]), Some(77), "h2 matches the rule");
+        assert_eq!(med(&mut rxs[1]), None, "h3 does not");
+    }
+}

@@ -16,12 +16,22 @@ use crate::route::{RouteAttrs, LLGR_STALE};
 
 /// Peers that get identical exports of the same route share a class: same
 /// session kind, AS, next-hop rule and address, families, reflection role and
-/// export chain. 0 (never cached): a chain that looks at each prefix.
+/// export chain (with policies, the peer itself). 0 (never cached): a
+/// chain that looks at each prefix.
 pub(super) fn export_class(info: &PeerInfo) -> u64 {
-    let chain = match &info.export {
-        Chain::Policies(_) | Chain::Within(_) => return 0,
-        Chain::AcceptAll => 1usize,
-        Chain::RejectAll => 2,
+    if info.export.looks_at_prefix() {
+        return 0;
+    }
+    // A policy may match the neighbour: then the class is the peer's own.
+    let chain: (usize, Vec<usize>, Option<IpAddr>) = match &info.export {
+        Chain::AcceptAll => (1, vec![], None),
+        Chain::RejectAll => (2, vec![], None),
+        Chain::Within(_) => return 0,
+        Chain::Policies(list) => (
+            3,
+            list.iter().map(|p| Arc::as_ptr(p) as usize).collect(),
+            Some(info.address),
+        ),
     };
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(

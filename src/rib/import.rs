@@ -104,14 +104,27 @@ impl Rib {
         let mut added = 0usize;
         let mut replaced = 0usize;
         let mut rejected = Vec::new();
+        // A chain that does not look at the prefix gives every NLRI of the
+        // UPDATE the same answer: run it once (a full table's UPDATEs carry
+        // 100 prefixes each).
+        let per_prefix = import.looks_at_prefix();
+        let mut shared: Option<Option<Arc<RouteAttrs>>> = None;
         for n in nlri {
-            let attrs = match import.run(&n.prefix, &base, &ctx) {
-                None => {
-                    rejected.push(*n);
-                    continue;
+            let result = match &shared {
+                Some(result) if !per_prefix => result.clone(),
+                _ => {
+                    let result = match import.run(&n.prefix, &base, &ctx) {
+                        None => None,
+                        Some(None) => Some(base.clone()),
+                        Some(Some(changed)) => Some(self.intern(changed)),
+                    };
+                    shared = Some(result.clone());
+                    result
                 }
-                Some(None) => base.clone(),
-                Some(Some(changed)) => self.intern(changed),
+            };
+            let Some(attrs) = result else {
+                rejected.push(*n);
+                continue;
             };
             let path_id = n.path_id.unwrap_or(0);
             let (id, paths) = self.loc.get_or_insert(n.prefix);

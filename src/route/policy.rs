@@ -132,6 +132,17 @@ impl Policy {
 }
 
 impl Chain {
+    /// Whether the verdict or the changes can depend on the prefix: if not,
+    /// one run serves every prefix with the same attributes (an UPDATE's
+    /// NLRI on import, a shared export class).
+    pub fn looks_at_prefix(&self) -> bool {
+        match self {
+            Chain::AcceptAll | Chain::RejectAll => false,
+            Chain::Within(_) => true,
+            Chain::Policies(list) => list.iter().any(|p| p.rules.iter().any(|r| r.prefix.is_some())),
+        }
+    }
+
     /// Runs the route through the chain; `Some` with the (possibly changed)
     /// attributes if it passes. Attributes are only copied when a rule changes them.
     pub fn run(&self, prefix: &IpNetwork, attrs: &RouteAttrs, ctx: &RouteContext) -> Option<Option<RouteAttrs>> {
