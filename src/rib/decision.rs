@@ -106,6 +106,17 @@ impl Rib {
     }
 
     fn select_in(&self, paths: &super::table::Entry) -> Option<(Path, Gateways)> {
+        if let [only] = paths.as_slice() {
+            // One path (most prefixes): no ranking, its gateway if usable.
+            if !self.usable(only) {
+                return None;
+            }
+            let gateways = match only.peer.is_this_host() {
+                true => Gateways::new(),
+                false => self.gateway(only).into_iter().collect(),
+            };
+            return Some((only.clone(), gateways));
+        }
         let multipath = self.candidates(paths);
         let best = (*multipath.iter().min_by(|a, b| self.tie_break(a, b))?).clone();
         let mut gateways: Gateways = multipath
