@@ -3,8 +3,9 @@
 //! per bucket). A map from prefix to entry kept a whole 72-byte entry per
 //! bucket and, its buckets doubling past 7/8 full, ~150 bytes per prefix at
 //! a million (issue 14); this holds the same in ~70. (Keeping 32 bits of each
-//! hash beside the id spared the growing table reading the slab, 7 % of a
-//! full table's CPU, for 12 MB more peak RSS at a million: memory won.)
+//! hash beside the id spared the growing table reading the slab at random,
+//! for 12 MB more peak RSS at a million; instead the index grows by walking
+//! the slab in order, see `grow_index`.)
 
 use hashbrown::HashTable;
 use ipnetwork::IpNetwork;
