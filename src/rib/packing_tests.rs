@@ -65,7 +65,7 @@ fn announce_sets(rib: &mut super::Rib, sets: u32, per_set: u32) {
 
 #[test]
 fn each_attribute_set_of_a_full_table_leaves_in_one_update_where_it_fits() {
-    // 30 sets of 100 prefixes, 3,000 prefixes over three slices of the
+    // 30 sets of 100 prefixes, 3,000 prefixes over several slices of the
     // peer's queue: no slice ends inside a set, so 30 UPDATEs.
     const { assert!(3000 > 2 * super::DUMP_SLICE) };
     assert_eq!(pass_through(30, 100, false), 30, "UPDATEs for 30 attribute sets");
