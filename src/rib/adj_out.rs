@@ -69,6 +69,7 @@ impl Rib {
         let dirty = self.loc.take_dirty();
         let changed = dirty.len();
         self.encode_cache = EncodeCache::default();
+        self.shared.clear();
         let now = self.clock();
         // Prefixes whose best path changed: (id, prefix, gone, best path's peer).
         let mut news: Vec<(u32, IpNetwork, bool, Option<PeerId>)> = Vec::new();
@@ -162,8 +163,7 @@ impl Rib {
                     p.queued.set(i, false);
                 }
                 p.queued_from = last + 1;
-                let changes = self.evaluate(id, &ids, false);
-                self.encode_changes(id, changes);
+                self.hand_over(id, &ids, false);
             } else if let Some(start) = p.dump_next {
                 self.dump_slice(id, start);
             } else if !p.eor_due.is_empty() {
@@ -197,6 +197,10 @@ impl Rib {
         let (again, rest): (Vec<u32>, Vec<u32>) = ids
             .into_iter()
             .partition(|i| (self.loc.prefix_of(*i)).is_some_and(|pr| resend.contains(family_of(&pr))));
+        if again.is_empty() {
+            self.hand_over(id, &rest, true);
+            return;
+        }
         let mut changes = self.evaluate(id, &again, false);
         changes.extend(self.evaluate(id, &rest, true));
         self.encode_changes(id, changes);
@@ -245,14 +249,31 @@ impl Rib {
         ids: &[u32],
         skip_advertised: bool,
     ) -> Vec<(IpNetwork, Option<Arc<RouteAttrs>>)> {
+        let evaluated = self.evaluate_only(id, ids, skip_advertised);
+        self.mark_advertised(id, &evaluated.now_advertised);
+        evaluated.changes
+    }
+
+    /// Sets the peer's Adj-RIB-Out bits as `evaluate` decided.
+    pub(super) fn mark_advertised(&mut self, id: PeerId, now_advertised: &[(u32, bool)]) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            for &(index, on) in now_advertised {
+                p.advertised.set(index, on);
+            }
+        }
+    }
+
+    /// [`Rib::evaluate`] without touching the peer's bits.
+    pub(super) fn evaluate_only(&mut self, id: PeerId, ids: &[u32], skip_advertised: bool) -> Evaluated {
         let Some(p) = self.peers.get(&id) else {
-            return Vec::new();
+            return Evaluated::default();
         };
         // What the peer has, read once: the exports below need the RIB mutably.
         let class = p.export_class;
         let advertised: Vec<bool> = ids.iter().map(|&i| p.advertised.get(i)).collect();
         let mut changes = Vec::with_capacity(ids.len());
         let mut now_advertised: Vec<(u32, bool)> = Vec::with_capacity(ids.len());
+        let mut owners: Vec<PeerId> = Vec::new();
         // Neighbouring prefixes mostly have one path with the same set (one
         // UPDATE's worth): its export is reused, unless the peer's export
         // looks at each prefix (class 0).
@@ -274,7 +295,12 @@ impl Rib {
                 (Some(k), Some((last_key, result))) if k == last_key => result.clone(),
                 _ => {
                     let result = match self.best_id(index) {
-                        Some(best) => self.export_cached(id, &prefix, &best),
+                        Some(best) => {
+                            if owners.last() != Some(&best.peer) {
+                                owners.push(best.peer);
+                            }
+                            self.export_cached(id, &prefix, &best)
+                        }
                         None => None,
                     };
                     if let Some(k) = key {
@@ -295,12 +321,11 @@ impl Rib {
                 None => {}
             }
         }
-        if let Some(p) = self.peers.get_mut(&id) {
-            for (index, on) in now_advertised {
-                p.advertised.set(index, on);
-            }
+        Evaluated {
+            changes,
+            now_advertised,
+            owners,
         }
-        changes
     }
 
     /// Moves encoded bytes into the peer's channel; false once it is full or
@@ -341,6 +366,18 @@ impl Rib {
     pub(super) fn drain_backlog(&mut self, id: PeerId) {
         self.send_pending(id);
     }
+}
+
+/// What a peer is to be told about some prefixes, before its bits are set.
+#[derive(Default)]
+pub(super) struct Evaluated {
+    pub(super) changes: Vec<(IpNetwork, Option<Arc<RouteAttrs>>)>,
+    /// The Adj-RIB-Out bits to set.
+    pub(super) now_advertised: Vec<(u32, bool)>,
+    /// The peers whose paths were best among these prefixes: the same
+    /// hand-over fits another peer only if it is none of them (a peer is
+    /// not sent its own routes).
+    pub(super) owners: Vec<PeerId>,
 }
 
 /// Whether the prefixes with ids `a` and `b` have the same first path's

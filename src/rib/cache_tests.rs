@@ -185,3 +185,36 @@ mod policies {
         assert_eq!(med(&mut rxs[1]), None, "h3 does not");
     }
 }
+
+#[test]
+fn a_shared_hand_over_does_not_send_a_client_its_own_route() {
+    let mut rib = rib();
+    rib.cfg.cluster_id = Some("1.1.1.1".parse().unwrap());
+    let mut client = |id: u32, addr: &str| {
+        let (mut info, out, rx) = peer(id, addr, ASN, 64);
+        info.rr_client = true;
+        rib.handle(RibMsg::PeerUp(info, out));
+        rx
+    };
+    let (mut a, _b, mut c) = (
+        client(1, "192.168.1.12"),
+        client(2, "192.168.1.13"),
+        client(3, "192.168.1.14"),
+    );
+    announce(&mut rib, 2, "10.244.2.0/26", learned("192.168.1.13", vec![]));
+    rib.flush();
+    assert_eq!(announced(&received(&mut a)), vec!["10.244.2.0/26"]);
+    assert_eq!(announced(&received(&mut c)), vec!["10.244.2.0/26"]);
+    // A's own path wins: A and C hold the same slice with the same bits,
+    // but A must hear a withdrawal and C the new route.
+    let mut better = learned("192.168.1.12", vec![]);
+    better.local_pref = Some(200);
+    announce(&mut rib, 1, "10.244.2.0/26", better);
+    rib.flush();
+    let to_a = received(&mut a);
+    assert!(announced(&to_a).is_empty(), "A is sent its own route: {to_a:?}");
+    assert!(to_a.iter().any(|u| !u.withdrawn.is_empty()), "A hears the withdrawal");
+    let to_c = received(&mut c);
+    assert_eq!(announced(&to_c), vec!["10.244.2.0/26"]);
+    assert_eq!(to_c[0].next_hop(), Some("192.168.1.12".parse().unwrap()));
+}

@@ -221,11 +221,16 @@ fn encode_change_set(
 impl Rib {
     /// Queues the UPDATEs for a change set, encoded once per distinct set and
     /// context; what could not be encoded is no longer marked advertised.
-    pub(super) fn encode_changes(&mut self, id: PeerId, changes: Vec<(IpNetwork, Option<Arc<RouteAttrs>>)>) {
+    /// Returns the encoding (None: no changes).
+    pub(super) fn encode_changes(
+        &mut self,
+        id: PeerId,
+        changes: Vec<(IpNetwork, Option<Arc<RouteAttrs>>)>,
+    ) -> Option<Encoded> {
         if changes.is_empty() {
-            return;
+            return None;
         }
-        let Some(p) = self.peers.get_mut(&id) else { return };
+        let p = self.peers.get(&id)?;
         let key = changes_key(&self.encode_cache.keys, &changes);
         let slot = self.encode_cache.entries.entry(key).or_default();
         let encoded = match slot.iter().find(|(c, _)| *c == p.info.tx) {
@@ -236,13 +241,21 @@ impl Rib {
                 e
             }
         };
+        self.queue_encoded(id, &encoded);
+        Some(encoded)
+    }
+
+    /// Hands an encoding to the peer's backlog; what could not be encoded is
+    /// no longer marked advertised.
+    pub(super) fn queue_encoded(&mut self, id: PeerId, encoded: &Encoded) {
+        let Some(p) = self.peers.get_mut(&id) else { return };
         for prefix in encoded.unsent.iter() {
             if let Some(id) = self.loc.id_of(prefix) {
                 p.advertised.set(id, false);
             }
         }
         if !encoded.bytes.is_empty() {
-            p.backlog.push_back(encoded.bytes);
+            p.backlog.push_back(encoded.bytes.clone());
         }
     }
 }

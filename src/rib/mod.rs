@@ -31,6 +31,7 @@ mod nexthop;
 mod packing_tests;
 #[cfg(test)]
 mod review_tests;
+mod shared;
 mod table;
 mod task;
 #[cfg(test)]
@@ -114,6 +115,9 @@ pub struct Rib {
     encode_cache: EncodeCache,
     /// Encoded announcements per attribute set, kept across flushes.
     group_cache: GroupCache,
+    /// Hand-overs peers in the same state share; emptied by every flush and
+    /// every message but `Writable` (anything else may change the RIB).
+    shared: shared::SharedSlices,
     /// Where kernel changes go as soon as a chunk is ready (the daemon's kernel task).
     kernel_sink: Option<mpsc::UnboundedSender<KernelWork>>,
     originated: Map<IpNetwork, Originated>,
@@ -159,6 +163,7 @@ impl Rib {
             export_cache: ExportCache::default(),
             encode_cache: EncodeCache::default(),
             group_cache: GroupCache::default(),
+            shared: shared::SharedSlices::default(),
             kernel_sink: None,
             originated: Map::default(),
             learned: Map::default(),
@@ -235,6 +240,9 @@ impl Rib {
 
     /// Handles one message; call [`Rib::flush`] after a batch.
     pub fn handle(&mut self, msg: RibMsg) {
+        if !matches!(msg, RibMsg::Writable(_)) {
+            self.shared.clear();
+        }
         match msg {
             RibMsg::PeerUp(info, out) => self.peer_up(info, out),
             RibMsg::PeerDown(id) => self.peer_down(id),
