@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# S1: route-reflector fan-in. examples/rr_scale.rs runs the reflector (ternd,
+# S1: route-reflector fan-in. examples/rr_scale/ runs the reflector (ternd,
 # then BIRD) in one namespace on CPU 0 and N iBGP clients (2 /26s each) in
 # another on CPU 1, for each client count; time is until every client holds
 # every other client's routes. Also writes the times to $BENCH_OUT/s1.csv and

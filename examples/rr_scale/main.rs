@@ -48,9 +48,9 @@ const LINK_RR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const LINK_GEN: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 /// Up to this many clients share the reflector's /16 on-link, as before.
 const ON_LINK_MAX: usize = 1000;
-const FIRST_CLIENT: u32 = 0x0a01_0001;
-/// Client i announces K consecutive /26s starting at 10.128.0.0 + i*K*64.
-const BLOCK_BASE: u32 = 0x0a80_0000;
+
+mod wire;
+use wire::{prefixes, scan_update, Held, BLOCK_BASE, FIRST_CLIENT};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -571,100 +571,26 @@ fn load_main(args: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
-/// A block's number: its offset from BLOCK_BASE in /26s.
-fn block_index(block: Ipv4Network) -> u32 {
-    u32::from(block.network()).wrapping_sub(BLOCK_BASE) / 64
-}
-
-/// A set of block numbers as a bitset.
-#[derive(Default)]
-struct BlockSet {
-    words: Vec<u64>,
-    len: usize,
-}
-
-impl BlockSet {
-    /// Adds `i`; true when it was not there yet.
-    fn insert(&mut self, i: u32) -> bool {
-        let (w, bit) = (i as usize / 64, 1u64 << (i % 64));
-        if self.words.len() <= w {
-            self.words.resize(w + 1, 0);
-        }
-        let new = self.words[w] & bit == 0;
-        self.words[w] |= bit;
-        self.len += usize::from(new);
-        new
-    }
-
-    fn remove(&mut self, i: u32) {
-        let (w, bit) = (i as usize / 64, 1u64 << (i % 64));
-        if let Some(word) = self.words.get_mut(w) {
-            self.len -= usize::from(*word & bit != 0);
-            *word &= !bit;
-        }
-    }
-}
-
-/// A plain IPv4 UPDATE (RFC 4271 §4.3) seen in place: its withdrawn routes
-/// field, its NEXT_HOP and its NLRI field.
-struct ScannedUpdate<'a> {
-    withdrawn: &'a [u8],
-    next_hop: Option<Ipv4Addr>,
-    nlri: &'a [u8],
-}
-
-/// Reads an UPDATE without building it; None for any other message, or an
-/// UPDATE whose lengths do not add up (then it is decoded in full).
-fn scan_update(msg: &[u8]) -> Option<ScannedUpdate<'_>> {
-    let body = msg.get(19..).filter(|_| msg.get(18) == Some(&2))?;
-    let u16_at = |b: &[u8], i: usize| Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]) as usize);
-    let withdrawn_len = u16_at(body, 0)?;
-    let withdrawn = body.get(2..2 + withdrawn_len)?;
-    let rest = &body[2 + withdrawn_len..];
-    let attrs_len = u16_at(rest, 0)?;
-    let mut attrs = rest.get(2..2 + attrs_len)?;
-    let nlri = &rest[2 + attrs_len..];
-    let mut next_hop = None;
-    while !attrs.is_empty() {
-        let (flags, code) = (*attrs.first()?, *attrs.get(1)?);
-        let (len, head) = if flags & 0x10 != 0 {
-            (u16_at(attrs, 2)?, 4)
-        } else {
-            (*attrs.get(2)? as usize, 3)
-        };
-        let value = attrs.get(head..head + len)?;
-        if code == 3 {
-            next_hop = Some(Ipv4Addr::from(<[u8; 4]>::try_from(value).ok()?));
-        }
-        attrs = &attrs[head + len..];
-    }
-    Some(ScannedUpdate {
-        withdrawn,
-        next_hop,
-        nlri,
-    })
-}
-
-/// The IPv4 prefixes of a withdrawn routes or NLRI field (RFC 4271 §4.3);
-/// stops at the first that does not fit.
-fn prefixes(mut field: &[u8]) -> impl Iterator<Item = Ipv4Network> + '_ {
-    std::iter::from_fn(move || {
-        let len = *field.first()?;
-        let octets = usize::from(len).div_ceil(8);
-        let bytes = field.get(1..1 + octets)?;
-        let mut addr = [0u8; 4];
-        addr.get_mut(..octets)?.copy_from_slice(bytes);
-        field = &field[1 + octets..];
-        Ipv4Network::new(Ipv4Addr::from(addr), len).ok()
-    })
-}
-
 /// The blocks client `i` announces.
 fn blocks_of(i: u32, routes: u32) -> Vec<Nlri> {
     (0..routes)
         .filter_map(|k| Ipv4Network::new(Ipv4Addr::from(BLOCK_BASE + (i * routes + k) * 64), 26).ok())
         .map(|n| Nlri::new(IpNetwork::V4(n)))
         .collect()
+}
+
+/// Adds one UPDATE's counts (new blocks, wrong next hops) to the totals and
+/// reports the client complete once it holds every other client's blocks.
+fn report(p: &Progress, held: &mut Held, (new, wrong): (u64, u64)) {
+    p.wrong_next_hop.fetch_add(wrong, Ordering::Relaxed);
+    p.received_total.fetch_add(new, Ordering::Relaxed);
+    if !held.complete && held.blocks.len >= p.expect {
+        held.complete = true;
+        if p.done.fetch_add(1, Ordering::Relaxed) + 1 == p.clients {
+            *p.converged.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.start.elapsed());
+            p.finished.notify_one();
+        }
+    }
 }
 
 /// One client session: connect from its own address, OPEN, announce, then
@@ -691,11 +617,7 @@ async fn client(i: u32, to: SocketAddr, routes: u32, p: &Progress) -> Result<(),
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut rx = Context::default();
     let mut up = false;
-    // Which blocks it holds, one bit per block index (every client's
-    // blocks are numbered 0..clients*routes): a set of 10,000 at 5,000
-    // clients costs 1.25 KB, not a hash set's 100+ KB.
-    let mut have = BlockSet::default();
-    let mut complete = false;
+    let mut held = Held::default();
     let mut keepalive = tokio::time::interval(Duration::from_secs(30));
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -709,27 +631,8 @@ async fn client(i: u32, to: SocketAddr, routes: u32, p: &Progress) -> Result<(),
             // The reflected UPDATEs (millions) are read in place; anything
             // else, or an UPDATE this cannot read, is decoded in full.
             if let Some(u) = scan_update(msg) {
-                for block in prefixes(u.withdrawn) {
-                    have.remove(block_index(block));
-                }
-                let mut new = 0;
-                let mut wrong = 0;
-                for block in prefixes(u.nlri) {
-                    let index = block_index(block);
-                    if u.next_hop != Some(Ipv4Addr::from(FIRST_CLIENT + index / routes.max(1))) {
-                        wrong += 1;
-                    }
-                    new += u64::from(have.insert(index));
-                }
-                p.wrong_next_hop.fetch_add(wrong, Ordering::Relaxed);
-                p.received_total.fetch_add(new, Ordering::Relaxed);
-                if !complete && have.len >= p.expect {
-                    complete = true;
-                    if p.done.fetch_add(1, Ordering::Relaxed) + 1 == p.clients {
-                        *p.converged.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.start.elapsed());
-                        p.finished.notify_one();
-                    }
-                }
+                let counted = held.apply(prefixes(u.withdrawn), u.next_hop, prefixes(u.nlri), routes);
+                report(p, &mut held, counted);
                 continue;
             }
             match bgp_proto::decode(msg, &rx)?.message {
@@ -764,31 +667,13 @@ async fn client(i: u32, to: SocketAddr, routes: u32, p: &Progress) -> Result<(),
                     }
                 }
                 Message::Update(u) => {
-                    for (_, n) in u.withdrawn_routes() {
-                        if let IpNetwork::V4(v4) = n.prefix {
-                            have.remove(block_index(v4));
-                        }
-                    }
-                    let nh = u.next_hop();
-                    let (mut new, mut wrong) = (0, 0);
-                    for (_, n) in u.announced() {
-                        let IpNetwork::V4(v4) = n.prefix else { continue };
-                        let index = block_index(v4);
-                        let owner = index / routes.max(1);
-                        if nh != Some(Ipv4Addr::from(FIRST_CLIENT + owner)) {
-                            wrong += 1;
-                        }
-                        new += u64::from(have.insert(index));
-                    }
-                    p.wrong_next_hop.fetch_add(wrong, Ordering::Relaxed);
-                    p.received_total.fetch_add(new, Ordering::Relaxed);
-                    if !complete && have.len >= p.expect {
-                        complete = true;
-                        if p.done.fetch_add(1, Ordering::Relaxed) + 1 == p.clients {
-                            *p.converged.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.start.elapsed());
-                            p.finished.notify_one();
-                        }
-                    }
+                    let v4 = |(_, n): (Family, &Nlri)| match n.prefix {
+                        IpNetwork::V4(v4) => Some(v4),
+                        IpNetwork::V6(_) => None,
+                    };
+                    let withdrawn = u.withdrawn_routes().filter_map(v4);
+                    let counted = held.apply(withdrawn, u.next_hop(), u.announced().filter_map(v4), routes);
+                    report(p, &mut held, counted);
                 }
                 Message::Notification(n) => return Err(format!("NOTIFICATION {}", n.describe()).into()),
                 _ => {}
