@@ -152,11 +152,9 @@ impl Rib {
                     ids.push(i);
                 }
                 let Some(&last) = ids.last() else {
-                    // Never: no id below `queued_from` is queued. Start over.
+                    // Not expected (no id below `queued_from` is queued, and
+                    // the count says some are): scan again from the start.
                     p.queued_from = 0;
-                    if p.queued.ones_from(0).next().is_none() {
-                        p.queued = Bits::default();
-                    }
                     continue;
                 };
                 for &i in &ids {

@@ -44,21 +44,11 @@ pub async fn run(mut rib: Rib, mut inbox: mpsc::Receiver<RibMsg>, out: RibOutput
                 Some(m) => Some(m),
                 None => break,
             },
-            _ = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                    None => std::future::pending().await,
-                }
-            } => None,
+            _ = sleep_until(deadline) => None,
             // Unused attribute sets go a moment after the last purge, not
             // after every batch of a busy stream (a purge walks every set: at
             // 5,000 reflector clients that was 3 % of the CPU).
-            _ = async {
-                match purge_at {
-                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-                    None => std::future::pending().await,
-                }
-            } => {
+            _ = sleep_until(purge_at) => {
                 rib.purge_released();
                 continue;
             }
@@ -118,5 +108,13 @@ pub async fn run(mut rib: Rib, mut inbox: mpsc::Receiver<RibMsg>, out: RibOutput
             *d = rib.deferring();
             changed
         });
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
     }
 }
