@@ -232,6 +232,11 @@ pub enum RibMsg {
     Learn(Vec<(IpNetwork, Option<Learned>)>),
     /// The peer's queue has room again.
     Writable(PeerId),
+    /// The kernel task took this many chunks of kernel changes: it can have more.
+    KernelTaken(usize),
+    /// Sweep the kernel routes adopted at start that were not learned again,
+    /// after every kernel change owed so far.
+    SweepStaleKernelRoutes,
     /// Next hops that stopped or started resolving (from the kernel side).
     NextHops(Vec<(Gateway, bool)>),
     /// The peer asked for our routes of a family again (RFC 2918 §4).

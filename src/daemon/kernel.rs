@@ -33,23 +33,36 @@ fn next_hop(gw: Gateway) -> NextHop {
     }
 }
 
-/// Hands RIB kernel changes to fib-sync, batching what piled up, and runs the
-/// stale sweep in its place in the queue. Once `frozen` is set (shutdown), the
-/// kernel is left exactly as it is.
-pub(super) async fn kernel_task(fib: FibHandle, mut rx: mpsc::UnboundedReceiver<KernelWork>, frozen: Arc<AtomicBool>) {
+/// Hands RIB kernel changes to fib-sync, batching what piled up, tells the
+/// RIB each chunk was taken (it hands over the next ones only then), and runs
+/// the stale sweep in its place in the queue. Once `frozen` is set
+/// (shutdown), the kernel is left exactly as it is.
+pub(super) async fn kernel_task(
+    fib: FibHandle,
+    mut rx: mpsc::UnboundedReceiver<KernelWork>,
+    rib: mpsc::Sender<RibMsg>,
+    frozen: Arc<AtomicBool>,
+) {
     let mut sweep_next = false;
     let mut since_trim = 0usize;
     while let Some(first) = rx.recv().await {
         let mut ops = Vec::new();
         let mut track = Vec::new();
+        let mut chunks = 0;
         match first {
-            KernelWork::Ops(o) => ops = o,
+            KernelWork::Ops(o) => {
+                ops = o;
+                chunks += 1;
+            }
             KernelWork::SweepStale => sweep_next = true,
             KernelWork::Track(nhs) => track = nhs,
         }
         while !sweep_next && ops.len() < 8192 {
             match rx.try_recv() {
-                Ok(KernelWork::Ops(more)) => ops.extend(more),
+                Ok(KernelWork::Ops(more)) => {
+                    ops.extend(more);
+                    chunks += 1;
+                }
                 Ok(KernelWork::SweepStale) => sweep_next = true,
                 Ok(KernelWork::Track(more)) => track.extend(more),
                 Err(_) => break,
@@ -67,6 +80,9 @@ pub(super) async fn kernel_task(fib: FibHandle, mut rx: mpsc::UnboundedReceiver<
             since_trim += changes.len();
             if let Err(e) = fib.apply(changes).await {
                 error!("kernel route sync stopped: {e}");
+                return;
+            }
+            if chunks > 0 && rib.send(RibMsg::KernelTaken(chunks)).await.is_err() {
                 return;
             }
             // After a full table, once the kernel has it: give the burst's
@@ -141,10 +157,11 @@ pub(super) async fn learned_reports(fib: FibHandle, filter: LearnFilter, rib: mp
 }
 
 /// Decides when routes adopted at start are swept: once every peer is up and
-/// has sent End-of-RIB, or after `[kernel] sweep_after` seconds.
+/// has sent End-of-RIB, or after `[kernel] sweep_after` seconds. The RIB
+/// queues the sweep behind the kernel changes it still owes.
 pub(super) async fn sweeper(
     registry: Arc<Registry>,
-    kernel: mpsc::UnboundedSender<KernelWork>,
+    rib: mpsc::Sender<RibMsg>,
     mut converged: watch::Receiver<bool>,
     after: Duration,
 ) {
@@ -163,5 +180,5 @@ pub(super) async fn sweeper(
             }
         }
     }
-    let _ = kernel.send(KernelWork::SweepStale);
+    let _ = rib.send(RibMsg::SweepStaleKernelRoutes).await;
 }

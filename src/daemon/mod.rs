@@ -154,7 +154,7 @@ impl Daemon {
         let kernel_frozen = Arc::new(AtomicBool::new(false));
         let rib = Rib::new(rib_config);
         let outputs = RibOutputs {
-            kernel: kernel_tx.clone(),
+            kernel: kernel_tx,
             converged: converged_tx,
             deferring: deferring_tx,
         };
@@ -183,7 +183,12 @@ impl Daemon {
         });
         tokio::spawn(listener::serve_returned(supervisor.clone(), returned));
         if let Some(fib) = &fib {
-            tokio::spawn(kernel::kernel_task(fib.clone(), kernel_rx, kernel_frozen.clone()));
+            tokio::spawn(kernel::kernel_task(
+                fib.clone(),
+                kernel_rx,
+                rib_tx.clone(),
+                kernel_frozen.clone(),
+            ));
             tokio::spawn(kernel::next_hop_reports(fib.clone(), rib_tx.clone()));
             tokio::spawn(kernel::learned_reports(
                 fib.clone(),
@@ -192,7 +197,7 @@ impl Daemon {
             ));
             tokio::spawn(kernel::sweeper(
                 registry.clone(),
-                kernel_tx,
+                rib_tx.clone(),
                 converged_rx,
                 Duration::from_secs(cfg.kernel.sweep_after as u64),
             ));

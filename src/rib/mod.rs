@@ -24,6 +24,8 @@ mod flow_tests;
 mod graceful;
 mod import;
 mod kernel;
+#[cfg(test)]
+mod kernel_tests;
 mod learned;
 mod loc;
 mod nexthop;
@@ -45,9 +47,7 @@ use std::sync::Arc;
 use bgp_proto::Family;
 use ipnetwork::IpNetwork;
 
-use tokio::sync::mpsc;
-
-use crate::messages::{KernelOp, KernelWork, Originated, PeerId, PeerInfo, RibMsg};
+use crate::messages::{Originated, PeerId, PeerInfo, RibMsg};
 use crate::route::RouteAttrs;
 use adj_out::PeerState;
 use deferral::Deferring;
@@ -98,9 +98,6 @@ const PURGE_SPACING: std::time::Duration = std::time::Duration::from_millis(20);
 /// (1,024 ids, about 15 KB each at 5,000 clients: 74 MiB of encoded bytes).
 pub(super) const DUMP_SLICE: usize = 256;
 
-/// Kernel changes handed over per chunk during a large flush.
-pub(super) const KERNEL_CHUNK: usize = 4096;
-
 /// The routing information base. See the module docs.
 pub struct Rib {
     cfg: RibConfig,
@@ -108,7 +105,8 @@ pub struct Rib {
     /// Loc-RIB: every path of every prefix (most prefixes have one: kept inline).
     loc: loc::LocRib,
     interned: Set<Arc<RouteAttrs>>,
-    kernel_ops: Vec<KernelOp>,
+    /// Kernel changes owed and the pace they are handed over at.
+    kernel_feed: kernel::KernelFeed,
     /// Export results (see [`ExportCache`]); entries go at a purge once no
     /// path uses their source, and with the source peer's session.
     export_cache: ExportCache,
@@ -118,8 +116,6 @@ pub struct Rib {
     /// Hand-overs peers in the same state share; emptied by every flush and
     /// every message but `Writable` (anything else may change the RIB).
     shared: shared::SharedSlices,
-    /// Where kernel changes go as soon as a chunk is ready (the daemon's kernel task).
-    kernel_sink: Option<mpsc::UnboundedSender<KernelWork>>,
     originated: Map<IpNetwork, Originated>,
     /// Kernel routes of other programs (`[learn]`); those outside every
     /// originated block are paths of [`KERNEL`](crate::messages::KERNEL).
@@ -159,12 +155,11 @@ impl Rib {
             peers: Map::default(),
             loc: loc::LocRib::default(),
             interned: Set::default(),
-            kernel_ops: Vec::new(),
+            kernel_feed: kernel::KernelFeed::default(),
             export_cache: ExportCache::default(),
             encode_cache: EncodeCache::default(),
             group_cache: GroupCache::default(),
             shared: shared::SharedSlices::default(),
-            kernel_sink: None,
             originated: Map::default(),
             learned: Map::default(),
             converged: false,
@@ -229,18 +224,13 @@ impl Rib {
         self.last_purge = std::time::Instant::now();
     }
 
-    /// Kernel changes produced since the last call.
-    pub fn take_kernel_ops(&mut self) -> Vec<KernelOp> {
-        std::mem::take(&mut self.kernel_ops)
-    }
-
     pub fn converged(&self) -> bool {
         self.converged
     }
 
     /// Handles one message; call [`Rib::flush`] after a batch.
     pub fn handle(&mut self, msg: RibMsg) {
-        if !matches!(msg, RibMsg::Writable(_)) {
+        if !matches!(msg, RibMsg::Writable(_) | RibMsg::KernelTaken(_)) {
             self.shared.clear();
         }
         match msg {
@@ -258,6 +248,8 @@ impl Rib {
             RibMsg::Originate(list) => self.set_originated(list),
             RibMsg::Learn(changes) => self.learn(changes),
             RibMsg::Writable(peer) => self.drain_backlog(peer),
+            RibMsg::KernelTaken(chunks) => self.kernel_taken(chunks),
+            RibMsg::SweepStaleKernelRoutes => self.sweep_stale_kernel_routes(),
             RibMsg::RouteRefresh(peer, family) => self.route_refresh(peer, family),
             RibMsg::PeerPolicy(peer, policy) => self.peer_policy(peer, policy),
             RibMsg::NextHops(changes) => self.next_hops_changed(changes),

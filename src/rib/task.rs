@@ -33,7 +33,7 @@ pub async fn run(mut rib: Rib, mut inbox: mpsc::Receiver<RibMsg>, out: RibOutput
         deferring,
     } = out;
     deferring.send_replace(rib.deferring());
-    rib.kernel_sink = Some(kernel.clone());
+    rib.kernel_feed.sink = Some(kernel.clone());
     let mut last_flush_cost = std::time::Duration::ZERO;
     let mut last_flush_end = std::time::Instant::now();
     loop {
@@ -86,10 +86,7 @@ pub async fn run(mut rib: Rib, mut inbox: mpsc::Receiver<RibMsg>, out: RibOutput
         let changed = rib.flush();
         last_flush_end = std::time::Instant::now();
         last_flush_cost = last_flush_end - flush_started;
-        let ops = rib.take_kernel_ops();
-        if !ops.is_empty() && kernel.send(KernelWork::Ops(ops)).is_err() {
-            tracing::warn!("kernel sync task is gone; routes are no longer installed");
-        }
+        rib.feed_kernel();
         let next_hops = rib.take_new_next_hops();
         if !next_hops.is_empty() {
             let _ = kernel.send(KernelWork::Track(next_hops));
