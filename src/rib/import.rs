@@ -26,7 +26,7 @@ impl Rib {
         let families = info.families.clone();
         self.peers.insert(
             id,
-            PeerState {
+            Box::new(PeerState {
                 info,
                 out,
                 export_class,
@@ -43,7 +43,7 @@ impl Rib {
                 limit_tripped: false,
                 limit_warned: false,
                 filtered: Vec::new(),
-            },
+            }),
         );
         // The initial table goes out lazily as the queue drains (send_pending).
         self.converged = false;

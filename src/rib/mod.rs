@@ -101,7 +101,9 @@ pub(super) const DUMP_SLICE: usize = 256;
 /// The routing information base. See the module docs.
 pub struct Rib {
     cfg: RibConfig,
-    peers: Map<PeerId, PeerState>,
+    /// Boxed: the map's buckets stay small, so growing it at thousands of
+    /// peers does not hold two tables of whole peer states at once.
+    peers: Map<PeerId, Box<PeerState>>,
     /// Loc-RIB: every path of every prefix (most prefixes have one: kept inline).
     loc: loc::LocRib,
     interned: Set<Arc<RouteAttrs>>,
