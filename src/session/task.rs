@@ -168,11 +168,14 @@ impl PeerTask {
 
     /// Runs the session until it is stopped (or, for a dynamic peer, until
     /// its session ends); returns connections that arrived too late to serve.
+    /// The handlers' futures are boxed while they run: the task itself then
+    /// holds only what waits between events (3.5 KB per session otherwise, 35 MB
+    /// at 10,000 reflector clients).
     pub(super) async fn run(&mut self, mut cmds: mpsc::Receiver<PeerCmd>) -> Vec<TcpStream> {
         if self.disabled {
             self.status.update(|st| st.disabled = true);
         } else {
-            self.feed(Event::ManualStart).await;
+            Box::pin(self.feed(Event::ManualStart)).await;
         }
         let mut cmds_open = true;
         loop {
@@ -185,21 +188,21 @@ impl PeerTask {
             };
             tokio::select! {
                 cmd = cmds.recv(), if cmds_open => match cmd {
-                    Some(PeerCmd::Incoming(stream)) => self.incoming(stream).await,
-                    Some(PeerCmd::Stop(msg)) => self.stop(msg).await,
-                    Some(PeerCmd::BfdDown(why)) => self.bfd_down(why).await,
+                    Some(PeerCmd::Incoming(stream)) => Box::pin(self.incoming(stream)).await,
+                    Some(PeerCmd::Stop(msg)) => Box::pin(self.stop(msg)).await,
+                    Some(PeerCmd::BfdDown(why)) => Box::pin(self.bfd_down(why)).await,
                     Some(PeerCmd::CloseForRestart) => self.close_for_restart(),
                     Some(PeerCmd::Act(action, reply)) => {
-                        let _ = reply.send(self.act_on(action).await);
+                        let _ = reply.send(Box::pin(self.act_on(action)).await);
                     }
-                    Some(PeerCmd::Reconfigure(settings)) => self.reconfigure(*settings).await,
+                    Some(PeerCmd::Reconfigure(settings)) => Box::pin(self.reconfigure(*settings)).await,
                     None => {
                         cmds_open = false;
-                        self.stop(None).await;
+                        Box::pin(self.stop(None)).await;
                     }
                 },
-                Some(ev) = self.events_rx.recv() => self.connection_event(ev).await,
-                Some(signal) = self.signals_rx.recv() => self.signal(signal).await,
+                Some(ev) = self.events_rx.recv() => Box::pin(self.connection_event(ev)).await,
+                Some(signal) = self.signals_rx.recv() => Box::pin(self.signal(signal)).await,
                 _ = async {
                     match self.restart_at {
                         Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
@@ -209,7 +212,7 @@ impl PeerTask {
                     self.restart_at = None;
                     if !self.stopping {
                         info!(peer = %self.settings.name, "prefix limit hold-down over: starting again");
-                        self.feed(Event::ManualStart).await;
+                        Box::pin(self.feed(Event::ManualStart)).await;
                     }
                 }
                 _ = sleep => {
@@ -220,10 +223,10 @@ impl PeerTask {
                         // the RIB reads them first instead of dropping a live peer.
                         Some((Timer::Hold(_), _)) if !self.events_rx.is_empty() => {
                             if let Some(ev) = self.events_rx.recv().await {
-                                self.connection_event(ev).await;
+                                Box::pin(self.connection_event(ev)).await;
                             }
                         }
-                        Some((timer, _)) => self.feed(timer.expiry_event()).await,
+                        Some((timer, _)) => Box::pin(self.feed(timer.expiry_event())).await,
                         None => {}
                     }
                 }
