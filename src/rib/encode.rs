@@ -206,12 +206,15 @@ fn encode_change_set(
             tracing::warn!("cannot encode withdrawals: {e}");
         }
     }
-    let bytes = if head.is_empty() {
+    let mut bytes = if head.is_empty() {
         buf
     } else {
         head.extend_from_slice(&buf);
         head
     };
+    // The buffer grew by doubling; the encoding may wait on a slow socket
+    // for a while, at 10,000 reflector clients as most of the heap.
+    bytes.shrink_to_fit();
     Encoded {
         bytes: Bytes::from(bytes),
         unsent: unsent.into(),
