@@ -13,9 +13,9 @@ use bytes::Bytes;
 use ipnetwork::IpNetwork;
 use tokio::sync::mpsc;
 
+use super::bits::Bits;
 use super::decision::best_digest;
 use super::encode::EncodeCache;
-use super::table::Bits;
 use super::{family_of, ExportCache, Rib, DUMP_SLICE};
 use crate::messages::{PeerId, PeerInfo, PeerOut, PeerPolicy, OUT_BUDGET};
 use crate::route::RouteAttrs;

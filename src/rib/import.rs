@@ -11,8 +11,9 @@ use bgp_proto::{Family, FamilySet, Nlri};
 use ipnetwork::IpNetwork;
 
 use super::adj_out::PeerState;
+use super::bits::Bits;
 use super::export::export_class;
-use super::table::{Bits, Path};
+use super::table::Path;
 use super::{family_of, Map, Rib, FORCE_PURGE};
 use crate::messages::{Originated, PeerId, PeerInfo, PeerOut, PeerSignal, LOCAL};
 use crate::route::policy::RouteContext;

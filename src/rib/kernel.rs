@@ -11,7 +11,8 @@
 use ipnetwork::IpNetwork;
 use tokio::sync::mpsc;
 
-use super::table::{Bits, Path};
+use super::bits::Bits;
+use super::table::Path;
 use super::Rib;
 use crate::messages::{Gateways, KernelOp, KernelWork, LOCAL};
 

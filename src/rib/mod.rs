@@ -13,6 +13,7 @@
 //! `view` (typed answers to queries), `task` (the inbox loop).
 
 mod adj_out;
+mod bits;
 #[cfg(test)]
 mod cache_tests;
 mod decision;

@@ -112,18 +112,10 @@ impl Rib {
         if p.info.families.iter().count() <= 1 {
             return p.advertised.count;
         }
-        let mut n = 0;
-        for (w, word) in p.advertised.words.iter().enumerate() {
-            let mut bits = *word;
-            while bits != 0 {
-                let id = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                if (self.loc.prefix_of(id as u32)).is_some_and(|pr| family_of(&pr) == family) {
-                    n += 1;
-                }
-            }
-        }
-        n
+        p.advertised
+            .ones_from(0)
+            .filter(|&id| self.loc.prefix_of(id).is_some_and(|pr| family_of(&pr) == family))
+            .count()
     }
 
     fn view(&self, prefix: &IpNetwork, path: &Path, best: bool) -> RouteView {
