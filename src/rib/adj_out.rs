@@ -104,8 +104,13 @@ impl Rib {
                         p.advertised.set(entry_id, false);
                         p.withdraw.push(prefix);
                     }
-                } else if best_peer == Some(id) && !p.advertised.get(entry_id) {
-                    // Its own route, never sent to it: nothing to tell it.
+                } else if !p.advertised.get(entry_id)
+                    && (best_peer == Some(id) || p.dump_next.is_some_and(|next| entry_id >= next))
+                {
+                    // Its own route, never sent to it: nothing to tell it. Or
+                    // the table dump under way has yet to reach the prefix:
+                    // the dump sends it (queued, it would go out twice as
+                    // work, as a hand-over of its own and a dump skip).
                 } else {
                     p.queued.set(entry_id, true);
                     p.queued_from = p.queued_from.min(entry_id);
