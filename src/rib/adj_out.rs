@@ -109,8 +109,8 @@ impl Rib {
                 {
                     // Its own route, never sent to it: nothing to tell it. Or
                     // the table dump under way has yet to reach the prefix:
-                    // the dump sends it (queued, it would go out twice as
-                    // work, as a hand-over of its own and a dump skip).
+                    // the dump sends it (queued as well, it would be
+                    // evaluated in a hand-over of its own, then skipped).
                 } else {
                     p.queued.set(entry_id, true);
                     p.queued_from = p.queued_from.min(entry_id);
