@@ -148,6 +148,18 @@ fn run() -> Result<(), Error> {
         }
         std::thread::sleep(Duration::from_millis(2));
     };
+    // Why the sink stopped reading before it held everything (its session
+    // closed or broke), for the report.
+    let (sink_thread, sink_error) = if converged.is_none() && sink_thread.is_finished() {
+        let why = match sink_thread.join() {
+            Ok(Ok(())) => "the sink stopped reading".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "the sink thread panicked".to_string(),
+        };
+        (None, Some(why))
+    } else {
+        (Some(sink_thread), None)
+    };
     let report = {
         let c = count.lock().map_err(|_| "sink poisoned")?;
         json!({
@@ -165,6 +177,7 @@ fn run() -> Result<(), Error> {
             "sink_withdrawn": c.withdrawn,
             "sink_foreign": c.foreign,
             "source_closed": drain_closed.load(Ordering::Relaxed),
+            "sink_error": sink_error,
         })
     };
     println!("{report}");
@@ -174,7 +187,8 @@ fn run() -> Result<(), Error> {
         std::fs::rename(&tmp, path)?;
     }
     if converged.is_none() {
-        return Err(format!("the sink did not hold all {prefixes} prefixes").into());
+        let why = sink_error.map(|e| format!(": {e}")).unwrap_or_default();
+        return Err(format!("the sink did not hold all {prefixes} prefixes{why}").into());
     }
     if let Some(path) = stop {
         while !path.exists() && !drain_closed.load(Ordering::Relaxed) {
@@ -186,7 +200,9 @@ fn run() -> Result<(), Error> {
         }
     }
     finish.store(true, Ordering::Relaxed);
-    let _ = sink_thread.join();
+    if let Some(thread) = sink_thread {
+        let _ = thread.join();
+    }
     Ok(())
 }
 
