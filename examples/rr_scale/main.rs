@@ -229,7 +229,7 @@ protocol bgp rr_clients {{
   rr client;
   rr cluster id 1.1.1.1;
   passive on;
-  ipv4 {{ import all; export all; }};
+  ipv4 {{ import all; export where source = RTS_BGP; }};
 }}
 "#
     )
@@ -631,7 +631,12 @@ async fn client(i: u32, to: SocketAddr, routes: u32, p: &Progress) -> Result<(),
             // The reflected UPDATEs (millions) are read in place; anything
             // else, or an UPDATE this cannot read, is decoded in full.
             if let Some(u) = scan_update(msg) {
-                let counted = held.apply(prefixes(u.withdrawn), u.next_hop, prefixes(u.nlri), routes);
+                let counted = held.apply(
+                    prefixes(u.withdrawn),
+                    u.next_hop,
+                    prefixes(u.nlri),
+                    (p.clients as u32, routes),
+                );
                 report(p, &mut held, counted);
                 continue;
             }
@@ -672,7 +677,12 @@ async fn client(i: u32, to: SocketAddr, routes: u32, p: &Progress) -> Result<(),
                         IpNetwork::V6(_) => None,
                     };
                     let withdrawn = u.withdrawn_routes().filter_map(v4);
-                    let counted = held.apply(withdrawn, u.next_hop(), u.announced().filter_map(v4), routes);
+                    let counted = held.apply(
+                        withdrawn,
+                        u.next_hop(),
+                        u.announced().filter_map(v4),
+                        (p.clients as u32, routes),
+                    );
                     report(p, &mut held, counted);
                 }
                 Message::Notification(n) => return Err(format!("NOTIFICATION {}", n.describe()).into()),

@@ -21,21 +21,28 @@ pub struct Held {
 }
 
 impl Held {
-    /// Applies one UPDATE; returns (blocks new to the client, announced
-    /// blocks whose next hop is not their owner's address).
+    /// Applies one UPDATE of a run with `clients` clients of `routes` blocks
+    /// each; returns (blocks new to the client, announced prefixes that are
+    /// not a client's block or whose next hop is not their owner's address).
     pub fn apply(
         &mut self,
         withdrawn: impl Iterator<Item = Ipv4Network>,
         next_hop: Option<Ipv4Addr>,
         announced: impl Iterator<Item = Ipv4Network>,
-        routes: u32,
+        (clients, routes): (u32, u32),
     ) -> (u64, u64) {
-        for block in withdrawn {
-            self.blocks.remove(block_index(block));
+        let blocks = clients.saturating_mul(routes);
+        for index in withdrawn.filter_map(|b| block_index(b, blocks)) {
+            self.blocks.remove(index);
         }
         let (mut new, mut wrong) = (0, 0);
         for block in announced {
-            let index = block_index(block);
+            // Anything else (a reflector's own route) is not held: it would
+            // count towards completion and grow the set to its number.
+            let Some(index) = block_index(block, blocks) else {
+                wrong += 1;
+                continue;
+            };
             if next_hop != Some(Ipv4Addr::from(FIRST_CLIENT + index / routes.max(1))) {
                 wrong += 1;
             }
@@ -45,9 +52,11 @@ impl Held {
     }
 }
 
-/// A block's number: its offset from BLOCK_BASE in /26s.
-pub fn block_index(block: Ipv4Network) -> u32 {
-    u32::from(block.network()).wrapping_sub(BLOCK_BASE) / 64
+/// A block's number, its offset from BLOCK_BASE in /26s; None for a prefix
+/// that is not one of the first `blocks` blocks.
+pub fn block_index(block: Ipv4Network, blocks: u32) -> Option<u32> {
+    let offset = u32::from(block.network()).checked_sub(BLOCK_BASE)?;
+    (block.prefix() == 26 && offset / 64 < blocks).then_some(offset / 64)
 }
 
 /// A set of block numbers as a bitset.
@@ -201,17 +210,32 @@ mod tests {
         let mut held = Held::default();
         let two = || ["10.128.0.0/26", "10.128.0.64/26"].map(|b| b.parse::<Ipv4Network>().unwrap());
         let owner = Some(Ipv4Addr::from(FIRST_CLIENT));
-        assert_eq!(held.apply(std::iter::empty(), owner, two().into_iter(), 2), (2, 0));
+        let run = (2, 2);
+        assert_eq!(held.apply(std::iter::empty(), owner, two().into_iter(), run), (2, 0));
         assert_eq!(
-            held.apply(std::iter::empty(), owner, two().into_iter(), 2),
+            held.apply(std::iter::empty(), owner, two().into_iter(), run),
             (0, 0),
             "already held"
         );
         let other = Some(Ipv4Addr::from(FIRST_CLIENT + 1));
         assert_eq!(
-            held.apply(two().into_iter(), other, two().into_iter().take(1), 2),
+            held.apply(two().into_iter(), other, two().into_iter().take(1), run),
             (1, 1)
         );
         assert_eq!(held.blocks.len, 1);
+    }
+
+    /// A route that is no client's block (BIRD exported its static route to
+    /// the clients' subnet to every client) is counted wrong, not held.
+    #[test]
+    fn a_prefix_that_is_no_clients_block_is_not_held() {
+        let mut held = Held::default();
+        let reflector = Some(Ipv4Addr::new(10, 0, 0, 1));
+        let foreign = ["10.1.0.0/16", "10.128.1.0/26", "10.128.0.0/24"].map(|b| b.parse::<Ipv4Network>().unwrap());
+        assert_eq!(
+            held.apply(std::iter::empty(), reflector, foreign.into_iter(), (2, 2)),
+            (0, 3)
+        );
+        assert_eq!(held.blocks.len, 0);
     }
 }
