@@ -15,7 +15,7 @@ type Words = Box<[u64; CHUNK_WORDS]>;
 
 /// One chunk: its set-bit count, and its words unless the count is 0 or
 /// [`CHUNK_BITS`] (then every bit is the same).
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Chunk {
     ones: u32,
     words: Option<Words>,
@@ -23,10 +23,7 @@ struct Chunk {
 
 impl Chunk {
     fn get(&self, bit: u32) -> bool {
-        match &self.words {
-            Some(w) => w[bit as usize / 64] & (1 << (bit % 64)) != 0,
-            None => self.ones == CHUNK_BITS,
-        }
+        self.word(bit as usize / 64) & (1 << (bit % 64)) != 0
     }
 
     /// Sets or clears one bit; true if it changed.
