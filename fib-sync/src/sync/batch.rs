@@ -109,7 +109,7 @@ impl<F: Fib> Worker<F> {
                         self.failed.remove(&key);
                     }
                     if key.metric == metric {
-                        let slot = self.routes.entry(key.prefix).or_default();
+                        let slot = self.routes.slot(key.prefix);
                         slot.set_own(Some(&r.kind), &mut self.res.hops);
                         slot.stale = false;
                         slot.foreign = None;

@@ -12,7 +12,7 @@ impl<F: Fib> Worker<F> {
     fn mark_using(&mut self, gateways: &[IpAddr]) {
         for (p, slot) in self.routes.iter_mut() {
             if slot.uses_any(gateways) {
-                mark(&mut self.dirty, *p, slot);
+                mark(&mut self.dirty, p, slot);
             }
         }
     }
@@ -87,7 +87,7 @@ impl<F: Fib> Worker<F> {
             FibEvent::RouteAdded(r) | FibEvent::RouteDeleted(r) if r.table != self.cfg.table => {}
             FibEvent::RouteAdded(r) if r.metric == metric => {
                 // One route per key: a route of one owner replaces the other's.
-                let slot = self.routes.entry(r.prefix).or_default();
+                let slot = self.routes.slot(r.prefix);
                 if r.protocol == proto {
                     if slot.own_is(&r.kind) {
                         // The echo of our own change: nothing to do, nothing allocated.
@@ -217,21 +217,20 @@ impl<F: Fib> Worker<F> {
             slot.set_own(None, &mut self.res.hops);
             slot.foreign = None;
         }
-        self.routes.reserve(routes.len().saturating_sub(self.routes.len()));
         self.dirty_other.extend(self.other_own.keys().copied());
         let mut other = HashMap::new();
         let (proto, metric) = (self.cfg.protocol, self.cfg.metric);
         for r in routes {
             if r.metric == metric {
                 if r.protocol == proto {
-                    let slot = self.routes.entry(r.prefix).or_insert_with(|| {
+                    let slot = self.routes.get_or_insert_with(r.prefix, || {
                         let mut s = Slot::default();
                         s.stale = true;
                         s
                     });
                     slot.set_own(Some(&r.kind), &mut self.res.hops);
                 } else {
-                    self.routes.entry(r.prefix).or_default().foreign = Some(r.protocol);
+                    self.routes.slot(r.prefix).foreign = Some(r.protocol);
                 }
             } else if r.protocol == proto {
                 let key = r.key();
@@ -244,8 +243,8 @@ impl<F: Fib> Worker<F> {
         // Keys in backoff wait for their retry time, so a failing op cannot loop via resyncs.
         let failed = &self.failed;
         for (p, slot) in self.routes.iter_mut() {
-            if failed.is_empty() || !failed.contains_key(&RouteKey { prefix: *p, metric }) {
-                mark(&mut self.dirty, *p, slot);
+            if failed.is_empty() || !failed.contains_key(&RouteKey { prefix: p, metric }) {
+                mark(&mut self.dirty, p, slot);
             }
         }
         self.dirty_other.retain(|k| !failed.contains_key(k));

@@ -12,6 +12,7 @@ mod events;
 mod handle;
 mod learn;
 mod snapshot;
+mod table;
 #[cfg(test)]
 #[allow(unsafe_code)] // a counting global allocator for the allocation tests
 mod tests;
@@ -41,6 +42,7 @@ use crate::slot::{route, Block, Resolver, Slot, Want};
 use dirty::DirtyQueue;
 use handle::{bump, Command, StatsCell};
 pub use handle::{FibConfig, FibHandle, FibSync, FibTask, RouteState, RouteStatus, ShutdownMode, Stats};
+use table::RouteTable;
 
 #[derive(Debug, Clone, Copy)]
 struct Failure {
@@ -60,7 +62,7 @@ struct Worker<F> {
     cmds: mpsc::UnboundedReceiver<Command>,
     /// Every prefix at our metric that is desired, ours in the kernel, or held by a
     /// foreign route: one compact record each.
-    routes: HashMap<IpNetwork, Slot>,
+    routes: RouteTable,
     /// Our routes at another metric (adopted from an earlier configuration; rare).
     other_own: HashMap<RouteKey, OwnRoute>,
     /// Links, interned next-hop sets and cached resolutions.
@@ -127,7 +129,7 @@ impl<F: Fib> Worker<F> {
             events,
             events_open: true,
             cmds,
-            routes: HashMap::new(),
+            routes: RouteTable::default(),
             other_own: HashMap::new(),
             res: Resolver::new(recursive),
             hints: HashMap::new(),
@@ -203,7 +205,7 @@ impl<F: Fib> Worker<F> {
     /// Idle: release what a burst left behind (queue buffers, oversized tables).
     fn trim(&mut self) {
         self.dirty.trim();
-        shrink_map(&mut self.routes);
+        self.routes.shrink();
         shrink_map(&mut self.failed);
         if self.retries.capacity() > SPARE && self.retries.len() < self.retries.capacity() / 4 {
             self.retries.shrink_to(self.retries.len() * 2);
@@ -218,7 +220,7 @@ impl<F: Fib> Worker<F> {
     /// Queue one key for reconciliation.
     fn mark_key(&mut self, key: RouteKey) {
         if key.metric == self.cfg.metric {
-            let slot = self.routes.entry(key.prefix).or_default();
+            let slot = self.routes.slot(key.prefix);
             mark(&mut self.dirty, key.prefix, slot);
         } else {
             self.dirty_other.insert(key);
@@ -242,13 +244,6 @@ impl<F: Fib> Worker<F> {
         match c {
             Command::Apply(changes) => {
                 if changes.len() > SPARE {
-                    // Grow the tables once to their final size instead of doubling in
-                    // steps (each step holds the old and the new table at once).
-                    let new = changes
-                        .iter()
-                        .filter(|c| matches!(c, Change::Set(p, _) if !self.routes.contains_key(&normalize(*p))))
-                        .count();
-                    self.routes.reserve(new);
                     self.dirty.reserve(changes.len());
                 }
                 for ch in changes {
@@ -264,7 +259,7 @@ impl<F: Fib> Worker<F> {
                     if slot.owned() && slot.stale {
                         slot.stale = false;
                         if !slot.wanted() {
-                            mark(&mut self.dirty, *p, slot);
+                            mark(&mut self.dirty, p, slot);
                             n += 1;
                         }
                     }
@@ -308,7 +303,7 @@ impl<F: Fib> Worker<F> {
             .iter()
             .filter(|(_, s)| s.owned())
             .map(|(p, _)| RouteKey {
-                prefix: *p,
+                prefix: p,
                 metric: self.cfg.metric,
             })
             .collect();
@@ -344,7 +339,7 @@ impl<F: Fib> Worker<F> {
             Desired::Blackhole => (Want::Blackhole, None),
             Desired::Via(h) => (Want::Via, Some(self.res.intern_desired(h))),
         };
-        let slot = self.routes.entry(prefix).or_default();
+        let slot = self.routes.slot(prefix);
         if slot.owned() {
             slot.stale = false;
         }
@@ -409,7 +404,7 @@ impl<F: Fib> Worker<F> {
     fn mark_all_desired(&mut self) {
         for (p, slot) in self.routes.iter_mut() {
             if slot.wanted() {
-                mark(&mut self.dirty, *p, slot);
+                mark(&mut self.dirty, p, slot);
             }
         }
     }

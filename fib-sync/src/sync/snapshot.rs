@@ -6,15 +6,15 @@ impl<F: Fib> Worker<F> {
     pub(super) fn snapshot(&mut self) -> Vec<RouteStatus> {
         let metric = self.cfg.metric;
         let mut out = Vec::with_capacity(self.routes.len() + self.other_own.len());
-        for (p, slot) in &self.routes {
+        for (p, slot) in self.routes.iter() {
             let desired = slot.desired();
-            let own = slot.own_kind().map(|k| route(*p, k, &self.params));
+            let own = slot.own_kind().map(|k| route(p, k, &self.params));
             if desired.is_none() && own.is_none() {
                 continue;
             }
             let stale = slot.stale;
-            let key = RouteKey { prefix: *p, metric };
-            let want = self.res.want(*p, slot, &self.params, &self.cfg.tunnel_device);
+            let key = RouteKey { prefix: p, metric };
+            let want = self.res.want(p, slot, &self.params, &self.cfg.tunnel_device);
             let blocked = match (slot.block, &desired, &want) {
                 (Block::Conflict, Some(_), _) => slot.foreign.map(|protocol| RouteState::Conflict { protocol }),
                 (Block::Unresolved, Some(_), Some(Err(u))) => Some(RouteState::Unresolved(u.clone())),
@@ -39,7 +39,7 @@ impl<F: Fib> Worker<F> {
             };
             let devices = self.device_names(own.as_ref());
             out.push(RouteStatus {
-                prefix: *p,
+                prefix: p,
                 desired,
                 installed: own,
                 state,
