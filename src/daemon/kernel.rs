@@ -46,21 +46,23 @@ pub(super) async fn kernel_task(
     let mut sweep_next = false;
     let mut since_trim = 0usize;
     while let Some(first) = rx.recv().await {
-        let mut ops = Vec::new();
+        // Each chunk becomes fib-sync changes as it is taken: a batch of 8,192
+        // RIB ops (~100 bytes each) and its changes were held at once before.
+        let mut changes: Vec<Change> = Vec::new();
         let mut track = Vec::new();
         let mut chunks = 0;
         match first {
             KernelWork::Ops(o) => {
-                ops = o;
+                changes = o.into_iter().map(Change::from).collect();
                 chunks += 1;
             }
             KernelWork::SweepStale => sweep_next = true,
             KernelWork::Track(nhs) => track = nhs,
         }
-        while !sweep_next && ops.len() < 8192 {
+        while !sweep_next && changes.len() < 8192 {
             match rx.try_recv() {
                 Ok(KernelWork::Ops(more)) => {
-                    ops.extend(more);
+                    changes.extend(more.into_iter().map(Change::from));
                     chunks += 1;
                 }
                 Ok(KernelWork::SweepStale) => sweep_next = true,
@@ -75,8 +77,7 @@ pub(super) async fn kernel_task(
         if frozen.load(Ordering::Acquire) {
             continue;
         }
-        if !ops.is_empty() {
-            let changes: Vec<Change> = ops.into_iter().map(Change::from).collect();
+        if !changes.is_empty() {
             since_trim += changes.len();
             if let Err(e) = fib.apply(changes).await {
                 error!("kernel route sync stopped: {e}");
