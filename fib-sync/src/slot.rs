@@ -2,8 +2,9 @@
 //!
 //! One [`Slot`] per prefix at our metric holds everything the worker knows about it:
 //! what the caller wants, our route in the kernel, a foreign route holding the key, and
-//! the queue/blocked flags. Next-hop sets are interned ([`crate::intern`]), so a slot is
-//! 24 bytes and a route costs one hash-table entry, with no allocation of its own.
+//! the queue/blocked flags. Next-hop sets are interned ([`crate::intern`]) and so are the
+//! wish-and-route states that name them ([`States`]), so a slot is 16 bytes and a route
+//! costs one hash-table entry, with no allocation of its own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,8 +19,8 @@ use crate::model::{canonical, Desired, Hop, KernelRoute, LinkTable, NextHop, Rou
 use crate::reconcile::RouteParams;
 use crate::resolve::{resolve_hops_with, Unresolved};
 
-/// What the caller wants for the prefix (the hops of `Via` are in [`Slot::want_hops`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What the caller wants for the prefix (the hops of `Via` are in the slot's [`State`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) enum Want {
     /// Not desired.
     #[default]
@@ -30,8 +31,8 @@ pub(crate) enum Want {
     Via,
 }
 
-/// Kind of our route in the kernel at our metric (unicast hops in [`Slot::have_hops`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Kind of our route in the kernel at our metric (its unicast hops are in the slot's [`State`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) enum Have {
     /// We have no route there.
     #[default]
@@ -56,13 +57,80 @@ pub(crate) enum Block {
     Unresolved,
 }
 
+/// What the caller wants for a prefix and what we have in the kernel there. Few
+/// distinct states exist (100k routes over one gateway share one), so each is kept
+/// once in [`States`] and a slot points at it: 16 bytes a slot, not 24 (issue 14, S3).
+#[derive(Debug)]
+pub(crate) struct State {
+    want: Want,
+    want_hops: Option<Shared<NextHop>>,
+    have: Have,
+    have_hops: Option<Shared<Hop>>,
+}
+
+/// A slot without a state wants nothing and has nothing.
+static NOTHING: State = State {
+    want: Want::Nothing,
+    want_hops: None,
+    have: Have::Nothing,
+    have_hops: None,
+};
+
+/// A state's identity: its kinds and its sets by address (sets are interned, and
+/// the table of states holds each state's sets, so an address names one set).
+type StateKey = (Want, usize, Have, usize);
+
+impl State {
+    fn key(&self) -> StateKey {
+        let want = self.want_hops.as_ref().map_or(0, |s| Arc::as_ptr(s) as usize);
+        let have = self.have_hops.as_ref().map_or(0, |s| Arc::as_ptr(s) as usize);
+        (self.want, want, self.have, have)
+    }
+}
+
+/// Fewest states kept before unused ones are dropped.
+const MIN_STATES: usize = 64;
+
+/// The distinct states slots point at.
+#[derive(Default)]
+pub(crate) struct States {
+    map: HashMap<StateKey, Arc<State>>,
+    /// Unused states are dropped when the table reaches this size.
+    purge_at: usize,
+}
+
+impl States {
+    /// The shared copy of `state`; `None` for wanting and having nothing.
+    fn intern(&mut self, state: State) -> Option<Arc<State>> {
+        if state.want == Want::Nothing && state.have == Have::Nothing {
+            return None;
+        }
+        let key = state.key();
+        if let Some(shared) = self.map.get(&key) {
+            return Some(Arc::clone(shared));
+        }
+        if self.map.len() >= self.purge_at.max(MIN_STATES) {
+            self.map.retain(|_, s| Arc::strong_count(s) > 1);
+            self.map.shrink_to(self.map.len() * 2);
+            self.purge_at = self.map.len() * 2;
+        }
+        let shared = Arc::new(state);
+        self.map.insert(key, Arc::clone(&shared));
+        Some(shared)
+    }
+
+    /// Distinct states held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
 /// Everything about one prefix at our metric.
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
-    want_hops: Option<Shared<NextHop>>,
-    have_hops: Option<Shared<Hop>>,
-    want: Want,
-    have: Have,
+    /// The wish and our kernel route; `None`: neither.
+    state: Option<Arc<State>>,
     /// Protocol of a foreign route holding the key.
     pub(crate) foreign: Option<u8>,
     /// Last decision said blocked (counted in `pending`).
@@ -74,37 +142,37 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    fn state(&self) -> &State {
+        self.state.as_deref().unwrap_or(&NOTHING)
+    }
+
     /// True when nothing refers to the prefix any more and the slot can go.
     pub(crate) fn is_empty(&self) -> bool {
-        self.want == Want::Nothing
-            && self.have == Have::Nothing
-            && self.foreign.is_none()
-            && self.block == Block::No
-            && !self.dirty
+        self.state.is_none() && self.foreign.is_none() && self.block == Block::No && !self.dirty
     }
 
     /// Whether the desired next hops name one of `gateways` (without a device hint).
     pub(crate) fn uses_any(&self, gateways: &[IpAddr]) -> bool {
-        self.want == Want::Via
-            && self
-                .want_hops
+        let s = self.state();
+        s.want == Want::Via
+            && s.want_hops
                 .as_ref()
-                .is_some_and(|s| s.iter().any(|h| h.device.is_none() && gateways.contains(&h.gateway)))
+                .is_some_and(|h| h.iter().any(|h| h.device.is_none() && gateways.contains(&h.gateway)))
     }
 
     /// Whether the caller wants a route here.
     pub(crate) fn wanted(&self) -> bool {
-        self.want != Want::Nothing
+        self.state().want != Want::Nothing
     }
 
     /// Whether we have a route here.
     pub(crate) fn owned(&self) -> bool {
-        self.have != Have::Nothing
+        self.state().have != Have::Nothing
     }
 
     /// The caller's wish, as the public type (shares the interned set).
     pub(crate) fn desired(&self) -> Option<Desired> {
-        match (self.want, &self.want_hops) {
+        match (self.state().want, &self.state().want_hops) {
             (Want::Blackhole, _) => Some(Desired::Blackhole),
             (Want::Via, Some(h)) => Some(Desired::Via(Arc::clone(h))),
             _ => None,
@@ -112,23 +180,29 @@ impl Slot {
     }
 
     /// Set the wish; returns false when it was already exactly that.
-    pub(crate) fn set_want(&mut self, want: Want, hops: Option<Shared<NextHop>>) -> bool {
-        let same_hops = match (&self.want_hops, &hops) {
+    pub(crate) fn set_want(&mut self, want: Want, hops: Option<Shared<NextHop>>, res: &mut Resolver) -> bool {
+        let s = self.state();
+        let same_hops = match (&s.want_hops, &hops) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             (None, None) => true,
             _ => false,
         };
-        if self.want == want && same_hops {
+        if s.want == want && same_hops {
             return false;
         }
-        self.want = want;
-        self.want_hops = hops;
+        let next = State {
+            want,
+            want_hops: hops,
+            have: s.have,
+            have_hops: s.have_hops.clone(),
+        };
+        self.state = res.states.intern(next);
         true
     }
 
     /// Our route's kind, as the public type (shares the interned set).
     pub(crate) fn own_kind(&self) -> Option<RouteKind> {
-        match (self.have, &self.have_hops) {
+        match (self.state().have, &self.state().have_hops) {
             (Have::Blackhole, _) => Some(RouteKind::Blackhole),
             (Have::Other(t), _) => Some(RouteKind::Other(t)),
             (Have::Unicast, Some(h)) => Some(RouteKind::Unicast(Arc::clone(h))),
@@ -138,22 +212,31 @@ impl Slot {
 
     /// Whether our route is exactly `kind` (the echo of our own change: no allocation).
     pub(crate) fn own_is(&self, kind: &RouteKind) -> bool {
-        match (self.have, kind) {
+        let s = self.state();
+        match (s.have, kind) {
             (Have::Blackhole, RouteKind::Blackhole) => true,
             (Have::Other(a), RouteKind::Other(b)) => a == *b,
-            (Have::Unicast, RouteKind::Unicast(h)) => self.have_hops.as_ref().is_some_and(|s| s[..] == h[..]),
+            (Have::Unicast, RouteKind::Unicast(h)) => s.have_hops.as_ref().is_some_and(|s| s[..] == h[..]),
             _ => false,
         }
     }
 
     /// Record our route's kind (`None`: we have no route here); `stale` is left alone.
-    pub(crate) fn set_own(&mut self, kind: Option<&RouteKind>, hops: &mut Interner<Hop>) {
-        (self.have, self.have_hops) = match kind {
+    pub(crate) fn set_own(&mut self, kind: Option<&RouteKind>, res: &mut Resolver) {
+        let (have, have_hops) = match kind {
             None => (Have::Nothing, None),
             Some(RouteKind::Blackhole) => (Have::Blackhole, None),
             Some(RouteKind::Other(t)) => (Have::Other(*t), None),
-            Some(RouteKind::Unicast(h)) => (Have::Unicast, Some(hops.intern_arc(h))),
+            Some(RouteKind::Unicast(h)) => (Have::Unicast, Some(res.hops.intern_arc(h))),
         };
+        let s = self.state();
+        let next = State {
+            want: s.want,
+            want_hops: s.want_hops.clone(),
+            have,
+            have_hops,
+        };
+        self.state = res.states.intern(next);
     }
 }
 
@@ -179,6 +262,8 @@ pub(crate) struct Resolver {
     pub(crate) nexthops: Interner<NextHop>,
     /// Interned kernel hop sets (resolved, and as reported by the kernel).
     pub(crate) hops: Interner<Hop>,
+    /// The distinct wish-and-route states of the slots.
+    pub(crate) states: States,
     /// (set address, IPv4 prefix) -> resolution.
     cache: HashMap<(usize, bool), Cached>,
 }
@@ -235,7 +320,7 @@ impl Resolver {
         p: &RouteParams,
         tunnel: &str,
     ) -> Option<Result<KernelRoute, Unresolved>> {
-        let kind = match (slot.want, &slot.want_hops) {
+        let kind = match (slot.state().want, &slot.state().want_hops) {
             (Want::Blackhole, _) => Ok(RouteKind::Blackhole),
             (Want::Via, Some(set)) => self
                 .resolve(set, prefix.is_ipv4(), p, tunnel)
@@ -263,28 +348,69 @@ mod tests {
 
     #[test]
     fn slot_is_small() {
-        // The per-route cost: this plus an 18-byte prefix key in the hash table.
-        assert!(std::mem::size_of::<Slot>() <= 24, "{}", std::mem::size_of::<Slot>());
-        assert!(std::mem::size_of::<(IpNetwork, Slot)>() <= 48);
+        // The per-route cost: this plus an 8-byte IPv4 key in the hash table.
+        assert!(std::mem::size_of::<Slot>() <= 16, "{}", std::mem::size_of::<Slot>());
+        assert!(std::mem::size_of::<(u64, Slot)>() <= 24);
+    }
+
+    fn unicast(gateway: &str) -> RouteKind {
+        RouteKind::unicast(vec![Hop {
+            gateway: Some(gateway.parse().unwrap()),
+            ifindex: 2,
+            onlink: false,
+        }])
     }
 
     #[test]
     fn own_route_round_trip_and_echo_match() {
-        let mut hops = Interner::default();
+        let mut res = Resolver::default();
         let mut s = Slot::default();
         assert!(s.is_empty());
-        let k = RouteKind::unicast(vec![Hop {
-            gateway: Some("192.168.1.12".parse().unwrap()),
-            ifindex: 2,
-            onlink: false,
-        }]);
-        s.set_own(Some(&k), &mut hops);
+        let k = unicast("192.168.1.12");
+        s.set_own(Some(&k), &mut res);
         assert!(s.own_is(&k) && s.owned() && !s.is_empty());
         assert_eq!(s.own_kind(), Some(k));
         assert!(!s.own_is(&RouteKind::Blackhole));
-        s.set_own(Some(&RouteKind::Other(7)), &mut hops);
+        s.set_own(Some(&RouteKind::Other(7)), &mut res);
         assert_eq!(s.own_kind(), Some(RouteKind::Other(7)));
-        s.set_own(None, &mut hops);
+        s.set_own(None, &mut res);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn slots_in_the_same_state_share_it_and_each_keeps_its_own_changes() {
+        let mut res = Resolver::default();
+        let wish = res.intern_desired(&Arc::from(vec![NextHop::via("192.168.1.12".parse().unwrap())]));
+        let route = unicast("192.168.1.12");
+        let mut slots: Vec<Slot> = (0..1000).map(|_| Slot::default()).collect();
+        for s in &mut slots {
+            assert!(s.set_want(Want::Via, Some(wish.clone()), &mut res));
+            assert!(
+                !s.set_want(Want::Via, Some(wish.clone()), &mut res),
+                "same wish: no change"
+            );
+            s.set_own(Some(&route), &mut res);
+        }
+        let first = slots[0].state.clone().unwrap();
+        assert!(slots
+            .iter()
+            .all(|s| s.state.as_ref().is_some_and(|x| Arc::ptr_eq(x, &first))));
+        drop(first);
+        // One slot's route changes: its wish stays, the others keep theirs.
+        slots[7].set_own(Some(&RouteKind::Blackhole), &mut res);
+        assert_eq!(slots[7].desired(), Some(Desired::Via(Arc::clone(&wish))));
+        assert_eq!(slots[7].own_kind(), Some(RouteKind::Blackhole));
+        assert_eq!(slots[8].own_kind(), Some(route.clone()));
+        // The wish goes, the route stays: still a slot that must be kept.
+        assert!(slots[8].set_want(Want::Nothing, None, &mut res));
+        assert!(!slots[8].wanted() && slots[8].owned() && !slots[8].is_empty());
+        slots[8].set_own(None, &mut res);
+        assert!(slots[8].is_empty());
+        // States no slot holds are dropped as new ones come.
+        drop(slots);
+        for t in 0..200u8 {
+            Slot::default().set_own(Some(&RouteKind::Other(t)), &mut res);
+        }
+        assert!(res.states.len() <= 2 * MIN_STATES, "{}", res.states.len());
     }
 }

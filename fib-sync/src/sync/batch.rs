@@ -110,7 +110,7 @@ impl<F: Fib> Worker<F> {
                     }
                     if key.metric == metric {
                         let slot = self.routes.slot(key.prefix);
-                        slot.set_own(Some(&r.kind), &mut self.res.hops);
+                        slot.set_own(Some(&r.kind), &mut self.res);
                         slot.stale = false;
                         slot.foreign = None;
                     } else {
@@ -130,7 +130,7 @@ impl<F: Fib> Worker<F> {
                     }
                     if key.metric == metric {
                         if let Some(slot) = self.routes.get_mut(&key.prefix) {
-                            slot.set_own(None, &mut self.res.hops);
+                            slot.set_own(None, &mut self.res);
                             if slot.is_empty() {
                                 self.routes.remove(&key.prefix);
                             }

@@ -96,13 +96,13 @@ impl<F: Fib> Worker<F> {
                     if !slot.owned() {
                         slot.stale = true;
                     }
-                    slot.set_own(Some(&r.kind), &mut self.res.hops);
+                    slot.set_own(Some(&r.kind), &mut self.res);
                     slot.foreign = None;
                 } else {
                     if slot.foreign == Some(r.protocol) && !slot.owned() {
                         return;
                     }
-                    slot.set_own(None, &mut self.res.hops);
+                    slot.set_own(None, &mut self.res);
                     slot.foreign = Some(r.protocol);
                 }
                 mark(&mut self.dirty, r.prefix, slot);
@@ -130,7 +130,7 @@ impl<F: Fib> Worker<F> {
                             tracing::info!(prefix = %r.prefix, "owned route removed by someone else; restoring");
                             bump(&self.stats.restores, 1);
                         }
-                        slot.set_own(None, &mut self.res.hops);
+                        slot.set_own(None, &mut self.res);
                         mark(&mut self.dirty, r.prefix, slot);
                     }
                 } else if slot.foreign == Some(r.protocol) {
@@ -214,7 +214,7 @@ impl<F: Fib> Worker<F> {
             if !slot.owned() {
                 slot.stale = true;
             }
-            slot.set_own(None, &mut self.res.hops);
+            slot.set_own(None, &mut self.res);
             slot.foreign = None;
         }
         self.dirty_other.extend(self.other_own.keys().copied());
@@ -228,7 +228,7 @@ impl<F: Fib> Worker<F> {
                         s.stale = true;
                         s
                     });
-                    slot.set_own(Some(&r.kind), &mut self.res.hops);
+                    slot.set_own(Some(&r.kind), &mut self.res);
                 } else {
                     self.routes.slot(r.prefix).foreign = Some(r.protocol);
                 }

@@ -344,7 +344,7 @@ impl<F: Fib> Worker<F> {
             slot.stale = false;
         }
         let old = slot.desired();
-        if !slot.set_want(want, hops) {
+        if !slot.set_want(want, hops, &mut self.res) {
             return;
         }
         mark(&mut self.dirty, prefix, slot);
@@ -362,7 +362,7 @@ impl<F: Fib> Worker<F> {
         let Some(old) = slot.desired() else {
             return;
         };
-        slot.set_want(Want::Nothing, None);
+        slot.set_want(Want::Nothing, None, &mut self.res);
         if slot.block != Block::No {
             slot.block = Block::No;
             self.blocked -= 1;
