@@ -3,8 +3,8 @@
 //! One [`Slot`] per prefix at our metric holds everything the worker knows about it:
 //! what the caller wants, our route in the kernel, a foreign route holding the key, and
 //! the queue/blocked flags. Next-hop sets are interned ([`crate::intern`]) and so are the
-//! wish-and-route states that name them ([`States`]), so a slot is 16 bytes and a route
-//! costs one hash-table entry, with no allocation of its own.
+//! states that name them ([`States`]), so a slot is one pointer and a route costs one
+//! 16-byte hash-table entry, with no allocation of its own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,7 +46,7 @@ pub(crate) enum Have {
 }
 
 /// Why the desired route is not installed, as last decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) enum Block {
     /// Not blocked.
     #[default]
@@ -57,34 +57,69 @@ pub(crate) enum Block {
     Unresolved,
 }
 
-/// What the caller wants for a prefix and what we have in the kernel there. Few
-/// distinct states exist (100k routes over one gateway share one), so each is kept
-/// once in [`States`] and a slot points at it: 16 bytes a slot, not 24 (issue 14, S3).
+/// The flags of a prefix's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub(crate) struct Flags {
+    /// Protocol of a foreign route holding the key.
+    pub(crate) foreign: Option<u8>,
+    /// Last decision said blocked (counted in `pending`).
+    pub(crate) block: Block,
+    /// Our route was adopted and not re-desired: kept until `sweep_stale`.
+    pub(crate) stale: bool,
+    /// Queued for reconciliation (the prefix is in the worker's dirty queue).
+    pub(crate) dirty: bool,
+}
+
+/// Everything about a prefix but the prefix: what the caller wants, what we have in
+/// the kernel, and the flags. Few distinct states exist (100k routes over one gateway
+/// share one, or two while they wait in the queue), so each is kept once in [`States`]
+/// and a slot is a pointer to it: 8 bytes a slot, not 24 (issue 14, S3).
 #[derive(Debug)]
 pub(crate) struct State {
     want: Want,
     want_hops: Option<Shared<NextHop>>,
     have: Have,
     have_hops: Option<Shared<Hop>>,
+    flags: Flags,
 }
 
-/// A slot without a state wants nothing and has nothing.
+/// A slot without a state wants nothing, has nothing and has no flag set.
 static NOTHING: State = State {
     want: Want::Nothing,
     want_hops: None,
     have: Have::Nothing,
     have_hops: None,
+    flags: Flags {
+        foreign: None,
+        block: Block::No,
+        stale: false,
+        dirty: false,
+    },
 };
 
-/// A state's identity: its kinds and its sets by address (sets are interned, and
-/// the table of states holds each state's sets, so an address names one set).
-type StateKey = (Want, usize, Have, usize);
+/// A state's identity: its kinds, its sets by address (sets are interned, and the
+/// table of states holds each state's sets, so an address names one set) and flags.
+type StateKey = (Want, usize, Have, usize, Flags);
 
 impl State {
     fn key(&self) -> StateKey {
         let want = self.want_hops.as_ref().map_or(0, |s| Arc::as_ptr(s) as usize);
         let have = self.have_hops.as_ref().map_or(0, |s| Arc::as_ptr(s) as usize);
-        (self.want, want, self.have, have)
+        (self.want, want, self.have, have, self.flags)
+    }
+
+    fn is_nothing(&self) -> bool {
+        self.want == Want::Nothing && self.have == Have::Nothing && self.flags == Flags::default()
+    }
+
+    fn copy(&self) -> State {
+        State {
+            want: self.want,
+            want_hops: self.want_hops.clone(),
+            have: self.have,
+            have_hops: self.have_hops.clone(),
+            flags: self.flags,
+        }
     }
 }
 
@@ -94,15 +129,15 @@ const MIN_STATES: usize = 64;
 /// The distinct states slots point at.
 #[derive(Default)]
 pub(crate) struct States {
-    map: HashMap<StateKey, Arc<State>>,
+    map: HashMap<StateKey, Arc<State>, ahash::RandomState>,
     /// Unused states are dropped when the table reaches this size.
     purge_at: usize,
 }
 
 impl States {
-    /// The shared copy of `state`; `None` for wanting and having nothing.
+    /// The shared copy of `state`; `None` for the empty state.
     fn intern(&mut self, state: State) -> Option<Arc<State>> {
-        if state.want == Want::Nothing && state.have == Have::Nothing {
+        if state.is_nothing() {
             return None;
         }
         let key = state.key();
@@ -126,19 +161,11 @@ impl States {
     }
 }
 
-/// Everything about one prefix at our metric.
+/// Everything about one prefix at our metric: a pointer to its shared [`State`].
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
-    /// The wish and our kernel route; `None`: neither.
+    /// `None`: the empty state.
     state: Option<Arc<State>>,
-    /// Protocol of a foreign route holding the key.
-    pub(crate) foreign: Option<u8>,
-    /// Last decision said blocked (counted in `pending`).
-    pub(crate) block: Block,
-    /// Our route was adopted and not re-desired: kept until `sweep_stale`.
-    pub(crate) stale: bool,
-    /// Queued for reconciliation (the prefix is in the worker's dirty queue).
-    pub(crate) dirty: bool,
 }
 
 impl Slot {
@@ -146,9 +173,32 @@ impl Slot {
         self.state.as_deref().unwrap_or(&NOTHING)
     }
 
-    /// True when nothing refers to the prefix any more and the slot can go.
+    /// Moves to the state `change` makes of a copy of the current one.
+    fn change(&mut self, res: &mut Resolver, change: impl FnOnce(&mut State)) {
+        let mut next = self.state().copy();
+        change(&mut next);
+        self.state = res.states.intern(next);
+    }
+
+    /// True when nothing refers to the prefix any more and the slot can go
+    /// (a `stale` mark alone does not keep it).
     pub(crate) fn is_empty(&self) -> bool {
-        self.state.is_none() && self.foreign.is_none() && self.block == Block::No && !self.dirty
+        let s = self.state();
+        let f = s.flags;
+        s.want == Want::Nothing && s.have == Have::Nothing && f.foreign.is_none() && f.block == Block::No && !f.dirty
+    }
+
+    pub(crate) fn flags(&self) -> Flags {
+        self.state().flags
+    }
+
+    /// Sets the flags `change` changes (nothing to do when it changes none).
+    pub(crate) fn set_flags(&mut self, res: &mut Resolver, change: impl FnOnce(&mut Flags)) {
+        let mut flags = self.flags();
+        change(&mut flags);
+        if flags != self.flags() {
+            self.change(res, |s| s.flags = flags);
+        }
     }
 
     /// Whether the desired next hops name one of `gateways` (without a device hint).
@@ -190,13 +240,7 @@ impl Slot {
         if s.want == want && same_hops {
             return false;
         }
-        let next = State {
-            want,
-            want_hops: hops,
-            have: s.have,
-            have_hops: s.have_hops.clone(),
-        };
-        self.state = res.states.intern(next);
+        self.change(res, |s| (s.want, s.want_hops) = (want, hops));
         true
     }
 
@@ -229,14 +273,7 @@ impl Slot {
             Some(RouteKind::Other(t)) => (Have::Other(*t), None),
             Some(RouteKind::Unicast(h)) => (Have::Unicast, Some(res.hops.intern_arc(h))),
         };
-        let s = self.state();
-        let next = State {
-            want: s.want,
-            want_hops: s.want_hops.clone(),
-            have,
-            have_hops,
-        };
-        self.state = res.states.intern(next);
+        self.change(res, |s| (s.have, s.have_hops) = (have, have_hops));
     }
 }
 
@@ -349,8 +386,8 @@ mod tests {
     #[test]
     fn slot_is_small() {
         // The per-route cost: this plus an 8-byte IPv4 key in the hash table.
-        assert!(std::mem::size_of::<Slot>() <= 16, "{}", std::mem::size_of::<Slot>());
-        assert!(std::mem::size_of::<(u64, Slot)>() <= 24);
+        assert!(std::mem::size_of::<Slot>() <= 8, "{}", std::mem::size_of::<Slot>());
+        assert!(std::mem::size_of::<(u64, Slot)>() <= 16);
     }
 
     fn unicast(gateway: &str) -> RouteKind {
@@ -406,6 +443,13 @@ mod tests {
         assert!(!slots[8].wanted() && slots[8].owned() && !slots[8].is_empty());
         slots[8].set_own(None, &mut res);
         assert!(slots[8].is_empty());
+        // Flags are part of the state; a stale mark alone does not keep a slot.
+        slots[9].set_flags(&mut res, |f| f.dirty = true);
+        assert!(slots[9].flags().dirty && !slots[10].flags().dirty);
+        assert_eq!(slots[9].desired(), slots[10].desired());
+        let mut only_stale = Slot::default();
+        only_stale.set_flags(&mut res, |f| f.stale = true);
+        assert!(only_stale.flags().stale && only_stale.is_empty());
         // States no slot holds are dropped as new ones come.
         drop(slots);
         for t in 0..200u8 {

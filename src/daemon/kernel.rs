@@ -79,7 +79,13 @@ pub(super) async fn kernel_task(
         }
         if !changes.is_empty() {
             since_trim += changes.len();
-            if let Err(e) = fib.apply(changes).await {
+            // Paced: the rest of a burst waits in the RIB (a bit a prefix), not
+            // in fib-sync's queue (18 bytes a prefix).
+            let taken = match fib.apply(changes).await {
+                Ok(()) => fib.paced().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = taken {
                 error!("kernel route sync stopped: {e}");
                 return;
             }

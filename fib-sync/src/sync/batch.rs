@@ -40,20 +40,21 @@ impl<F: Fib> Worker<F> {
         let Some(slot) = self.routes.get_mut(&p) else {
             return;
         };
-        slot.dirty = false;
+        slot.set_flags(&mut self.res, |f| f.dirty = false);
         let want = self.res.want(p, slot, &self.params, &self.cfg.tunnel_device);
+        let flags = slot.flags();
         let own = slot.own_kind().map(|kind| OwnRoute {
             route: route(p, kind, &self.params),
-            stale: slot.stale,
+            stale: flags.stale,
         });
-        let d = decide(want.as_ref(), own.as_ref(), slot.foreign);
+        let d = decide(want.as_ref(), own.as_ref(), flags.foreign);
         match d.blocked {
             Some(b) => {
                 let code = match &b {
                     Blocked::Conflict(_) => Block::Conflict,
                     Blocked::Unresolved(_) => Block::Unresolved,
                 };
-                if slot.block != code {
+                if flags.block != code {
                     match &b {
                         Blocked::Conflict(pr) => {
                             tracing::warn!(prefix = %p, protocol = pr, "route held by another protocol; not overwriting");
@@ -63,18 +64,18 @@ impl<F: Fib> Worker<F> {
                             tracing::warn!(prefix = %p, "route not installable: {u}");
                         }
                     }
-                    if slot.block == Block::No {
+                    if flags.block == Block::No {
                         self.blocked += 1;
                     }
-                    slot.block = code;
+                    slot.set_flags(&mut self.res, |f| f.block = code);
                 }
                 if !self.failed.is_empty() {
                     self.failed.remove(&key);
                 }
             }
             None => {
-                if slot.block != Block::No {
-                    slot.block = Block::No;
+                if flags.block != Block::No {
+                    slot.set_flags(&mut self.res, |f| f.block = Block::No);
                     self.blocked -= 1;
                 }
                 if d.op.is_none() && !self.failed.is_empty() {
@@ -111,8 +112,7 @@ impl<F: Fib> Worker<F> {
                     if key.metric == metric {
                         let slot = self.routes.slot(key.prefix);
                         slot.set_own(Some(&r.kind), &mut self.res);
-                        slot.stale = false;
-                        slot.foreign = None;
+                        slot.set_flags(&mut self.res, |f| (f.stale, f.foreign) = (false, None));
                     } else {
                         self.other_own.insert(
                             key,

@@ -12,7 +12,7 @@ impl<F: Fib> Worker<F> {
     fn mark_using(&mut self, gateways: &[IpAddr]) {
         for (p, slot) in self.routes.iter_mut() {
             if slot.uses_any(gateways) {
-                mark(&mut self.dirty, p, slot);
+                mark(&mut self.dirty, p, slot, &mut self.res);
             }
         }
     }
@@ -93,19 +93,20 @@ impl<F: Fib> Worker<F> {
                         // The echo of our own change: nothing to do, nothing allocated.
                         return;
                     }
-                    if !slot.owned() {
-                        slot.stale = true;
-                    }
+                    let adopted = !slot.owned();
                     slot.set_own(Some(&r.kind), &mut self.res);
-                    slot.foreign = None;
+                    slot.set_flags(&mut self.res, |f| {
+                        f.stale |= adopted;
+                        f.foreign = None;
+                    });
                 } else {
-                    if slot.foreign == Some(r.protocol) && !slot.owned() {
+                    if slot.flags().foreign == Some(r.protocol) && !slot.owned() {
                         return;
                     }
                     slot.set_own(None, &mut self.res);
-                    slot.foreign = Some(r.protocol);
+                    slot.set_flags(&mut self.res, |f| f.foreign = Some(r.protocol));
                 }
-                mark(&mut self.dirty, r.prefix, slot);
+                mark(&mut self.dirty, r.prefix, slot, &mut self.res);
             }
             FibEvent::RouteAdded(r) => {
                 // Another metric: only our own routes matter there.
@@ -126,16 +127,16 @@ impl<F: Fib> Worker<F> {
                 };
                 if r.protocol == proto {
                     if slot.owned() {
-                        if slot.wanted() && !slot.stale {
+                        if slot.wanted() && !slot.flags().stale {
                             tracing::info!(prefix = %r.prefix, "owned route removed by someone else; restoring");
                             bump(&self.stats.restores, 1);
                         }
                         slot.set_own(None, &mut self.res);
-                        mark(&mut self.dirty, r.prefix, slot);
+                        mark(&mut self.dirty, r.prefix, slot, &mut self.res);
                     }
-                } else if slot.foreign == Some(r.protocol) {
-                    slot.foreign = None;
-                    mark(&mut self.dirty, r.prefix, slot);
+                } else if slot.flags().foreign == Some(r.protocol) {
+                    slot.set_flags(&mut self.res, |f| f.foreign = None);
+                    mark(&mut self.dirty, r.prefix, slot, &mut self.res);
                 }
             }
             FibEvent::RouteDeleted(r) => {
@@ -211,11 +212,12 @@ impl<F: Fib> Worker<F> {
         // Forget the kernel side. A slot that was not ours gets `stale` set, so a route of
         // ours found there now is adopted as stale; ours keep their flag.
         for slot in self.routes.values_mut() {
-            if !slot.owned() {
-                slot.stale = true;
-            }
+            let not_ours = !slot.owned();
             slot.set_own(None, &mut self.res);
-            slot.foreign = None;
+            slot.set_flags(&mut self.res, |f| {
+                f.stale |= not_ours;
+                f.foreign = None;
+            });
         }
         self.dirty_other.extend(self.other_own.keys().copied());
         let mut other = HashMap::new();
@@ -223,14 +225,14 @@ impl<F: Fib> Worker<F> {
         for r in routes {
             if r.metric == metric {
                 if r.protocol == proto {
-                    let slot = self.routes.get_or_insert_with(r.prefix, || {
-                        let mut s = Slot::default();
-                        s.stale = true;
-                        s
-                    });
+                    // A slot new here was not ours either: stale.
+                    let new = self.routes.get(&r.prefix).is_none();
+                    let slot = self.routes.slot(r.prefix);
                     slot.set_own(Some(&r.kind), &mut self.res);
+                    slot.set_flags(&mut self.res, |f| f.stale |= new);
                 } else {
-                    self.routes.slot(r.prefix).foreign = Some(r.protocol);
+                    let slot = self.routes.slot(r.prefix);
+                    slot.set_flags(&mut self.res, |f| f.foreign = Some(r.protocol));
                 }
             } else if r.protocol == proto {
                 let key = r.key();
@@ -244,7 +246,7 @@ impl<F: Fib> Worker<F> {
         let failed = &self.failed;
         for (p, slot) in self.routes.iter_mut() {
             if failed.is_empty() || !failed.contains_key(&RouteKey { prefix: p, metric }) {
-                mark(&mut self.dirty, p, slot);
+                mark(&mut self.dirty, p, slot, &mut self.res);
             }
         }
         self.dirty_other.retain(|k| !failed.contains_key(k));

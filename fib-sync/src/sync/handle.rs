@@ -138,6 +138,7 @@ pub(super) enum Command {
     Sweep(oneshot::Sender<usize>),
     Snapshot(oneshot::Sender<Vec<RouteStatus>>),
     Settle(oneshot::Sender<()>),
+    Paced(oneshot::Sender<()>),
     Shutdown(ShutdownMode, oneshot::Sender<()>),
     Track(Vec<crate::model::NextHop>),
     WatchNextHops(mpsc::UnboundedSender<Vec<(crate::model::NextHop, bool)>>),
@@ -192,6 +193,16 @@ impl FibHandle {
     pub async fn snapshot(&self) -> Result<Vec<RouteStatus>, FibError> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Snapshot(tx))?;
+        rx.await.map_err(|_| FibError::WorkerGone)
+    }
+
+    /// Resolve once the worker has taken every change sent before and at most
+    /// [`PACE_QUEUE`](super::PACE_QUEUE) prefixes wait for the kernel. A caller that
+    /// awaits this between batches keeps the rest of a burst itself (the daemon's RIB
+    /// as one bit a prefix) instead of in the worker's queue (18 bytes a prefix).
+    pub async fn paced(&self) -> Result<(), FibError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Paced(tx))?;
         rx.await.map_err(|_| FibError::WorkerGone)
     }
 

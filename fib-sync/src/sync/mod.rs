@@ -53,6 +53,10 @@ struct Failure {
 /// Transient queues keep at most this much spare capacity after a burst.
 const SPARE: usize = 1024;
 
+/// Prefixes waiting for the kernel at most when [`FibHandle::paced`] returns:
+/// several netlink batches, so the kernel side never waits for the caller.
+pub(crate) const PACE_QUEUE: usize = 4096;
+
 struct Worker<F> {
     cfg: FibConfig,
     params: RouteParams,
@@ -84,6 +88,8 @@ struct Worker<F> {
     retries: BinaryHeap<Reverse<(Instant, RouteKey)>>,
     resync_needed: bool,
     settle: Vec<oneshot::Sender<()>>,
+    /// Callers of [`FibHandle::paced`] waiting for the queue to shrink.
+    pacers: Vec<oneshot::Sender<()>>,
     stats: Arc<StatsCell>,
 }
 
@@ -92,9 +98,9 @@ fn is_v6_link_local(n: &IpNetwork) -> bool {
 }
 
 /// Queue a slot for reconciliation (once).
-fn mark(dirty: &mut DirtyQueue, prefix: IpNetwork, slot: &mut Slot) {
-    if !slot.dirty {
-        slot.dirty = true;
+fn mark(dirty: &mut DirtyQueue, prefix: IpNetwork, slot: &mut Slot, res: &mut Resolver) {
+    if !slot.flags().dirty {
+        slot.set_flags(res, |f| f.dirty = true);
         dirty.q.push_back(prefix);
         dirty.unsorted += 1;
     }
@@ -142,6 +148,7 @@ impl<F: Fib> Worker<F> {
             retries: BinaryHeap::new(),
             resync_needed: false,
             settle: Vec::new(),
+            pacers: Vec::new(),
             stats,
         }
     }
@@ -154,6 +161,7 @@ impl<F: Fib> Worker<F> {
                     return Ok(());
                 }
             }
+            self.release_pacers();
             while let Ok(e) = self.events.try_recv() {
                 self.event(e);
             }
@@ -202,6 +210,15 @@ impl<F: Fib> Worker<F> {
         }
     }
 
+    /// Answers the callers of [`FibHandle::paced`] once the queue is short enough.
+    fn release_pacers(&mut self) {
+        if self.dirty.len() <= PACE_QUEUE {
+            for w in self.pacers.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    }
+
     /// Idle: release what a burst left behind (queue buffers, oversized tables).
     fn trim(&mut self) {
         self.dirty.trim();
@@ -221,7 +238,7 @@ impl<F: Fib> Worker<F> {
     fn mark_key(&mut self, key: RouteKey) {
         if key.metric == self.cfg.metric {
             let slot = self.routes.slot(key.prefix);
-            mark(&mut self.dirty, key.prefix, slot);
+            mark(&mut self.dirty, key.prefix, slot, &mut self.res);
         } else {
             self.dirty_other.insert(key);
         }
@@ -256,10 +273,10 @@ impl<F: Fib> Worker<F> {
             Command::Sweep(reply) => {
                 let mut n = 0;
                 for (p, slot) in self.routes.iter_mut() {
-                    if slot.owned() && slot.stale {
-                        slot.stale = false;
+                    if slot.owned() && slot.flags().stale {
+                        slot.set_flags(&mut self.res, |f| f.stale = false);
                         if !slot.wanted() {
-                            mark(&mut self.dirty, p, slot);
+                            mark(&mut self.dirty, p, slot, &mut self.res);
                             n += 1;
                         }
                     }
@@ -277,6 +294,7 @@ impl<F: Fib> Worker<F> {
                 let _ = reply.send(self.snapshot());
             }
             Command::Settle(reply) => self.settle.push(reply),
+            Command::Paced(reply) => self.pacers.push(reply),
             Command::Track(next_hops) => self.track(next_hops),
             Command::WatchNextHops(subscriber) => self.watch_next_hops(subscriber),
             Command::Learn(filter, subscriber) => {
@@ -341,13 +359,13 @@ impl<F: Fib> Worker<F> {
         };
         let slot = self.routes.slot(prefix);
         if slot.owned() {
-            slot.stale = false;
+            slot.set_flags(&mut self.res, |f| f.stale = false);
         }
         let old = slot.desired();
         if !slot.set_want(want, hops, &mut self.res) {
             return;
         }
-        mark(&mut self.dirty, prefix, slot);
+        mark(&mut self.dirty, prefix, slot, &mut self.res);
         // New first: a gateway kept from the old set keeps its cover.
         self.count_hops(&d, true);
         if let Some(old) = old {
@@ -363,11 +381,11 @@ impl<F: Fib> Worker<F> {
             return;
         };
         slot.set_want(Want::Nothing, None, &mut self.res);
-        if slot.block != Block::No {
-            slot.block = Block::No;
+        if slot.flags().block != Block::No {
+            slot.set_flags(&mut self.res, |f| f.block = Block::No);
             self.blocked -= 1;
         }
-        mark(&mut self.dirty, prefix, slot);
+        mark(&mut self.dirty, prefix, slot, &mut self.res);
         self.count_hops(&old, false);
     }
 
@@ -404,7 +422,7 @@ impl<F: Fib> Worker<F> {
     fn mark_all_desired(&mut self) {
         for (p, slot) in self.routes.iter_mut() {
             if slot.wanted() {
-                mark(&mut self.dirty, p, slot);
+                mark(&mut self.dirty, p, slot, &mut self.res);
             }
         }
     }

@@ -12,11 +12,12 @@ impl<F: Fib> Worker<F> {
             if desired.is_none() && own.is_none() {
                 continue;
             }
-            let stale = slot.stale;
+            let flags = slot.flags();
+            let stale = flags.stale;
             let key = RouteKey { prefix: p, metric };
             let want = self.res.want(p, slot, &self.params, &self.cfg.tunnel_device);
-            let blocked = match (slot.block, &desired, &want) {
-                (Block::Conflict, Some(_), _) => slot.foreign.map(|protocol| RouteState::Conflict { protocol }),
+            let blocked = match (flags.block, &desired, &want) {
+                (Block::Conflict, Some(_), _) => flags.foreign.map(|protocol| RouteState::Conflict { protocol }),
                 (Block::Unresolved, Some(_), Some(Err(u))) => Some(RouteState::Unresolved(u.clone())),
                 _ => None,
             };

@@ -215,6 +215,7 @@ mod tests {
     #[test]
     fn finds_what_it_holds_by_family_and_length() {
         let mut t = RouteTable::default();
+        let mut res = crate::slot::Resolver::default();
         for p in [
             "10.0.0.0/26",
             "10.0.0.0/24",
@@ -223,10 +224,10 @@ mod tests {
             "fd00::/64",
             "fd00::/48",
         ] {
-            t.slot(net(p)).stale = true;
+            t.slot(net(p)).set_flags(&mut res, |f| f.stale = true);
         }
         assert_eq!(t.len(), 6);
-        assert!(t.get(&net("10.0.0.0/26")).is_some_and(|s| s.stale));
+        assert!(t.get(&net("10.0.0.0/26")).is_some_and(|s| s.flags().stale));
         assert!(t.get(&net("10.0.0.0/25")).is_none(), "same address, other length");
         assert!(t.get(&net("fd00::/56")).is_none());
         let mut seen: Vec<String> = t.iter().map(|(p, _)| p.to_string()).collect();

@@ -61,6 +61,24 @@ fn prefixes(n: u32) -> Vec<IpNetwork> {
         .collect()
 }
 
+/// A kernel and a worker that was just told to install `n` routes via one gateway.
+async fn told_to_install(
+    n: u32,
+) -> (
+    MemoryKernel,
+    Worker<MemoryFib>,
+    mpsc::UnboundedSender<Command>,
+    Vec<IpNetwork>,
+) {
+    let k = kernel();
+    let (mut w, tx) = worker(&k).await;
+    let gw = "192.168.1.12".parse().unwrap();
+    let all = prefixes(n);
+    let cmd = Command::Apply(all.iter().map(|p| Change::Set(*p, Desired::via([gw]))).collect());
+    assert!(!w.command(cmd).await);
+    (k, w, tx, all)
+}
+
 async fn drain(w: &mut Worker<MemoryFib>) {
     while !w.dirty.is_empty() || !w.dirty_other.is_empty() {
         w.process_batch().await.unwrap();
@@ -98,12 +116,7 @@ async fn echo_of_our_own_install_allocates_nothing() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn routes_share_hop_sets_and_a_burst_leaves_no_big_buffers() {
-    let k = kernel();
-    let (mut w, _tx) = worker(&k).await;
-    let gw = "192.168.1.12".parse().unwrap();
-    let all = prefixes(20_000);
-    let cmd = Command::Apply(all.iter().map(|p| Change::Set(*p, Desired::via([gw]))).collect());
-    assert!(!w.command(cmd).await);
+    let (k, mut w, _tx, all) = told_to_install(20_000).await;
     drain(&mut w).await;
     w.trim();
     assert_eq!(k.routes(254).len(), 20_000);
@@ -134,10 +147,11 @@ async fn routes_share_hop_sets_and_a_burst_leaves_no_big_buffers() {
 #[test]
 fn a_burst_is_sent_spread_over_the_address_space() {
     let mut q = DirtyQueue::default();
+    let mut res = Resolver::default();
     let mut slots: Vec<Slot> = (0..4).map(|_| Slot::default()).collect();
     let ps = prefixes(4);
     for (p, s) in ps.iter().zip(slots.iter_mut()) {
-        mark(&mut q, *p, s);
+        mark(&mut q, *p, s, &mut res);
     }
     q.spread(8);
     assert_eq!(q.pop(), Some(ps[0]), "small queues keep arrival order");
@@ -269,4 +283,25 @@ async fn a_tracked_next_hop_follows_the_route_that_covers_it() {
         w.event(e);
     }
     assert_eq!(reports.try_recv().expect("a report"), vec![(multihop, false)]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_paced_caller_is_answered_once_the_queue_is_short() {
+    let (k, mut w, _tx, _) = told_to_install(20_000).await;
+    let (tx, mut rx) = oneshot::channel();
+    assert!(!w.command(Command::Paced(tx)).await);
+    let mut answered_at = None;
+    while !w.dirty.is_empty() {
+        w.release_pacers();
+        if answered_at.is_none() && rx.try_recv().is_ok() {
+            answered_at = Some(w.dirty.len());
+        }
+        w.process_batch().await.unwrap();
+    }
+    let waiting = answered_at.expect("answered before the queue ran dry");
+    assert!(
+        waiting <= PACE_QUEUE && waiting + DEFAULT_BATCH > PACE_QUEUE,
+        "answered with {waiting} waiting"
+    );
+    assert_eq!(k.routes(254).len(), 20_000);
 }
