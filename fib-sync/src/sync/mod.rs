@@ -54,8 +54,9 @@ struct Failure {
 const SPARE: usize = 1024;
 
 /// Prefixes waiting for the kernel at most when [`FibHandle::paced`] returns:
-/// several netlink batches, so the kernel side never waits for the caller.
-pub(crate) const PACE_QUEUE: usize = 4096;
+/// enough netlink batches that the kernel side does not wait for the RIB between
+/// chunks (at 4,096 S3 took 0.57 to 0.89 s; at 16,384, 0.56 to 0.64 s).
+pub(crate) const PACE_QUEUE: usize = 16384;
 
 struct Worker<F> {
     cfg: FibConfig,
