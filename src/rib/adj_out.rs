@@ -297,7 +297,7 @@ impl Rib {
                 continue;
             };
             let prefix = entry.prefix;
-            let key: Option<Key> = match entry.as_slice() {
+            let key: Option<Key> = match &entry.paths[..] {
                 [only] if class != 0 => Some((only.peer, Arc::as_ptr(&only.attrs) as usize, prefix.is_ipv4())),
                 _ => None,
             };

@@ -89,7 +89,7 @@ impl Rib {
     /// a peer is sent. A lone path (most prefixes) needs no ranking.
     pub(super) fn best_id(&self, id: u32) -> Option<Path> {
         let entry = self.loc.by_id(id)?;
-        match entry.as_slice() {
+        match &entry.paths[..] {
             [only] => self.usable(only).then(|| only.clone()),
             _ => self.select_in(entry).map(|(best, _)| best),
         }
@@ -106,7 +106,7 @@ impl Rib {
     }
 
     fn select_in(&self, paths: &super::table::Entry) -> Option<(Path, Gateways)> {
-        if let [only] = paths.as_slice() {
+        if let [only] = &paths.paths[..] {
             // One path (most prefixes): no ranking, its gateway if usable.
             if !self.usable(only) {
                 return None;

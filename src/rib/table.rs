@@ -7,8 +7,75 @@ use ipnetwork::IpNetwork;
 use crate::messages::PeerId;
 use crate::route::RouteAttrs;
 
-/// The paths of one prefix; one fits without a heap allocation.
-pub(super) type Paths = smallvec::SmallVec<[Path; 1]>;
+/// The paths of one prefix: one inline in its 16 bytes (most prefixes have
+/// one), more on the heap. A `SmallVec<[Path; 1]>` took 24 bytes, which made
+/// an [`Entry`] 64 (issue 14: S3's Loc-RIB was 6.25 MiB at 100k prefixes).
+#[derive(Clone)]
+pub(super) enum Paths {
+    One(Path),
+    /// None (`None`), or two or more: never exactly one. Boxed so that the
+    /// list is one thin pointer beside the inline path's niche.
+    #[allow(clippy::box_collection)]
+    Many(Option<Box<Vec<Path>>>),
+}
+
+impl Paths {
+    pub(super) fn new() -> Paths {
+        Paths::Many(None)
+    }
+
+    pub(super) fn push(&mut self, path: Path) {
+        *self = match std::mem::replace(self, Paths::Many(None)) {
+            Paths::Many(None) => Paths::One(path),
+            Paths::One(first) => Paths::Many(Some(Box::new(vec![first, path]))),
+            Paths::Many(Some(mut more)) => {
+                more.push(path);
+                Paths::Many(Some(more))
+            }
+        };
+    }
+
+    /// Keeps the paths `keep` says to keep (it may change them).
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&mut Path) -> bool) {
+        match self {
+            Paths::One(path) => {
+                if !keep(path) {
+                    *self = Paths::Many(None);
+                }
+            }
+            Paths::Many(None) => {}
+            Paths::Many(Some(more)) => {
+                more.retain_mut(keep);
+                match more.len() {
+                    0 => *self = Paths::Many(None),
+                    1 => *self = Paths::One(more.pop().expect("one path")),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Paths {
+    type Target = [Path];
+    fn deref(&self) -> &[Path] {
+        match self {
+            Paths::One(path) => std::slice::from_ref(path),
+            Paths::Many(Some(more)) => more,
+            Paths::Many(None) => &[],
+        }
+    }
+}
+
+impl std::ops::DerefMut for Paths {
+    fn deref_mut(&mut self) -> &mut [Path] {
+        match self {
+            Paths::One(path) => std::slice::from_mut(path),
+            Paths::Many(Some(more)) => more,
+            Paths::Many(None) => &mut [],
+        }
+    }
+}
 
 /// A Loc-RIB entry: the prefix's paths, and a digest of what the kernel was
 /// last told for it (0: nothing) — kept here rather than in a second map.
@@ -29,7 +96,7 @@ pub(super) struct Entry {
 
 // One per prefix, a million in a full table: what grows it costs 1 MB per byte.
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<Entry>() == 64 && std::mem::size_of::<Option<Entry>>() == 64);
+const _: () = assert!(std::mem::size_of::<Entry>() == 56 && std::mem::size_of::<Option<Entry>>() == 56);
 
 impl Entry {
     pub(super) fn new(prefix: IpNetwork) -> Entry {
@@ -62,4 +129,40 @@ pub(super) struct Path {
     pub(super) peer: PeerId,
     pub(super) path_id: u32,
     pub(super) attrs: Arc<RouteAttrs>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(peer: u32) -> Path {
+        Path {
+            peer: PeerId(peer),
+            path_id: 0,
+            attrs: Arc::new(RouteAttrs::local(vec![], vec![])),
+        }
+    }
+
+    fn peers(paths: &Paths) -> Vec<u32> {
+        paths.iter().map(|p| p.peer.0).collect()
+    }
+
+    #[test]
+    fn paths_go_from_none_to_one_to_many_and_back() {
+        let mut paths = Paths::new();
+        assert!(paths.is_empty());
+        paths.push(path(1));
+        assert!(matches!(paths, Paths::One(_)));
+        paths.push(path(2));
+        paths.push(path(3));
+        assert_eq!(peers(&paths), [1, 2, 3]);
+        paths[1].path_id = 7;
+        paths.retain(|p| p.peer.0 != 1);
+        assert_eq!((peers(&paths), paths[0].path_id), (vec![2, 3], 7));
+        paths.retain(|p| p.peer.0 == 3);
+        assert!(matches!(paths, Paths::One(_)), "one left: inline again");
+        assert_eq!(peers(&paths.clone()), [3]);
+        paths.retain(|_| false);
+        assert!(matches!(paths, Paths::Many(None)) && paths.is_empty());
+    }
 }
