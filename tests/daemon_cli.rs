@@ -119,6 +119,33 @@ fn ternd_check_reports_syntax_error_and_missing_file() {
     assert!(!stderr.contains("panicked"), "ternd panicked:\n{stderr}");
 }
 
+#[test]
+fn a_bad_log_filter_is_refused_naming_where_it_came_from() {
+    let config = example_configs().into_iter().next().expect("an example config");
+    let run = |flag: Option<&str>, env: Option<&str>| {
+        let mut cmd = Command::new(ternd_bin());
+        cmd.arg("--check").arg("--config").arg(&config).env_remove("RUST_LOG");
+        if let Some(f) = flag {
+            cmd.arg("--log-level").arg(f);
+        }
+        if let Some(e) = env {
+            cmd.env("RUST_LOG", e);
+        }
+        let out = cmd.output().unwrap_or_else(|e| panic!("run {}: {e}", ternd_bin()));
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = run(Some("tern=loud"), None);
+    assert_eq!(code, Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains("--log-level \"tern=loud\""), "stderr:\n{stderr}");
+    let (code, stderr) = run(None, Some("tern=debug,fib_sync=verbose"));
+    assert_eq!(code, Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains("RUST_LOG"), "stderr:\n{stderr}");
+    for good in ["info", "tern=debug,warn", "fib_sync::sync=trace"] {
+        let (code, stderr) = run(Some(good), Some("nonsense=="));
+        assert_eq!(code, Some(0), "{good}: the flag wins over RUST_LOG; stderr:\n{stderr}");
+    }
+}
+
 /// Runs `ternd` with `node`'s configuration, its stderr in a file; with
 /// `journal` set, `JOURNAL_STREAM` names that file as systemd names the
 /// journal stream. Checks it exits 1 having written one line, and returns it.

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use tern::log::Journald;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
@@ -24,7 +27,8 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `tern=debug`; RUST_LOG also works.
+    /// Log filter: `target=level` directives and a default level, e.g. `info` or
+    /// `tern=debug,info`; RUST_LOG also works.
     #[arg(long)]
     log_level: Option<String>,
     /// Print a manual page (roff) and exit: for packaging.
@@ -83,30 +87,40 @@ fn print_man_page(page: ManPage) -> std::io::Result<()> {
     }
 }
 
+/// The log filter: `--log-level`, else RUST_LOG, else `info`. Directives are
+/// `target=level` and a bare default level (tracing-subscriber's `Targets`:
+/// EnvFilter's span and field filters took a regex engine, a quarter of a
+/// megabyte of resident code, issue 14).
+fn log_filter(args: &Args) -> Result<Targets, String> {
+    let (source, filter) = match (&args.log_level, std::env::var("RUST_LOG")) {
+        (Some(f), _) => ("--log-level", f.clone()),
+        (None, Ok(f)) => ("RUST_LOG", f),
+        (None, Err(_)) => ("the default log filter", "info".to_string()),
+    };
+    let targets: Targets = filter
+        .parse()
+        .map_err(|e| format!("{source} {filter:?}: {e} (expected e.g. `info` or `tern=debug,info`)"))?;
+    // netlink-packet-route warns about every kernel attribute newer than itself.
+    Ok(targets.with_target("netlink_packet_route", LevelFilter::ERROR))
+}
+
 /// Logs to stderr: today's format on a terminal or file; under systemd
 /// (stderr is the journal) priority-prefixed lines without a timestamp.
-fn init_logging(args: &Args) {
-    let filter = args
-        .log_level
-        .clone()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info".into());
-    // netlink-packet-route warns about every kernel attribute newer than itself.
-    let filter = format!("{filter},netlink_packet_route=error");
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn init_logging(args: &Args, filter: Targets) {
     let journal = tern::log::stderr_is_journal();
     let ansi = !journal && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_ansi(ansi).with_writer(std::io::stderr);
     let format = tracing_subscriber::fmt::format().without_time().with_ansi(false);
     match (args.log_format, journal) {
-        (LogFormat::Human, false) => builder.init(),
-        (LogFormat::Json, false) => builder.json().init(),
-        (LogFormat::Human, true) => builder.event_format(Journald::new(format)).init(),
-        (LogFormat::Json, true) => builder.json().event_format(Journald::new(format.json())).init(),
+        (LogFormat::Human, false) => builder.finish().with(filter).init(),
+        (LogFormat::Json, false) => builder.json().finish().with(filter).init(),
+        (LogFormat::Human, true) => builder.event_format(Journald::new(format)).finish().with(filter).init(),
+        (LogFormat::Json, true) => builder
+            .json()
+            .event_format(Journald::new(format.json()))
+            .finish()
+            .with(filter)
+            .init(),
     }
 }
 
@@ -121,6 +135,14 @@ fn main() -> ExitCode {
             }
         };
     }
+    // Checked first, so that `--check` also checks it.
+    let filter = match log_filter(&args) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("ternd: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if args.check {
         return match config::load(&args.config) {
             Ok(_) => {
@@ -133,7 +155,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    init_logging(&args);
+    init_logging(&args, filter);
     let cfg = match config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
