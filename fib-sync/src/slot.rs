@@ -74,7 +74,7 @@ pub(crate) struct Flags {
 /// the kernel, and the flags. Few distinct states exist (100k routes over one gateway
 /// share one, or two while they wait in the queue), so each is kept once in [`States`]
 /// and a slot is a pointer to it: 8 bytes a slot, not 24 (issue 14, S3).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct State {
     want: Want,
     want_hops: Option<Shared<NextHop>>,
@@ -110,16 +110,6 @@ impl State {
 
     fn is_nothing(&self) -> bool {
         self.want == Want::Nothing && self.have == Have::Nothing && self.flags == Flags::default()
-    }
-
-    fn copy(&self) -> State {
-        State {
-            want: self.want,
-            want_hops: self.want_hops.clone(),
-            have: self.have,
-            have_hops: self.have_hops.clone(),
-            flags: self.flags,
-        }
     }
 }
 
@@ -175,7 +165,7 @@ impl Slot {
 
     /// Moves to the state `change` makes of a copy of the current one.
     fn change(&mut self, res: &mut Resolver, change: impl FnOnce(&mut State)) {
-        let mut next = self.state().copy();
+        let mut next = self.state().clone();
         change(&mut next);
         self.state = res.states.intern(next);
     }

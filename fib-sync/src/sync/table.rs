@@ -3,7 +3,7 @@
 //! One hash map of 100k records doubled from 64k to 128k buckets while holding both
 //! (9.6 of S3's 22 MB heap peak, issue 14); a shard doubles alone, so growth holds
 //! 1/64 of the table twice. IPv4 keys are packed in 8 bytes: with an `IpNetwork`
-//! (18 bytes) a bucket took 48 bytes, with the packed key and a 16-byte slot it takes 24.
+//! (18 bytes) a bucket took 48 bytes, with the packed key and an 8-byte slot it takes 16.
 
 use std::net::Ipv4Addr;
 
