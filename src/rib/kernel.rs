@@ -58,8 +58,8 @@ impl Rib {
         // cannot wait for the id.
         self.kernel_feed.pending.set(id, false);
         if let Some(entry) = self.loc.by_id_mut(id) {
-            if entry.kernel != 0 {
-                entry.kernel = 0;
+            if entry.in_kernel {
+                entry.in_kernel = false;
                 self.kernel_feed.removals.push(*prefix);
             }
         }
@@ -84,20 +84,16 @@ impl Rib {
             Some((_, gateways)) if allowed && !gateways.is_empty() => Some(KernelOp::Via(prefix, gateways.clone())),
             _ => None,
         };
-        let digest = want.as_ref().map(|w| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            std::hash::Hash::hash(w, &mut h);
-            std::hash::Hasher::finish(&h) | 1
-        });
         let entry = self.loc.by_id_mut(id)?;
-        match (want, digest) {
-            (Some(_), Some(d)) if d == entry.kernel => None,
-            (Some(w), Some(d)) => {
-                entry.kernel = d;
+        match want {
+            // Possibly what the kernel already has: fib-sync drops a `Set`
+            // equal to what it holds.
+            Some(w) => {
+                entry.in_kernel = true;
                 Some(w)
             }
-            _ if entry.kernel != 0 => {
-                entry.kernel = 0;
+            None if entry.in_kernel => {
+                entry.in_kernel = false;
                 Some(KernelOp::Remove(prefix))
             }
             _ => None,

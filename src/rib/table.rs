@@ -77,13 +77,12 @@ impl std::ops::DerefMut for Paths {
     }
 }
 
-/// A Loc-RIB entry: the prefix's paths, and a digest of what the kernel was
-/// last told for it (0: nothing) — kept here rather than in a second map.
+/// A Loc-RIB entry: the prefix's paths, and whether the kernel was told to
+/// hold a route for it.
 /// Its id (the bit in every peer's Adj-RIB-Out) is its slot in [`LocRib`](super::loc::LocRib).
 pub(super) struct Entry {
     pub(super) prefix: IpNetwork,
     pub(super) paths: Paths,
-    pub(super) kernel: u64,
     /// When a path of the prefix last changed, seconds since the RIB started
     /// (the route age views show); fits beside `prefix` at no cost.
     pub(super) changed: u32,
@@ -92,21 +91,26 @@ pub(super) struct Entry {
     pub(super) best: u64,
     /// Changed since the last flush (its id is in the Loc-RIB's dirty list).
     pub(super) dirty: bool,
+    /// The kernel was last told to hold a route for the prefix (so one is
+    /// owed a removal). What route is fib-sync's to remember: it drops a
+    /// `Set` equal to what it holds, so the RIB keeps no digest of its own
+    /// (8 bytes per prefix; issue 14, S3).
+    pub(super) in_kernel: bool,
 }
 
 // One per prefix, a million in a full table: what grows it costs 1 MB per byte.
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<Entry>() == 56 && std::mem::size_of::<Option<Entry>>() == 56);
+const _: () = assert!(std::mem::size_of::<Entry>() == 48 && std::mem::size_of::<Option<Entry>>() == 48);
 
 impl Entry {
     pub(super) fn new(prefix: IpNetwork) -> Entry {
         Entry {
             prefix,
             paths: Paths::new(),
-            kernel: 0,
             changed: 0,
             best: 0,
             dirty: false,
+            in_kernel: false,
         }
     }
 }

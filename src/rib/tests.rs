@@ -151,6 +151,29 @@ fn decode_updates(mut buf: &[u8], ctx: &Context) -> Vec<Update> {
     out
 }
 
+/// What the kernel holds after the RIB's owed ops, as fib-sync keeps it: a
+/// `Via` equal to what is held changes nothing there (it is dropped).
+#[derive(Default)]
+pub(super) struct KernelModel(std::collections::BTreeMap<IpNetwork, KernelOp>);
+
+impl KernelModel {
+    /// Takes the RIB's kernel ops; returns those that change a route.
+    pub(super) fn apply(&mut self, rib: &mut Rib) -> Vec<KernelOp> {
+        let mut changes = Vec::new();
+        for op in rib.take_kernel_ops() {
+            let (KernelOp::Via(p, _) | KernelOp::Blackhole(p) | KernelOp::Remove(p)) = op;
+            let changed = match op {
+                KernelOp::Remove(_) => self.0.remove(&p).is_some(),
+                _ => self.0.insert(p, op.clone()).as_ref() != Some(&op),
+            };
+            if changed {
+                changes.push(op);
+            }
+        }
+        changes
+    }
+}
+
 pub(super) fn originate(rib: &mut Rib, prefixes: &[&str]) {
     rib.handle(RibMsg::Originate(
         prefixes
@@ -407,7 +430,8 @@ fn graceful_restart_keeps_stale_routes_until_end_of_rib() {
     announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
     announce(&mut rib, 1, "10.244.3.0/26", learned("192.168.1.12", vec![]));
     rib.flush();
-    assert_eq!(rib.take_kernel_ops().len(), 2);
+    let mut kernel = KernelModel::default();
+    assert_eq!(kernel.apply(&mut rib).len(), 2);
     rib.handle(RibMsg::PeerDownGraceful {
         peer: PeerId(1),
         retention: Retention::restart(
@@ -416,16 +440,16 @@ fn graceful_restart_keeps_stale_routes_until_end_of_rib() {
         ),
     });
     rib.flush();
-    assert!(rib.take_kernel_ops().is_empty(), "stale routes keep forwarding");
+    assert!(kernel.apply(&mut rib).is_empty(), "stale routes keep forwarding");
     // The peer comes back and re-announces one block, then End-of-RIB.
     let _a = up_gr(&mut rib, 1, "192.168.1.12");
     announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
     rib.flush();
-    assert!(rib.take_kernel_ops().is_empty(), "same forwarding, nothing to change");
+    assert!(kernel.apply(&mut rib).is_empty(), "same forwarding, nothing to change");
     rib.handle(RibMsg::EndOfRib(PeerId(1), Family::IPV4_UNICAST));
     rib.flush();
     assert_eq!(
-        rib.take_kernel_ops(),
+        kernel.apply(&mut rib),
         vec![KernelOp::Remove("10.244.3.0/26".parse().unwrap())]
     );
     assert!(rib.stale_peers.is_empty());
@@ -702,19 +726,23 @@ fn long_lived_graceful_restart_keeps_routes_as_llgr_stale_until_the_long_lived_t
     let _a = up_gr(&mut rib, 1, "192.168.1.12");
     announce(&mut rib, 1, "10.244.2.0/26", learned("192.168.1.12", vec![]));
     rib.flush();
-    rib.take_kernel_ops();
+    let mut kernel = KernelModel::default();
+    kernel.apply(&mut rib);
     down_long_lived(&mut rib, 1);
     let restart_over = rib.next_deadline().expect("restart time");
     rib.expire(restart_over);
     rib.flush();
-    assert!(rib.take_kernel_ops().is_empty(), "RFC 9494: kept past the restart time");
+    assert!(
+        kernel.apply(&mut rib).is_empty(),
+        "RFC 9494: kept past the restart time"
+    );
     assert!(is_llgr_stale(&rib, "10.244.2.0/26"), "marked LLGR_STALE (65535:6)");
     let long_lived_over = rib.next_deadline().expect("long-lived stale time");
     assert!(long_lived_over >= restart_over + std::time::Duration::from_secs(3600));
     rib.expire(long_lived_over);
     rib.flush();
     assert_eq!(
-        rib.take_kernel_ops(),
+        kernel.apply(&mut rib),
         vec![KernelOp::Remove("10.244.2.0/26".parse().unwrap())]
     );
 }
@@ -728,12 +756,13 @@ fn no_llgr_routes_go_at_the_restart_time() {
     announce(&mut rib, 1, "10.244.2.0/26", no_llgr);
     announce(&mut rib, 1, "10.244.3.0/26", learned("192.168.1.12", vec![]));
     rib.flush();
-    rib.take_kernel_ops();
+    let mut kernel = KernelModel::default();
+    kernel.apply(&mut rib);
     down_long_lived(&mut rib, 1);
     rib.expire(rib.next_deadline().expect("restart time"));
     rib.flush();
     assert_eq!(
-        rib.take_kernel_ops(),
+        kernel.apply(&mut rib),
         vec![KernelOp::Remove("10.244.2.0/26".parse().unwrap())],
         "RFC 9494 §4.5: NO_LLGR routes are not kept"
     );

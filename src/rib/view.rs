@@ -97,7 +97,7 @@ impl Rib {
             prefixes: self.loc.len(),
             paths: self.loc.values().map(|v| v.len()).sum(),
             attribute_sets: self.interned.len(),
-            kernel_routes: self.loc.values().filter(|e| e.kernel != 0).count(),
+            kernel_routes: self.loc.values().filter(|e| e.in_kernel).count(),
             learned: self.learned_in_use(),
             peers,
             stale: self.stale_sets(std::time::Instant::now()),

@@ -312,3 +312,27 @@ async fn a_paced_caller_is_answered_once_the_queue_is_short() {
     drain(&mut w).await;
     assert_eq!(k.routes(254).len(), burst);
 }
+
+/// The RIB hands over a prefix's route whenever the prefix changed, also
+/// when its route did not (it keeps no copy): an equal `Set` must cost no
+/// kernel request and leave nothing to do.
+#[tokio::test(flavor = "current_thread")]
+async fn a_set_equal_to_what_is_held_is_dropped() {
+    let (k, mut w, _tx, all) = told_to_install(100).await;
+    drain(&mut w).await;
+    while w.events.try_recv().is_ok() {}
+    let requests = k.requests();
+    let gw = "192.168.1.12".parse().unwrap();
+    let again = Command::Apply(all.iter().map(|p| Change::Set(*p, Desired::via([gw]))).collect());
+    assert!(!w.command(again).await);
+    assert!(w.dirty.is_empty(), "an unchanged route is not marked");
+    drain(&mut w).await;
+    assert_eq!(k.requests(), requests, "no kernel request for unchanged routes");
+    // A different gateway is a change.
+    let other = "192.168.1.13".parse().unwrap();
+    assert!(
+        !w.command(Command::Apply(vec![Change::Set(all[0], Desired::via([other]))]))
+            .await
+    );
+    assert_eq!(w.dirty.len(), 1);
+}
