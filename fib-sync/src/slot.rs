@@ -3,10 +3,11 @@
 //! One [`Slot`] per prefix at our metric holds everything the worker knows about it:
 //! what the caller wants, our route in the kernel, a foreign route holding the key, and
 //! the queue/blocked flags. Next-hop sets are interned ([`crate::intern`]) and so are the
-//! states that name them ([`States`]), so a slot is one pointer and a route costs one
-//! 16-byte hash-table entry, with no allocation of its own.
+//! states that name them ([`States`]), so a slot is a 4-byte state number and an IPv4
+//! route costs one 8-byte hash-table entry, with no allocation of its own.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
@@ -73,7 +74,7 @@ pub(crate) struct Flags {
 /// Everything about a prefix but the prefix: what the caller wants, what we have in
 /// the kernel, and the flags. Few distinct states exist (100k routes over one gateway
 /// share one, or two while they wait in the queue), so each is kept once in [`States`]
-/// and a slot is a pointer to it: 8 bytes a slot, not 24 (issue 14, S3).
+/// and a slot names it by number: 4 bytes a slot, not 24 (issue 14, S3).
 #[derive(Debug, Clone)]
 pub(crate) struct State {
     want: Want,
@@ -113,87 +114,141 @@ impl State {
     }
 }
 
-/// Fewest states kept before unused ones are dropped.
+/// Fewest states kept before unused ones are collected.
 const MIN_STATES: usize = 64;
 
-/// The distinct states slots point at.
+/// A state's number in [`States`] (1-based: a slot without a state is `None` in 4 bytes).
+pub(crate) type StateId = NonZeroU32;
+
+/// The distinct states slots name, by number: 4 bytes a slot, where a pointer took 8
+/// and made a table entry 16 bytes, not 8 (issue 14, S3). Slots do not count their
+/// references; states no slot names are freed by [`States::collect`], which the worker
+/// runs over its table once the states have doubled since the last collection.
 #[derive(Default)]
 pub(crate) struct States {
-    map: HashMap<StateKey, Arc<State>, ahash::RandomState>,
-    /// Unused states are dropped when the table reaches this size.
-    purge_at: usize,
+    /// By number - 1; `None`: free for reuse.
+    all: Vec<Option<State>>,
+    free: Vec<u32>,
+    ids: HashMap<StateKey, StateId, ahash::RandomState>,
+    /// States held when the last collection ended.
+    kept: usize,
 }
 
 impl States {
-    /// The shared copy of `state`; `None` for the empty state.
-    fn intern(&mut self, state: State) -> Option<Arc<State>> {
+    /// The state numbered `id`; the empty state for `None`.
+    fn get(&self, id: Option<StateId>) -> &State {
+        match id {
+            None => &NOTHING,
+            Some(id) => (self.all[id.get() as usize - 1].as_ref()).expect("a slot names a state that is held"),
+        }
+    }
+
+    /// The number of `state`, held from now on; `None` for the empty state.
+    fn intern(&mut self, state: State) -> Option<StateId> {
         if state.is_nothing() {
             return None;
         }
         let key = state.key();
-        if let Some(shared) = self.map.get(&key) {
-            return Some(Arc::clone(shared));
+        if let Some(&id) = self.ids.get(&key) {
+            return Some(id);
         }
-        if self.map.len() >= self.purge_at.max(MIN_STATES) {
-            self.map.retain(|_, s| Arc::strong_count(s) > 1);
-            self.map.shrink_to(self.map.len() * 2);
-            self.purge_at = self.map.len() * 2;
+        let index = match self.free.pop() {
+            Some(i) => {
+                self.all[i as usize] = Some(state);
+                i as usize
+            }
+            None => {
+                self.all.push(Some(state));
+                self.all.len() - 1
+            }
+        };
+        let id = u32::try_from(index + 1)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .expect("fewer than 2^32 states");
+        self.ids.insert(key, id);
+        Some(id)
+    }
+
+    /// Whether enough states came since the last collection to run one.
+    pub(crate) fn due(&self) -> bool {
+        self.ids.len() >= (2 * self.kept).max(MIN_STATES)
+    }
+
+    /// Frees every state that none of `used` (the slots' states) names.
+    pub(crate) fn collect<'a>(&mut self, used: impl Iterator<Item = &'a Slot>) {
+        let mut named = vec![false; self.all.len()];
+        for id in used.filter_map(|s| s.state) {
+            named[id.get() as usize - 1] = true;
         }
-        let shared = Arc::new(state);
-        self.map.insert(key, Arc::clone(&shared));
-        Some(shared)
+        for (i, named) in named.into_iter().enumerate() {
+            if !named {
+                if let Some(state) = self.all[i].take() {
+                    self.ids.remove(&state.key());
+                    self.free.push(i as u32);
+                }
+            }
+        }
+        self.kept = self.ids.len();
+        self.ids.shrink_to(self.kept * 2);
+        while self.all.last().is_some_and(Option::is_none) {
+            self.all.pop();
+        }
+        let len = self.all.len() as u32;
+        self.free.retain(|&i| i < len);
+        self.free.shrink_to(self.free.len() * 2);
     }
 
     /// Distinct states held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.ids.len()
     }
 }
 
-/// Everything about one prefix at our metric: a pointer to its shared [`State`].
+/// Everything about one prefix at our metric: the number of its shared [`State`].
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     /// `None`: the empty state.
-    state: Option<Arc<State>>,
+    state: Option<StateId>,
 }
 
 impl Slot {
-    fn state(&self) -> &State {
-        self.state.as_deref().unwrap_or(&NOTHING)
+    fn state<'a>(&self, states: &'a States) -> &'a State {
+        states.get(self.state)
     }
 
     /// Moves to the state `change` makes of a copy of the current one.
     fn change(&mut self, res: &mut Resolver, change: impl FnOnce(&mut State)) {
-        let mut next = self.state().clone();
+        let mut next = self.state(&res.states).clone();
         change(&mut next);
         self.state = res.states.intern(next);
     }
 
     /// True when nothing refers to the prefix any more and the slot can go
     /// (a `stale` mark alone does not keep it).
-    pub(crate) fn is_empty(&self) -> bool {
-        let s = self.state();
+    pub(crate) fn is_empty(&self, states: &States) -> bool {
+        let s = self.state(states);
         let f = s.flags;
         s.want == Want::Nothing && s.have == Have::Nothing && f.foreign.is_none() && f.block == Block::No && !f.dirty
     }
 
-    pub(crate) fn flags(&self) -> Flags {
-        self.state().flags
+    pub(crate) fn flags(&self, states: &States) -> Flags {
+        self.state(states).flags
     }
 
     /// Sets the flags `change` changes (nothing to do when it changes none).
     pub(crate) fn set_flags(&mut self, res: &mut Resolver, change: impl FnOnce(&mut Flags)) {
-        let mut flags = self.flags();
+        let mut flags = self.flags(&res.states);
         change(&mut flags);
-        if flags != self.flags() {
+        if flags != self.flags(&res.states) {
             self.change(res, |s| s.flags = flags);
         }
     }
 
     /// Whether the desired next hops name one of `gateways` (without a device hint).
-    pub(crate) fn uses_any(&self, gateways: &[IpAddr]) -> bool {
-        let s = self.state();
+    pub(crate) fn uses_any(&self, states: &States, gateways: &[IpAddr]) -> bool {
+        let s = self.state(states);
         s.want == Want::Via
             && s.want_hops
                 .as_ref()
@@ -201,18 +256,19 @@ impl Slot {
     }
 
     /// Whether the caller wants a route here.
-    pub(crate) fn wanted(&self) -> bool {
-        self.state().want != Want::Nothing
+    pub(crate) fn wanted(&self, states: &States) -> bool {
+        self.state(states).want != Want::Nothing
     }
 
     /// Whether we have a route here.
-    pub(crate) fn owned(&self) -> bool {
-        self.state().have != Have::Nothing
+    pub(crate) fn owned(&self, states: &States) -> bool {
+        self.state(states).have != Have::Nothing
     }
 
     /// The caller's wish, as the public type (shares the interned set).
-    pub(crate) fn desired(&self) -> Option<Desired> {
-        match (self.state().want, &self.state().want_hops) {
+    pub(crate) fn desired(&self, states: &States) -> Option<Desired> {
+        let s = self.state(states);
+        match (s.want, &s.want_hops) {
             (Want::Blackhole, _) => Some(Desired::Blackhole),
             (Want::Via, Some(h)) => Some(Desired::Via(Arc::clone(h))),
             _ => None,
@@ -221,7 +277,7 @@ impl Slot {
 
     /// Set the wish; returns false when it was already exactly that.
     pub(crate) fn set_want(&mut self, want: Want, hops: Option<Shared<NextHop>>, res: &mut Resolver) -> bool {
-        let s = self.state();
+        let s = self.state(&res.states);
         let same_hops = match (&s.want_hops, &hops) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             (None, None) => true,
@@ -235,8 +291,9 @@ impl Slot {
     }
 
     /// Our route's kind, as the public type (shares the interned set).
-    pub(crate) fn own_kind(&self) -> Option<RouteKind> {
-        match (self.state().have, &self.state().have_hops) {
+    pub(crate) fn own_kind(&self, states: &States) -> Option<RouteKind> {
+        let s = self.state(states);
+        match (s.have, &s.have_hops) {
             (Have::Blackhole, _) => Some(RouteKind::Blackhole),
             (Have::Other(t), _) => Some(RouteKind::Other(t)),
             (Have::Unicast, Some(h)) => Some(RouteKind::Unicast(Arc::clone(h))),
@@ -245,8 +302,8 @@ impl Slot {
     }
 
     /// Whether our route is exactly `kind` (the echo of our own change: no allocation).
-    pub(crate) fn own_is(&self, kind: &RouteKind) -> bool {
-        let s = self.state();
+    pub(crate) fn own_is(&self, states: &States, kind: &RouteKind) -> bool {
+        let s = self.state(states);
         match (s.have, kind) {
             (Have::Blackhole, RouteKind::Blackhole) => true,
             (Have::Other(a), RouteKind::Other(b)) => a == *b,
@@ -347,10 +404,11 @@ impl Resolver {
         p: &RouteParams,
         tunnel: &str,
     ) -> Option<Result<KernelRoute, Unresolved>> {
-        let kind = match (slot.state().want, &slot.state().want_hops) {
+        let state = slot.state(&self.states);
+        let kind = match (state.want, state.want_hops.clone()) {
             (Want::Blackhole, _) => Ok(RouteKind::Blackhole),
             (Want::Via, Some(set)) => self
-                .resolve(set, prefix.is_ipv4(), p, tunnel)
+                .resolve(&set, prefix.is_ipv4(), p, tunnel)
                 .map(|h| RouteKind::Unicast(Arc::clone(&h))),
             _ => return None,
         };
@@ -375,9 +433,9 @@ mod tests {
 
     #[test]
     fn slot_is_small() {
-        // The per-route cost: this plus an 8-byte IPv4 key in the hash table.
-        assert!(std::mem::size_of::<Slot>() <= 8, "{}", std::mem::size_of::<Slot>());
-        assert!(std::mem::size_of::<(u64, Slot)>() <= 16);
+        // The per-route cost: this plus a 4-byte IPv4 address in the hash table.
+        assert_eq!(std::mem::size_of::<Slot>(), 4);
+        assert_eq!(std::mem::size_of::<(u32, Slot)>(), 8);
     }
 
     fn unicast(gateway: &str) -> RouteKind {
@@ -392,16 +450,17 @@ mod tests {
     fn own_route_round_trip_and_echo_match() {
         let mut res = Resolver::default();
         let mut s = Slot::default();
-        assert!(s.is_empty());
+        assert!(s.is_empty(&res.states));
         let k = unicast("192.168.1.12");
         s.set_own(Some(&k), &mut res);
-        assert!(s.own_is(&k) && s.owned() && !s.is_empty());
-        assert_eq!(s.own_kind(), Some(k));
-        assert!(!s.own_is(&RouteKind::Blackhole));
+        let st = &res.states;
+        assert!(s.own_is(st, &k) && s.owned(st) && !s.is_empty(st));
+        assert_eq!(s.own_kind(st), Some(k));
+        assert!(!s.own_is(st, &RouteKind::Blackhole));
         s.set_own(Some(&RouteKind::Other(7)), &mut res);
-        assert_eq!(s.own_kind(), Some(RouteKind::Other(7)));
+        assert_eq!(s.own_kind(&res.states), Some(RouteKind::Other(7)));
         s.set_own(None, &mut res);
-        assert!(s.is_empty());
+        assert!(s.is_empty(&res.states));
     }
 
     #[test]
@@ -418,33 +477,53 @@ mod tests {
             );
             s.set_own(Some(&route), &mut res);
         }
-        let first = slots[0].state.clone().unwrap();
-        assert!(slots
-            .iter()
-            .all(|s| s.state.as_ref().is_some_and(|x| Arc::ptr_eq(x, &first))));
-        drop(first);
+        assert!(slots.iter().all(|s| s.state.is_some() && s.state == slots[0].state));
         // One slot's route changes: its wish stays, the others keep theirs.
         slots[7].set_own(Some(&RouteKind::Blackhole), &mut res);
-        assert_eq!(slots[7].desired(), Some(Desired::Via(Arc::clone(&wish))));
-        assert_eq!(slots[7].own_kind(), Some(RouteKind::Blackhole));
-        assert_eq!(slots[8].own_kind(), Some(route.clone()));
+        let st = &res.states;
+        assert_eq!(slots[7].desired(st), Some(Desired::Via(Arc::clone(&wish))));
+        assert_eq!(slots[7].own_kind(st), Some(RouteKind::Blackhole));
+        assert_eq!(slots[8].own_kind(st), Some(route.clone()));
         // The wish goes, the route stays: still a slot that must be kept.
         assert!(slots[8].set_want(Want::Nothing, None, &mut res));
-        assert!(!slots[8].wanted() && slots[8].owned() && !slots[8].is_empty());
+        let st = &res.states;
+        assert!(!slots[8].wanted(st) && slots[8].owned(st) && !slots[8].is_empty(st));
         slots[8].set_own(None, &mut res);
-        assert!(slots[8].is_empty());
+        assert!(slots[8].is_empty(&res.states));
         // Flags are part of the state; a stale mark alone does not keep a slot.
         slots[9].set_flags(&mut res, |f| f.dirty = true);
-        assert!(slots[9].flags().dirty && !slots[10].flags().dirty);
-        assert_eq!(slots[9].desired(), slots[10].desired());
+        let st = &res.states;
+        assert!(slots[9].flags(st).dirty && !slots[10].flags(st).dirty);
+        assert_eq!(slots[9].desired(st), slots[10].desired(st));
         let mut only_stale = Slot::default();
         only_stale.set_flags(&mut res, |f| f.stale = true);
-        assert!(only_stale.flags().stale && only_stale.is_empty());
-        // States no slot holds are dropped as new ones come.
-        drop(slots);
-        for t in 0..200u8 {
+        assert!(only_stale.flags(&res.states).stale && only_stale.is_empty(&res.states));
+    }
+
+    #[test]
+    fn a_collection_frees_only_the_states_no_slot_names() {
+        let mut res = Resolver::default();
+        let mut kept: Vec<Slot> = (0..3).map(|_| Slot::default()).collect();
+        for (t, s) in kept.iter_mut().enumerate() {
+            s.set_own(Some(&RouteKind::Other(t as u8)), &mut res);
+        }
+        for t in 10..200u8 {
             Slot::default().set_own(Some(&RouteKind::Other(t)), &mut res);
         }
-        assert!(res.states.len() <= 2 * MIN_STATES, "{}", res.states.len());
+        assert_eq!(res.states.len(), 193);
+        assert!(res.states.due());
+        res.states.collect(kept.iter());
+        assert_eq!(res.states.len(), 3, "only the states slots name are left");
+        assert!(!res.states.due(), "not again before the states double");
+        for (t, s) in kept.iter().enumerate() {
+            assert_eq!(s.own_kind(&res.states), Some(RouteKind::Other(t as u8)));
+        }
+        // Freed numbers are handed out again, and a new state is found by its contents.
+        let mut again = Slot::default();
+        again.set_own(Some(&RouteKind::Other(1)), &mut res);
+        assert_eq!(again.state, kept[1].state);
+        again.set_own(Some(&RouteKind::Other(250)), &mut res);
+        assert_eq!(again.own_kind(&res.states), Some(RouteKind::Other(250)));
+        assert!(res.states.all.len() <= 193);
     }
 }

@@ -42,8 +42,8 @@ impl<F: Fib> Worker<F> {
         };
         slot.set_flags(&mut self.res, |f| f.dirty = false);
         let want = self.res.want(p, slot, &self.params, &self.cfg.tunnel_device);
-        let flags = slot.flags();
-        let own = slot.own_kind().map(|kind| OwnRoute {
+        let flags = slot.flags(&self.res.states);
+        let own = slot.own_kind(&self.res.states).map(|kind| OwnRoute {
             route: route(p, kind, &self.params),
             stale: flags.stale,
         });
@@ -83,7 +83,7 @@ impl<F: Fib> Worker<F> {
                 }
             }
         }
-        if slot.is_empty() {
+        if slot.is_empty(&self.res.states) {
             self.routes.remove(&p);
         }
         ops.extend(d.op);
@@ -131,7 +131,7 @@ impl<F: Fib> Worker<F> {
                     if key.metric == metric {
                         if let Some(slot) = self.routes.get_mut(&key.prefix) {
                             slot.set_own(None, &mut self.res);
-                            if slot.is_empty() {
+                            if slot.is_empty(&self.res.states) {
                                 self.routes.remove(&key.prefix);
                             }
                         }

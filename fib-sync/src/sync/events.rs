@@ -11,7 +11,7 @@ impl<F: Fib> Worker<F> {
     /// stored, so a route costs no more memory for being resolved recursively.
     fn mark_using(&mut self, gateways: &[IpAddr]) {
         for (p, slot) in self.routes.iter_mut() {
-            if slot.uses_any(gateways) {
+            if slot.uses_any(&self.res.states, gateways) {
                 mark(&mut self.dirty, p, slot, &mut self.res);
             }
         }
@@ -89,18 +89,18 @@ impl<F: Fib> Worker<F> {
                 // One route per key: a route of one owner replaces the other's.
                 let slot = self.routes.slot(r.prefix);
                 if r.protocol == proto {
-                    if slot.own_is(&r.kind) {
+                    if slot.own_is(&self.res.states, &r.kind) {
                         // The echo of our own change: nothing to do, nothing allocated.
                         return;
                     }
-                    let adopted = !slot.owned();
+                    let adopted = !slot.owned(&self.res.states);
                     slot.set_own(Some(&r.kind), &mut self.res);
                     slot.set_flags(&mut self.res, |f| {
                         f.stale |= adopted;
                         f.foreign = None;
                     });
                 } else {
-                    if slot.flags().foreign == Some(r.protocol) && !slot.owned() {
+                    if slot.flags(&self.res.states).foreign == Some(r.protocol) && !slot.owned(&self.res.states) {
                         return;
                     }
                     slot.set_own(None, &mut self.res);
@@ -126,15 +126,15 @@ impl<F: Fib> Worker<F> {
                     return;
                 };
                 if r.protocol == proto {
-                    if slot.owned() {
-                        if slot.wanted() && !slot.flags().stale {
+                    if slot.owned(&self.res.states) {
+                        if slot.wanted(&self.res.states) && !slot.flags(&self.res.states).stale {
                             tracing::info!(prefix = %r.prefix, "owned route removed by someone else; restoring");
                             bump(&self.stats.restores, 1);
                         }
                         slot.set_own(None, &mut self.res);
                         mark(&mut self.dirty, r.prefix, slot, &mut self.res);
                     }
-                } else if slot.flags().foreign == Some(r.protocol) {
+                } else if slot.flags(&self.res.states).foreign == Some(r.protocol) {
                     slot.set_flags(&mut self.res, |f| f.foreign = None);
                     mark(&mut self.dirty, r.prefix, slot, &mut self.res);
                 }
@@ -212,7 +212,7 @@ impl<F: Fib> Worker<F> {
         // Forget the kernel side. A slot that was not ours gets `stale` set, so a route of
         // ours found there now is adopted as stale; ours keep their flag.
         for slot in self.routes.values_mut() {
-            let not_ours = !slot.owned();
+            let not_ours = !slot.owned(&self.res.states);
             slot.set_own(None, &mut self.res);
             slot.set_flags(&mut self.res, |f| {
                 f.stale |= not_ours;

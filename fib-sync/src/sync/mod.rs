@@ -100,7 +100,7 @@ fn is_v6_link_local(n: &IpNetwork) -> bool {
 
 /// Queue a slot for reconciliation (once).
 fn mark(dirty: &mut DirtyQueue, prefix: IpNetwork, slot: &mut Slot, res: &mut Resolver) {
-    if !slot.flags().dirty {
+    if !slot.flags(&res.states).dirty {
         slot.set_flags(res, |f| f.dirty = true);
         dirty.q.push_back(prefix);
         dirty.unsorted += 1;
@@ -157,6 +157,7 @@ impl<F: Fib> Worker<F> {
     async fn run(mut self) -> Result<(), FibError> {
         let mut next_safety = self.cfg.safety_resync.map(|d| Instant::now() + d);
         loop {
+            self.collect_states();
             while let Ok(c) = self.cmds.try_recv() {
                 if self.command(c).await {
                     return Ok(());
@@ -208,6 +209,14 @@ impl<F: Fib> Worker<F> {
                     next_safety = self.cfg.safety_resync.map(|d| Instant::now() + d);
                 }
             }
+        }
+    }
+
+    /// Frees the states no slot names any more, once enough new ones came since
+    /// the last time (slots do not count their references).
+    fn collect_states(&mut self) {
+        if self.res.states.due() {
+            self.res.states.collect(self.routes.values());
         }
     }
 
@@ -274,9 +283,9 @@ impl<F: Fib> Worker<F> {
             Command::Sweep(reply) => {
                 let mut n = 0;
                 for (p, slot) in self.routes.iter_mut() {
-                    if slot.owned() && slot.flags().stale {
+                    if slot.owned(&self.res.states) && slot.flags(&self.res.states).stale {
                         slot.set_flags(&mut self.res, |f| f.stale = false);
-                        if !slot.wanted() {
+                        if !slot.wanted(&self.res.states) {
                             mark(&mut self.dirty, p, slot, &mut self.res);
                             n += 1;
                         }
@@ -320,7 +329,7 @@ impl<F: Fib> Worker<F> {
         let mut keys: Vec<RouteKey> = self
             .routes
             .iter()
-            .filter(|(_, s)| s.owned())
+            .filter(|(_, s)| s.owned(&self.res.states))
             .map(|(p, _)| RouteKey {
                 prefix: p,
                 metric: self.cfg.metric,
@@ -346,7 +355,7 @@ impl<F: Fib> Worker<F> {
     /// Our route for a key, as the kernel has it.
     fn own_route(&self, k: RouteKey) -> Option<KernelRoute> {
         if k.metric == self.cfg.metric {
-            let kind = self.routes.get(&k.prefix)?.own_kind()?;
+            let kind = self.routes.get(&k.prefix)?.own_kind(&self.res.states)?;
             Some(route(k.prefix, kind, &self.params))
         } else {
             self.other_own.get(&k).map(|o| o.route.clone())
@@ -359,10 +368,10 @@ impl<F: Fib> Worker<F> {
             Desired::Via(h) => (Want::Via, Some(self.res.intern_desired(h))),
         };
         let slot = self.routes.slot(prefix);
-        if slot.owned() {
+        if slot.owned(&self.res.states) {
             slot.set_flags(&mut self.res, |f| f.stale = false);
         }
-        let old = slot.desired();
+        let old = slot.desired(&self.res.states);
         if !slot.set_want(want, hops, &mut self.res) {
             return;
         }
@@ -378,11 +387,11 @@ impl<F: Fib> Worker<F> {
         let Some(slot) = self.routes.get_mut(&prefix) else {
             return;
         };
-        let Some(old) = slot.desired() else {
+        let Some(old) = slot.desired(&self.res.states) else {
             return;
         };
         slot.set_want(Want::Nothing, None, &mut self.res);
-        if slot.flags().block != Block::No {
+        if slot.flags(&self.res.states).block != Block::No {
             slot.set_flags(&mut self.res, |f| f.block = Block::No);
             self.blocked -= 1;
         }
@@ -422,7 +431,7 @@ impl<F: Fib> Worker<F> {
 
     fn mark_all_desired(&mut self) {
         for (p, slot) in self.routes.iter_mut() {
-            if slot.wanted() {
+            if slot.wanted(&self.res.states) {
                 mark(&mut self.dirty, p, slot, &mut self.res);
             }
         }

@@ -7,12 +7,12 @@ impl<F: Fib> Worker<F> {
         let metric = self.cfg.metric;
         let mut out = Vec::with_capacity(self.routes.len() + self.other_own.len());
         for (p, slot) in self.routes.iter() {
-            let desired = slot.desired();
-            let own = slot.own_kind().map(|k| route(p, k, &self.params));
+            let desired = slot.desired(&self.res.states);
+            let own = slot.own_kind(&self.res.states).map(|k| route(p, k, &self.params));
             if desired.is_none() && own.is_none() {
                 continue;
             }
-            let flags = slot.flags();
+            let flags = slot.flags(&self.res.states);
             let stale = flags.stale;
             let key = RouteKey { prefix: p, metric };
             let want = self.res.want(p, slot, &self.params, &self.cfg.tunnel_device);

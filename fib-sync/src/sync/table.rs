@@ -2,8 +2,9 @@
 //!
 //! One hash map of 100k records doubled from 64k to 128k buckets while holding both
 //! (9.6 of S3's 22 MB heap peak, issue 14); a shard doubles alone, so growth holds
-//! 1/64 of the table twice. IPv4 keys are packed in 8 bytes: with an `IpNetwork`
-//! (18 bytes) a bucket took 48 bytes, with the packed key and an 8-byte slot it takes 16.
+//! 1/64 of the table twice. IPv4 records are kept by prefix length, keyed by address:
+//! with the 4-byte slot a bucket takes 8 bytes (with an `IpNetwork` key and a pointer
+//! it took 48; with a packed 8-byte key and a pointer, 16).
 
 use std::net::Ipv4Addr;
 
@@ -17,26 +18,20 @@ const SHARDS: usize = 64;
 /// A shard keeps at least this many buckets of spare room after a burst.
 const SHARD_SPARE: usize = 16;
 
-/// An IPv4 network as `address << 8 | length`.
-fn pack_v4(n: &Ipv4Network) -> u64 {
-    (u64::from(u32::from(n.network())) << 8) | u64::from(n.prefix())
+fn v4_network(address: u32, length: usize) -> IpNetwork {
+    let net = Ipv4Network::new(Ipv4Addr::from(address), length as u8);
+    IpNetwork::V4(net.expect("IPv4 tables are kept for lengths 0 to 32"))
 }
 
-fn unpack_v4(k: u64) -> IpNetwork {
-    let net = Ipv4Network::new(Ipv4Addr::from((k >> 8) as u32), (k & 0xff) as u8);
-    IpNetwork::V4(net.expect("a packed key holds a valid prefix length"))
-}
-
-/// Records with keys of one family, sharded by hash.
+/// Records with keys of one kind, sharded by hash; no shard is allocated before
+/// the first record.
 struct Shards<K> {
     shards: Vec<HashTable<(K, Slot)>>,
 }
 
 impl<K> Default for Shards<K> {
     fn default() -> Self {
-        Shards {
-            shards: (0..SHARDS).map(|_| HashTable::new()).collect(),
-        }
+        Shards { shards: Vec::new() }
     }
 }
 
@@ -47,22 +42,25 @@ fn shard_of(hash: u64) -> usize {
 
 impl<K: Copy + Eq + std::hash::Hash> Shards<K> {
     fn get(&self, hash: u64, k: &K) -> Option<&Slot> {
-        self.shards[shard_of(hash)].find(hash, |e| e.0 == *k).map(|e| &e.1)
+        let shard = self.shards.get(shard_of(hash))?;
+        shard.find(hash, |e| e.0 == *k).map(|e| &e.1)
     }
 
     fn get_mut(&mut self, hash: u64, k: &K) -> Option<&mut Slot> {
-        self.shards[shard_of(hash)]
-            .find_mut(hash, |e| e.0 == *k)
-            .map(|e| &mut e.1)
+        let shard = self.shards.get_mut(shard_of(hash))?;
+        shard.find_mut(hash, |e| e.0 == *k).map(|e| &mut e.1)
     }
 
     fn get_or_insert_with(&mut self, s: &ahash::RandomState, hash: u64, k: K, new: impl FnOnce() -> Slot) -> &mut Slot {
+        if self.shards.is_empty() {
+            self.shards = (0..SHARDS).map(|_| HashTable::new()).collect();
+        }
         let entry = self.shards[shard_of(hash)].entry(hash, |e| e.0 == k, |e| s.hash_one(e.0));
         &mut entry.or_insert_with(|| (k, new())).into_mut().1
     }
 
     fn remove(&mut self, hash: u64, k: &K) -> Option<Slot> {
-        let found = self.shards[shard_of(hash)].find_entry(hash, |e| e.0 == *k);
+        let found = self.shards.get_mut(shard_of(hash))?.find_entry(hash, |e| e.0 == *k);
         found.ok().map(|e| e.remove().0 .1)
     }
 
@@ -82,19 +80,37 @@ impl<K: Copy + Eq + std::hash::Hash> Shards<K> {
             }
         }
     }
+
+    fn iter(&self) -> impl Iterator<Item = &(K, Slot)> {
+        self.shards.iter().flat_map(|t| t.iter())
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut (K, Slot)> {
+        self.shards.iter_mut().flat_map(|t| t.iter_mut())
+    }
 }
 
 /// Every prefix at our metric the worker knows of, with its [`Slot`].
-#[derive(Default)]
 pub(crate) struct RouteTable {
     hasher: ahash::RandomState,
-    v4: Shards<u64>,
+    /// IPv4 records by prefix length (the index), keyed by network address.
+    v4: [Shards<u32>; 33],
     v6: Shards<Ipv6Network>,
+}
+
+impl Default for RouteTable {
+    fn default() -> Self {
+        RouteTable {
+            hasher: ahash::RandomState::default(),
+            v4: std::array::from_fn(|_| Shards::default()),
+            v6: Shards::default(),
+        }
+    }
 }
 
 impl RouteTable {
     pub(crate) fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.v4.iter().map(Shards::len).sum::<usize>() + self.v6.len()
     }
 
     #[cfg(test)]
@@ -105,14 +121,14 @@ impl RouteTable {
     /// Buckets allocated, used or not.
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
-        self.v4.capacity() + self.v6.capacity()
+        self.v4.iter().map(Shards::capacity).sum::<usize>() + self.v6.capacity()
     }
 
     pub(crate) fn get(&self, p: &IpNetwork) -> Option<&Slot> {
         match p {
             IpNetwork::V4(n) => {
-                let k = pack_v4(n);
-                self.v4.get(self.hasher.hash_one(k), &k)
+                let k = u32::from(n.network());
+                self.v4[usize::from(n.prefix())].get(self.hasher.hash_one(k), &k)
             }
             IpNetwork::V6(n) => self.v6.get(self.hasher.hash_one(n), n),
         }
@@ -121,8 +137,8 @@ impl RouteTable {
     pub(crate) fn get_mut(&mut self, p: &IpNetwork) -> Option<&mut Slot> {
         match p {
             IpNetwork::V4(n) => {
-                let k = pack_v4(n);
-                self.v4.get_mut(self.hasher.hash_one(k), &k)
+                let k = u32::from(n.network());
+                self.v4[usize::from(n.prefix())].get_mut(self.hasher.hash_one(k), &k)
             }
             IpNetwork::V6(n) => self.v6.get_mut(self.hasher.hash_one(n), n),
         }
@@ -133,8 +149,8 @@ impl RouteTable {
         let s = &self.hasher;
         match p {
             IpNetwork::V4(n) => {
-                let k = pack_v4(&n);
-                self.v4.get_or_insert_with(s, s.hash_one(k), k, new)
+                let k = u32::from(n.network());
+                self.v4[usize::from(n.prefix())].get_or_insert_with(s, s.hash_one(k), k, new)
             }
             IpNetwork::V6(n) => self.v6.get_or_insert_with(s, s.hash_one(n), n, new),
         }
@@ -148,48 +164,29 @@ impl RouteTable {
     pub(crate) fn remove(&mut self, p: &IpNetwork) -> Option<Slot> {
         match p {
             IpNetwork::V4(n) => {
-                let k = pack_v4(n);
-                self.v4.remove(self.hasher.hash_one(k), &k)
+                let k = u32::from(n.network());
+                self.v4[usize::from(n.prefix())].remove(self.hasher.hash_one(k), &k)
             }
             IpNetwork::V6(n) => self.v6.remove(self.hasher.hash_one(n), n),
         }
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (IpNetwork, &Slot)> {
-        let v4 = self
-            .v4
-            .shards
-            .iter()
-            .flat_map(|t| t.iter())
-            .map(|(k, s)| (unpack_v4(*k), s));
-        let v6 = self
-            .v6
-            .shards
-            .iter()
-            .flat_map(|t| t.iter())
-            .map(|(n, s)| (IpNetwork::V6(*n), s));
+        let v4 = (self.v4.iter().enumerate()).flat_map(|(len, t)| t.iter().map(move |(a, s)| (v4_network(*a, len), s)));
+        let v6 = self.v6.iter().map(|(n, s)| (IpNetwork::V6(*n), s));
         v4.chain(v6)
     }
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (IpNetwork, &mut Slot)> {
-        let v4 = self
-            .v4
-            .shards
-            .iter_mut()
-            .flat_map(|t| t.iter_mut())
-            .map(|(k, s)| (unpack_v4(*k), s));
-        let v6 = self
-            .v6
-            .shards
-            .iter_mut()
-            .flat_map(|t| t.iter_mut())
-            .map(|(n, s)| (IpNetwork::V6(*n), s));
+        let v4 = (self.v4.iter_mut().enumerate())
+            .flat_map(|(len, t)| t.iter_mut().map(move |(a, s)| (v4_network(*a, len), s)));
+        let v6 = self.v6.iter_mut().map(|(n, s)| (IpNetwork::V6(*n), s));
         v4.chain(v6)
     }
 
-    #[cfg(test)]
     pub(crate) fn values(&self) -> impl Iterator<Item = &Slot> {
-        self.iter().map(|(_, s)| s)
+        let v4 = self.v4.iter().flat_map(|t| t.iter().map(|(_, s)| s));
+        v4.chain(self.v6.iter().map(|(_, s)| s))
     }
 
     pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
@@ -199,7 +196,9 @@ impl RouteTable {
     /// Give back most of a shard's memory once it is far below its capacity (after a
     /// mass removal), so a burst does not pin its peak forever.
     pub(crate) fn shrink(&mut self) {
-        self.v4.shrink(&self.hasher);
+        for t in &mut self.v4 {
+            t.shrink(&self.hasher);
+        }
         self.v6.shrink(&self.hasher);
     }
 }
@@ -227,7 +226,7 @@ mod tests {
             t.slot(net(p)).set_flags(&mut res, |f| f.stale = true);
         }
         assert_eq!(t.len(), 6);
-        assert!(t.get(&net("10.0.0.0/26")).is_some_and(|s| s.flags().stale));
+        assert!(t.get(&net("10.0.0.0/26")).is_some_and(|s| s.flags(&res.states).stale));
         assert!(t.get(&net("10.0.0.0/25")).is_none(), "same address, other length");
         assert!(t.get(&net("fd00::/56")).is_none());
         let mut seen: Vec<String> = t.iter().map(|(p, _)| p.to_string()).collect();
@@ -260,7 +259,7 @@ mod tests {
         }
         assert_eq!(t.len(), nets.len());
         // Spread over the shards: none holds more than twice its share.
-        let biggest = t.v4.shards.iter().map(HashTable::len).max().unwrap();
+        let biggest = t.v4[26].shards.iter().map(HashTable::len).max().unwrap();
         assert!(biggest < 2 * nets.len() / SHARDS, "largest shard {biggest}");
         for n in &nets {
             assert!(t.remove(n).is_some());

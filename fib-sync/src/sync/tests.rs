@@ -123,7 +123,7 @@ async fn routes_share_hop_sets_and_a_burst_leaves_no_big_buffers() {
     // One desired set and one resolved set for all 20k routes.
     let mut sets = std::collections::HashSet::new();
     for s in w.routes.values() {
-        match (s.desired(), s.own_kind()) {
+        match (s.desired(&w.res.states), s.own_kind(&w.res.states)) {
             (Some(Desired::Via(d)), Some(RouteKind::Unicast(h))) => {
                 sets.insert((
                     Arc::as_ptr(&d) as *const u8 as usize,
@@ -142,6 +142,8 @@ async fn routes_share_hop_sets_and_a_burst_leaves_no_big_buffers() {
     assert!(k.routes(254).is_empty());
     assert!(w.routes.is_empty(), "records of removed routes are gone");
     assert!(w.routes.capacity() <= SPARE, "table shrank: {}", w.routes.capacity());
+    w.res.states.collect(w.routes.values());
+    assert_eq!(w.res.states.len(), 0, "no state is kept for routes that are gone");
 }
 
 #[test]
@@ -335,4 +337,28 @@ async fn a_set_equal_to_what_is_held_is_dropped() {
             .await
     );
     assert_eq!(w.dirty.len(), 1);
+}
+
+/// Slots do not count references to their states: the worker's collection must
+/// find the states of routes that are gone and free them.
+#[tokio::test(flavor = "current_thread")]
+async fn states_of_routes_that_are_gone_are_collected() {
+    let k = kernel();
+    let (mut w, _tx) = worker(&k).await;
+    let all = prefixes(500);
+    for (i, p) in all.iter().enumerate() {
+        // 250 gateways on eth0's subnet: 250 distinct wishes.
+        let gw = Ipv4Addr::from(0xc0a8_0100 + 2 + (i as u32 % 250));
+        w.set(*p, Desired::via([gw.into()]));
+    }
+    drain(&mut w).await;
+    assert_eq!(k.routes(254).len(), 500);
+    assert!(w.res.states.len() >= 250, "{}", w.res.states.len());
+    for p in &all {
+        w.remove(*p);
+    }
+    drain(&mut w).await;
+    assert!(k.routes(254).is_empty());
+    w.collect_states();
+    assert_eq!(w.res.states.len(), 0);
 }
