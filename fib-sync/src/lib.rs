@@ -18,6 +18,7 @@ pub mod memory;
 pub mod model;
 #[allow(unsafe_code)] // the netlink socket: setsockopt, socket filter, AsyncFd
 pub mod netlink;
+mod nlmsg;
 pub mod reconcile;
 pub mod resolve;
 mod slot;
