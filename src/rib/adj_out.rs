@@ -20,6 +20,15 @@ use super::{family_of, ExportCache, Rib, DUMP_SLICE};
 use crate::messages::{PeerId, PeerInfo, PeerOut, PeerPolicy, OUT_BUDGET};
 use crate::route::RouteAttrs;
 
+impl PeerState {
+    /// The End-of-RIBs the peer still owes (one per negotiated family).
+    pub(super) fn eor_owed(&self) -> usize {
+        (self.info.families.iter())
+            .filter(|f| !self.eor_received.contains(*f))
+            .count()
+    }
+}
+
 pub(super) struct PeerState {
     pub(super) info: PeerInfo,
     pub(super) out: PeerOut,

@@ -140,6 +140,7 @@ impl Rib {
         let Some(state) = self.peers.remove(&id) else {
             return;
         };
+        self.eor_owed -= state.eor_owed();
         // RFC 4724 §4.2: "To deal with possible consecutive restarts, a route
         // (from the peer) previously marked as stale MUST be deleted."
         self.drop_stale_of(id, None);

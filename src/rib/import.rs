@@ -25,7 +25,8 @@ impl Rib {
         self.stale_peer_back(&info);
         let export_class = export_class(&info);
         let families = info.families.clone();
-        self.peers.insert(
+        self.eor_owed += families.iter().count();
+        let replaced = self.peers.insert(
             id,
             Box::new(PeerState {
                 info,
@@ -46,15 +47,19 @@ impl Rib {
                 filtered: Vec::new(),
             }),
         );
+        if let Some(old) = replaced {
+            self.eor_owed -= old.eor_owed();
+        }
         // The initial table goes out lazily as the queue drains (send_pending).
         self.converged = false;
         self.check_deferral(std::time::Instant::now());
     }
 
     pub(super) fn peer_down(&mut self, id: PeerId) {
-        if self.peers.remove(&id).is_none() {
+        let Some(gone) = self.peers.remove(&id) else {
             return;
-        }
+        };
+        self.eor_owed -= gone.eor_owed();
         self.forget_exports_of(id);
         self.loc.change_each(|entry| {
             let before = entry.len();
@@ -214,6 +219,9 @@ impl Rib {
 
     pub(super) fn end_of_rib(&mut self, peer: PeerId, family: Family) {
         if let Some(s) = self.peers.get_mut(&peer) {
+            if s.info.families.contains(family) && !s.eor_received.contains(family) {
+                self.eor_owed -= 1;
+            }
             s.eor_received.insert(family);
         }
         self.end_stale_family(peer, family);
@@ -223,10 +231,8 @@ impl Rib {
     /// Converged once every established peer sent End-of-RIB for each of its families.
     pub(super) fn check_converged(&mut self) {
         self.check_deferral(std::time::Instant::now());
-        self.converged = self
-            .peers
-            .values()
-            .all(|p| p.info.families.iter().all(|f| p.eor_received.contains(f)));
+        debug_assert_eq!(self.eor_owed, self.peers.values().map(|p| p.eor_owed()).sum::<usize>());
+        self.converged = self.eor_owed == 0;
     }
 
     pub(super) fn set_originated(&mut self, list: Vec<Originated>) {

@@ -16,6 +16,8 @@ mod adj_out;
 mod bits;
 #[cfg(test)]
 mod cache_tests;
+#[cfg(test)]
+mod converged_tests;
 mod decision;
 mod deferral;
 mod encode;
@@ -125,6 +127,10 @@ pub struct Rib {
     learned: Map<IpNetwork, Arc<crate::messages::Learned>>,
     /// Every peer that came up has sent End-of-RIB (or none is configured to).
     converged: bool,
+    /// End-of-RIBs still owed: one per family of each established peer that
+    /// has not sent it (counted, not recomputed over every peer at every
+    /// End-of-RIB: that was 6 % of a 10,000-client reflector's CPU).
+    eor_owed: usize,
     released_since_purge: usize,
     last_purge: std::time::Instant,
     /// Paths kept for peers in graceful restart (RFC 4724 §4.2), under ids of their own.
@@ -166,6 +172,7 @@ impl Rib {
             originated: Map::default(),
             learned: Map::default(),
             converged: false,
+            eor_owed: 0,
             released_since_purge: 0,
             last_purge: std::time::Instant::now(),
             stale_peers: Map::default(),
